@@ -1,0 +1,260 @@
+"""The Evolver: residual-space evolution with ask / tell / stop, and ``run()`` as sugar.
+
+Every row of an :class:`EditTask` (one source sample and its target condition) keeps its
+own sub-population of ``population_size`` residuals; all rows evolve together in one
+batched population, so each solver step is one velocity-model call for everyone.
+
+Generation 0 is the source's own residual (inverted under its own condition), any extra
+seeds, and self-pollinated variants of it. Each later generation makes
+``population_size`` offspring per row, decodes them under the row's target condition,
+has them scored, and keeps the best ``population_size`` of parents and offspring per row.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from flowevo.evolve.history import GenerationRecord
+from flowevo.evolve.operators import Variation
+from flowevo.evolve.population import SEED, Population
+from flowevo.evolve.survival import Elitist, RankAndCrowding, hypervolume, non_dominated
+from flowevo.evolve.task import EditTask
+from flowevo.evolve.termination import MaxGenerations
+from flowevo.flow.codec import ResidualCodec
+from flowevo.objectives import Candidates, Evaluation, Failure, LocalEvaluator, sense_sign
+from flowevo.progress import progress_bar
+
+Callback = Callable[["Evolver"], None]
+Survival = Elitist | RankAndCrowding
+Termination = Callable[..., "str | None"]
+
+
+@dataclass
+class EvolutionResult:
+    """The outcome of a run.
+
+    Attributes:
+        population: final survivors, ``rows`` blocks of ``population_size``, best first per row.
+        history: one :class:`GenerationRecord` per generation.
+        evaluations: black-box evaluations spent (all rows).
+        failures: every failed evaluation.
+        stop_reason: why the run stopped.
+        objective_names / senses: the objectives, in column order of ``population.values``.
+        wall_s: run time in seconds.
+    """
+
+    population: Population
+    history: list[GenerationRecord]
+    evaluations: int
+    failures: list[Failure]
+    stop_reason: str
+    objective_names: list[str]
+    senses: list[str]
+    rows: int
+    wall_s: float
+
+    @property
+    def best(self) -> Population:
+        """The best survivor of each row (feasible first, by survival order): ``rows`` individuals."""
+        k = len(self.population) // self.rows
+        return self.population.take(torch.arange(self.rows) * k)
+
+    def pareto_set(self, row: int) -> Population:
+        """The feasible non-dominated survivors of ``row`` (all objectives, in their senses)."""
+        sub = self.population.take(torch.nonzero(self.population.row.cpu() == row).flatten())
+        feas = sub.take(torch.nonzero(sub.feasible.cpu()).flatten())
+        sign = torch.tensor([1.0 if s == "min" else -1.0 for s in self.senses], dtype=torch.float64)
+        return feas.take(torch.nonzero(non_dominated(feas.values * sign)).flatten())
+
+
+class Evolver:
+    """Residual-space evolutionary optimiser (ask / tell / stop).
+
+    Args:
+        codec: the :class:`ResidualCodec` (inverts sources, decodes candidates).
+        task: the rows to edit.
+        evaluator: scores candidates, e.g. ``LocalEvaluator(objectives, constraints)``; needs an
+            ``objectives`` attribute (for names and senses) and ``__call__(Candidates) -> Evaluation``.
+        population_size: individuals kept (and offspring made) per row and generation.
+        variation: the composed self/cross-pollination operators.
+        survival: :class:`Elitist` or :class:`RankAndCrowding`; default: elitist for one
+            objective, rank-and-crowding for several.
+        termination: criteria; the run stops when any says so.
+        seed: seed of the run's generator (same seed, same result).
+        extra_seeds: optional ``(B, P, *S)`` residuals per row added to generation 0.
+        hv_reference: ``(M,)`` hypervolume reference in minimisation form (default: from generation 0).
+
+    Example (ask / tell)::
+
+        evolver = Evolver(codec, task, LocalEvaluator([objective]), population_size=8)
+        while not evolver.stop():
+            candidates = evolver.ask()
+            evolver.tell(evaluator(candidates))   # or score anywhere, e.g. on a cluster
+        result = evolver.result()
+    """
+
+    def __init__(
+        self,
+        codec: ResidualCodec,
+        task: EditTask,
+        evaluator: LocalEvaluator,
+        population_size: int = 16,
+        variation: Variation = Variation(),
+        survival: Survival | None = None,
+        termination: Sequence[Termination] = (MaxGenerations(20),),
+        seed: int = 0,
+        extra_seeds: Tensor | None = None,
+        hv_reference: Tensor | None = None,
+    ) -> None:
+        if population_size < 1:
+            raise ValueError(f"population_size must be >= 1, got {population_size}")
+        self.codec, self.task, self.evaluator = codec, task, evaluator
+        self.k, self.rows = int(population_size), len(task)
+        self.variation = variation
+        n_obj = len(evaluator.objectives)
+        self.survival = survival if survival is not None else (Elitist() if n_obj == 1 else RankAndCrowding())
+        self.termination = list(termination)
+        if not self.termination:
+            raise ValueError("give at least one termination criterion (e.g. MaxGenerations(20))")
+        self.device = next(iter(codec.model.parameters())).device if hasattr(codec.model, "parameters") else torch.device("cpu")
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.sign = sense_sign(evaluator.objectives)
+        self.extra_seeds = extra_seeds
+        self.hv_reference = hv_reference
+        self.population: Population | None = None
+        self.pending: Population | None = None
+        self.generation = 0
+        self.evaluations = 0
+        self.history: list[GenerationRecord] = []
+        self.failures: list[Failure] = []
+        self.stop_reason: str | None = None
+        self._start = time.perf_counter()
+
+    # -- ask / tell / stop ------------------------------------------------------------------------
+    def _seed_population(self) -> Population:
+        task, k = self.task, self.k
+        r = self.codec.invert(task.sources.to(self.device), task.source_condition.to(self.device))
+        seeds = [r[:, None]]
+        if self.extra_seeds is not None:
+            if self.extra_seeds.shape[0] != self.rows or self.extra_seeds.shape[2:] != r.shape[1:]:
+                raise ValueError(f"extra_seeds must have shape ({self.rows}, P, {tuple(r.shape[1:])})")
+            seeds.append(self.extra_seeds.to(self.device, r.dtype))
+        seeds = torch.cat(seeds, dim=1)[:, :k]  # (B, <=k, *S)
+        n_var = k - seeds.shape[1]
+        if n_var > 0:
+            base = r.repeat_interleave(n_var, dim=0)
+            var = self.variation.self_pollination(base, self.generator)
+            if self.variation.repair is not None:
+                var = self.variation.repair(var)
+            seeds = torch.cat([seeds, var.reshape(self.rows, n_var, *r.shape[1:])], dim=1)
+        residuals = seeds.reshape(self.rows * k, *r.shape[1:])
+        row = torch.arange(self.rows, device=self.device).repeat_interleave(k)
+        origin = torch.full_like(row, SEED)
+        return Population.new(residuals, row, origin, torch.full_like(row, -1), len(self.sign), 0)
+
+    def ask(self) -> Candidates:
+        """The next batch of candidates to score (decoded under each row's target condition)."""
+        if self.pending is not None:
+            raise RuntimeError("ask() called twice without tell(): score the pending candidates first")
+        with torch.inference_mode():
+            if self.population is None:
+                pop = self._seed_population()
+            else:
+                pop = self.variation(self.population, self.rows, self.k, self.generator)
+            target = self.task.target_condition.to(self.device)[pop.row]
+            decoded = self.codec.decode(pop.residuals, target)
+        self.pending = replace(pop, decoded=decoded)
+        sources = self.task.sources.to(self.device)[pop.row]
+        return Candidates(x=decoded, source_index=pop.row, sources=sources, target=target)
+
+    def tell(self, evaluation: Evaluation) -> None:
+        """Record the scores of the last :meth:`ask` and select the survivors."""
+        pop = self.pending
+        if pop is None:
+            raise RuntimeError("tell() without a pending ask()")
+        if evaluation.values.shape != (len(pop), len(self.sign)):
+            raise ValueError(f"expected values of shape ({len(pop)}, {len(self.sign)}), got {tuple(evaluation.values.shape)}")
+        pop = replace(pop, values=evaluation.values.double().cpu(), violation=evaluation.violation.double().cpu())
+        self.pending = None
+        self.evaluations += len(pop)
+        self.failures.extend(evaluation.failures)
+        pool = pop if self.population is None else Population.cat([self.population, pop])
+        keep = self.survival(pool.values * self.sign, pool.violation, pool.row, self.rows, self.k)
+        self.population = replace(pool.take(keep), generation=pop.generation)
+        self.generation = pop.generation
+        self.history.append(self._record(pop))
+
+    def stop(self) -> str | None:
+        """The reason to stop (a string) or None to go on."""
+        if self.stop_reason is None:
+            for criterion in self.termination:
+                reason = criterion(self)
+                if reason:
+                    self.stop_reason = reason
+                    break
+        return self.stop_reason
+
+    # -- running ------------------------------------------------------------------------------------
+    def step(self) -> None:
+        """One ask / evaluate / tell cycle with this evolver's evaluator."""
+        self.tell(self.evaluator(self.ask()))
+
+    def run(self, callbacks: Sequence[Callback] = (), show_progress: bool = False) -> EvolutionResult:
+        """Step until a termination criterion holds; call each callback after every generation."""
+        total = next((c.n for c in self.termination if isinstance(c, MaxGenerations)), 0) + 1
+        with progress_bar("evolving", total=total, enabled=show_progress) as advance:
+            if self.population is None:
+                self.step()
+                self._after(callbacks, advance)
+            while not self.stop():
+                self.step()
+                self._after(callbacks, advance)
+        return self.result()
+
+    def _after(self, callbacks: Sequence[Callback], advance) -> None:
+        for cb in callbacks:
+            cb(self)
+        rec = self.history[-1]
+        advance(1, best=rec.best[0], feasible=rec.rows_feasible)
+
+    def result(self) -> EvolutionResult:
+        """The current state as an :class:`EvolutionResult`."""
+        if self.population is None:
+            raise RuntimeError("nothing evaluated yet")
+        objs = self.evaluator.objectives
+        return EvolutionResult(
+            population=self.population, history=list(self.history), evaluations=self.evaluations,
+            failures=list(self.failures), stop_reason=self.stop_reason or "not stopped",
+            objective_names=[o.name for o in objs], senses=[o.sense for o in objs], rows=self.rows,
+            wall_s=time.perf_counter() - self._start,
+        )
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def _record(self, new: Population) -> GenerationRecord:
+        pop = self.population
+        F = pop.values * self.sign
+        feas = pop.feasible
+        big = torch.where(feas[:, None], F, torch.full_like(F, math.inf))
+        per_row = torch.full((self.rows, F.shape[1]), math.inf, dtype=torch.float64)
+        per_row = per_row.scatter_reduce(0, pop.row.cpu()[:, None].expand_as(big), big, reduce="amin")
+        has = torch.isfinite(per_row).all(dim=1)
+        best_min = [float(per_row[has, j].mean()) if has.any() else math.nan for j in range(F.shape[1])]
+        hv = None
+        if F.shape[1] > 1:
+            if self.hv_reference is None and feas.any():
+                self.hv_reference = F[feas].max(dim=0).values + 0.1 * F[feas].abs().max(dim=0).values + 1e-9
+            if self.hv_reference is not None:
+                rows = pop.row.cpu()
+                hv = sum(hypervolume(F[(rows == b) & feas], self.hv_reference) for b in range(self.rows)) / self.rows
+        return GenerationRecord(
+            generation=self.generation, evaluations=self.evaluations,
+            best=[b * float(s) for b, s in zip(best_min, self.sign)], best_min=best_min,
+            feasible_fraction=float(new.feasible.double().mean()), failed=int(torch.isinf(new.violation).sum()),
+            rows_feasible=float(has.double().mean()), hypervolume=hv, wall_s=time.perf_counter() - self._start,
+        )

@@ -1,0 +1,15 @@
+"""Flow core: conditions, velocity models, probability paths, training, ODE solving, residual codec."""
+
+from flowevo.flow.checkpoint import load_checkpoint, save_checkpoint
+from flowevo.flow.codec import Encoder, ResidualCodec
+from flowevo.flow.condition import Condition, ConditionEmbedding
+from flowevo.flow.path import CondOTPath, PathSample
+from flowevo.flow.solver import Adaptive, FixedGrid, ODESolver
+from flowevo.flow.train import TrainConfig, TrainResult, flow_matching_loss, train_flow
+from flowevo.flow.velocity import GuidedVelocity, MLPVelocity, VelocityModel, register_velocity_model
+
+__all__ = [
+    "Adaptive", "CondOTPath", "Condition", "ConditionEmbedding", "Encoder", "FixedGrid", "GuidedVelocity",
+    "MLPVelocity", "ODESolver", "PathSample", "ResidualCodec", "TrainConfig", "TrainResult", "VelocityModel",
+    "flow_matching_loss", "load_checkpoint", "register_velocity_model", "save_checkpoint", "train_flow",
+]

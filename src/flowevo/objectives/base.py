@@ -1,0 +1,108 @@
+"""Objectives and constraints: black boxes over a batch of decoded candidates.
+
+An objective maps a :class:`Candidates` batch of N to a ``(N,)`` tensor and declares a
+``sense`` (``"min"`` or ``"max"``). A constraint maps it to ``g (N,)`` with a bound ``b``
+and is satisfied where ``g <= b``; its violation is ``max(0, g - b)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+Sense = Literal["min", "max"]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A batch of decoded candidates handed to objectives.
+
+    Args:
+        x: ``(N, *D)`` decoded candidates (data space).
+        source_index: ``(N,)`` long, the task row (source sample) each candidate edits.
+        sources: ``(N, *D)`` the source sample of each candidate (for preservation objectives).
+        target: the target condition of each candidate (a ``Condition`` of batch N), or None.
+        extra: domain payloads (e.g. crystal structures), keyed by name, each of length N.
+    """
+
+    x: Tensor
+    source_index: Tensor
+    sources: Tensor | None = None
+    target: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, index: Tensor) -> Candidates:
+        """The candidates at ``index (K,)`` (long), as a new batch."""
+        idx = index.tolist()
+        return Candidates(
+            x=self.x[index],
+            source_index=self.source_index[index],
+            sources=None if self.sources is None else self.sources[index],
+            target=None if self.target is None else self.target[index],
+            extra={k: [v[i] for i in idx] if isinstance(v, list) else v[index] for k, v in self.extra.items()},
+        )
+
+
+@runtime_checkable
+class Objective(Protocol):
+    """A named, vectorised black box with a sense: ``objective(candidates) -> (N,)``."""
+
+    name: str
+    sense: Sense
+
+    def __call__(self, candidates: Candidates) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class FunctionObjective:
+    """Wrap a function ``fn(candidates) -> (N,)`` as an :class:`Objective`.
+
+    Example:
+        >>> dist = FunctionObjective("distance", "min", lambda b: (b.x - b.sources).norm(dim=1))
+        >>> dist.sense
+        'min'
+    """
+
+    name: str
+    sense: Sense
+    fn: Callable[[Candidates], Tensor | Any]
+
+    def __post_init__(self) -> None:
+        if self.sense not in ("min", "max"):
+            raise ValueError(f"objective {self.name!r}: sense must be 'min' or 'max', got {self.sense!r}")
+
+    def __call__(self, candidates: Candidates) -> Tensor:
+        return torch.as_tensor(self.fn(candidates), dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A black-box constraint ``g(candidates) <= bound``; violation ``max(0, g - bound)``.
+
+    Example:
+        >>> near = Constraint("stay_close", lambda b: (b.x - b.sources).norm(dim=1), bound=1.0)
+        >>> near.bound
+        1.0
+    """
+
+    name: str
+    fn: Callable[[Candidates], Tensor | Any]
+    bound: float = 0.0
+
+    def __call__(self, candidates: Candidates) -> Tensor:
+        return torch.as_tensor(self.fn(candidates), dtype=torch.float64)
+
+    def violation(self, g: Tensor) -> Tensor:
+        """``(N,)`` measured values -> ``(N,)`` violation >= 0."""
+        return (g - self.bound).clamp_min(0.0)
+
+
+def sense_sign(objectives: list[Objective] | tuple[Objective, ...]) -> Tensor:
+    """``(M,)`` +1 for ``min`` and -1 for ``max``: multiply values to get a minimisation."""
+    return torch.tensor([1.0 if o.sense == "min" else -1.0 for o in objectives], dtype=torch.float64)
