@@ -61,9 +61,14 @@ class EvolutionResult:
 
     @property
     def best(self) -> Population:
-        """The best survivor of each row (feasible first, by survival order): ``rows`` individuals."""
-        k = len(self.population) // self.rows
-        return self.population.take(torch.arange(self.rows) * k)
+        """Each row's best survivor: feasible first, then by the first objective (in its sense). ``rows`` individuals."""
+        pop = self.population
+        f = torch.nan_to_num(pop.values[:, 0] * (1.0 if self.senses[0] == "min" else -1.0), nan=math.inf)
+        order = torch.argsort(f, stable=True)
+        order = order[torch.argsort(pop.violation[order], stable=True)]
+        order = order[torch.argsort(pop.row.cpu()[order], stable=True)]
+        k = len(pop) // self.rows
+        return pop.take(order[torch.arange(self.rows) * k])
 
     def pareto_set(self, row: int) -> Population:
         """The feasible non-dominated survivors of ``row`` (all objectives, in their senses)."""
@@ -75,6 +80,10 @@ class EvolutionResult:
 
 class Evolver:
     """Residual-space evolutionary optimiser (ask / tell / stop).
+
+    Self-pollination step sizes adapt per row by the 1/5th success rule: when more than a
+    fifth of a row's survivors are fresh offspring, its angle grows, otherwise it shrinks
+    (bounded to 0.05x .. 10x the operator's angle).
 
     Args:
         codec: the :class:`ResidualCodec` (inverts sources, decodes candidates).
@@ -89,6 +98,8 @@ class Evolver:
         seed: seed of the run's generator (same seed, same result).
         extra_seeds: optional ``(B, P, *S)`` residuals per row added to generation 0.
         hv_reference: ``(M,)`` hypervolume reference in minimisation form (default: from generation 0).
+        payload: optional ``fn(x (N, *D)) -> {name: list of N}`` turning decoded tensors into domain
+            objects once per batch (e.g. crystal structures), handed to objectives as ``Candidates.extra``.
 
     Example (ask / tell)::
 
@@ -98,6 +109,8 @@ class Evolver:
             evolver.tell(evaluator(candidates))   # or score anywhere, e.g. on a cluster
         result = evolver.result()
     """
+
+    STEP_RATE = 1.0  # log step change per generation at 100% / 0% success (scaled by (rate - 0.2) / 0.8)
 
     def __init__(
         self,
@@ -111,6 +124,7 @@ class Evolver:
         seed: int = 0,
         extra_seeds: Tensor | None = None,
         hv_reference: Tensor | None = None,
+        payload: Callable[[Tensor], dict] | None = None,
     ) -> None:
         if population_size < 1:
             raise ValueError(f"population_size must be >= 1, got {population_size}")
@@ -127,8 +141,11 @@ class Evolver:
         self.sign = sense_sign(evaluator.objectives)
         self.extra_seeds = extra_seeds
         self.hv_reference = hv_reference
+        self.payload = payload
         self.population: Population | None = None
         self.pending: Population | None = None
+        self.last: Population | None = None  # the most recently evaluated batch (for callbacks)
+        self.step_scale = torch.ones(self.rows, dtype=torch.float64)  # per-row angle scale (1/5th success rule)
         self.generation = 0
         self.evaluations = 0
         self.history: list[GenerationRecord] = []
@@ -166,12 +183,13 @@ class Evolver:
             if self.population is None:
                 pop = self._seed_population()
             else:
-                pop = self.variation(self.population, self.rows, self.k, self.generator)
+                pop = self.variation(self.population, self.rows, self.k, self.generator, self.step_scale)
             target = self.task.target_condition.to(self.device)[pop.row]
             decoded = self.codec.decode(pop.residuals, target)
         self.pending = replace(pop, decoded=decoded)
         sources = self.task.sources.to(self.device)[pop.row]
-        return Candidates(x=decoded, source_index=pop.row, sources=sources, target=target)
+        extra = self.payload(decoded) if self.payload is not None else {}
+        return Candidates(x=decoded, source_index=pop.row, sources=sources, target=target, extra=extra)
 
     def tell(self, evaluation: Evaluation) -> None:
         """Record the scores of the last :meth:`ask` and select the survivors."""
@@ -182,11 +200,16 @@ class Evolver:
             raise ValueError(f"expected values of shape ({len(pop)}, {len(self.sign)}), got {tuple(evaluation.values.shape)}")
         pop = replace(pop, values=evaluation.values.double().cpu(), violation=evaluation.violation.double().cpu())
         self.pending = None
+        self.last = pop
         self.evaluations += len(pop)
         self.failures.extend(evaluation.failures)
         pool = pop if self.population is None else Population.cat([self.population, pop])
         keep = self.survival(pool.values * self.sign, pool.violation, pool.row, self.rows, self.k)
         self.population = replace(pool.take(keep), generation=pop.generation)
+        if pop.generation > 0:  # 1/5th success rule: widen steps where offspring keep winning, narrow where not
+            won = (self.population.born == pop.generation).double()
+            rate = torch.zeros(self.rows, dtype=torch.float64).index_add_(0, self.population.row.cpu(), won) / self.k
+            self.step_scale = (self.step_scale * torch.exp((rate - 0.2) / 0.8 * self.STEP_RATE)).clamp(0.05, 10.0)
         self.generation = pop.generation
         self.history.append(self._record(pop))
 

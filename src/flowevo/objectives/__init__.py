@@ -1,9 +1,25 @@
-"""Objectives layer: the Objective protocol, constraints, and evaluators that isolate failures."""
+"""Objectives layer: the Objective protocol, constraints, and evaluators that isolate failures.
 
-from flowevo.objectives.base import Candidates, Constraint, FunctionObjective, Objective, Sense, sense_sign
-from flowevo.objectives.evaluator import Evaluation, Failure, LocalEvaluator, evaluate_callable
+Evaluators (all ``evaluator(candidates) -> Evaluation`` with ``objectives`` / ``constraints``):
+:class:`LocalEvaluator` (in process), :class:`ProcessPoolEvaluator` (local processes),
+:class:`DaskEvaluator` (Dask distributed), and :class:`CachedEvaluator` around any of them.
+"""
+
+from flowevo.objectives.base import (
+    Candidates, Constraint, FunctionObjective, Objective, PartialFailure, Sense, sense_sign,
+)
+from flowevo.objectives.cache import CachedEvaluator, EvaluationCache, candidate_keys
+from flowevo.objectives.command import CommandObjective, parse_score
+from flowevo.objectives.dask_backend import DaskEvaluator
+from flowevo.objectives.dispatch import ChunkedEvaluator
+from flowevo.objectives.evaluator import (
+    Evaluation, Evaluator, Failure, LocalEvaluator, assemble, check_callables, evaluate_all, evaluate_callable,
+)
+from flowevo.objectives.process_pool import ProcessPoolEvaluator
 
 __all__ = [
-    "Candidates", "Constraint", "Evaluation", "Failure", "FunctionObjective", "LocalEvaluator", "Objective",
-    "Sense", "evaluate_callable", "sense_sign",
+    "CachedEvaluator", "Candidates", "ChunkedEvaluator", "CommandObjective", "Constraint", "DaskEvaluator",
+    "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "LocalEvaluator", "Objective",
+    "PartialFailure", "ProcessPoolEvaluator", "Sense", "assemble", "candidate_keys", "check_callables",
+    "evaluate_all", "evaluate_callable", "parse_score", "sense_sign",
 ]

@@ -103,6 +103,22 @@ class Constraint:
         return (g - self.bound).clamp_min(0.0)
 
 
+class PartialFailure(Exception):
+    """Raised by an objective that scored a batch but failed on some candidates.
+
+    The evaluator keeps ``values`` for the others and records one :class:`Failure` per
+    entry of ``errors``, without calling the objective again.
+
+    Args:
+        values: ``(N,)`` scores; entries named in ``errors`` are ignored (set to NaN).
+        errors: batch position -> reason, for each failed candidate.
+    """
+
+    def __init__(self, values: Tensor, errors: dict[int, str]) -> None:
+        super().__init__(f"{len(errors)} candidate(s) failed: " + "; ".join(f"{i}: {e}" for i, e in sorted(errors.items())[:3]))
+        self.values, self.errors = values, dict(errors)
+
+
 def sense_sign(objectives: list[Objective] | tuple[Objective, ...]) -> Tensor:
     """``(M,)`` +1 for ``min`` and -1 for ``max``: multiply values to get a minimisation."""
     return torch.tensor([1.0 if o.sense == "min" else -1.0 for o in objectives], dtype=torch.float64)

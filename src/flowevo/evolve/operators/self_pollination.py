@@ -38,8 +38,8 @@ class SelfPollination:
         if not self.angle > 0:
             raise ValueError(f"angle must be positive, got {self.angle}")
 
-    def __call__(self, residuals: Tensor, generator: torch.Generator) -> Tensor:
-        """``(N, *S) -> (N, *S)`` with the same per-row norms."""
+    def __call__(self, residuals: Tensor, generator: torch.Generator, scale: Tensor | None = None) -> Tensor:
+        """``(N, *S) -> (N, *S)`` with the same per-row norms; ``scale (N,)`` multiplies the angle."""
         r = _flat(residuals)
         norm = r.norm(dim=1, keepdim=True).clamp_min(1e-12)
         unit = r / norm
@@ -47,4 +47,6 @@ class SelfPollination:
         ortho = noise - (noise * unit).sum(dim=1, keepdim=True) * unit
         ortho = ortho / ortho.norm(dim=1, keepdim=True).clamp_min(1e-12)
         theta = self.angle * torch.randn(r.shape[0], 1, generator=generator, device=r.device, dtype=r.dtype).abs()
+        if scale is not None:
+            theta = (theta * scale.reshape(-1, 1).to(theta)).clamp(max=torch.pi / 2)
         return (norm * (theta.cos() * unit + theta.sin() * ortho)).reshape(residuals.shape)

@@ -45,9 +45,11 @@ class Variation:
         if not 0 <= self.cross_rate <= 1:
             raise ValueError(f"cross_rate must be in [0, 1], got {self.cross_rate}")
 
-    def __call__(self, population: Population, rows: int, per_row: int, generator: torch.Generator) -> Population:
+    def __call__(self, population: Population, rows: int, per_row: int, generator: torch.Generator,
+                 step: Tensor | None = None) -> Population:
         """Offspring ``(rows * per_row)`` from a population laid out as ``rows`` blocks of equal size,
-        each block sorted best first. Offspring are laid out the same way."""
+        each block sorted best first. Offspring are laid out the same way. ``step (rows,)`` scales
+        the self-pollination angle per row (step-size control)."""
         n = len(population)
         if n % rows:
             raise ValueError(f"population of {n} is not {rows} equal row blocks")
@@ -69,7 +71,8 @@ class Variation:
             origin[idx], donor_row[idx] = CROSS, d_row
         selfing = origin == SELF
         if selfing.any():
-            children[selfing] = self.self_pollination(children[selfing], generator)
+            scale = None if step is None else step.to(dev)[row[selfing]]
+            children[selfing] = self.self_pollination(children[selfing], generator, scale)
         if self.repair is not None:
             children = self.repair(children)
         return Population.new(children, row, origin, donor_row, population.values.shape[1], population.generation + 1)

@@ -1,0 +1,36 @@
+"""Shared fixtures: small trained toy flows (session-scoped, trained once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from flowevo.domains.toy import ToyMixture, train_toy_flow
+from flowevo.flow import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PEROV_VAL = ROOT.parent / "shared" / "data" / "perov_5" / "val.csv"
+
+
+@pytest.fixture(scope="session")
+def toy16():
+    """A 16-D, 3-class toy mixture and a flow trained on it (800 steps)."""
+    toy = ToyMixture(dim=16, num_classes=3, modes=2, seed=0)
+    return toy, train_toy_flow(toy, config=TrainConfig(steps=800, seed=0))
+
+
+@pytest.fixture(scope="session")
+def toy2():
+    """A 2-D, 3-class toy mixture and a flow trained on it (800 steps)."""
+    toy = ToyMixture(dim=2, num_classes=3, modes=2, seed=0)
+    return toy, train_toy_flow(toy, config=TrainConfig(steps=800, seed=0))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

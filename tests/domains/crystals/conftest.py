@@ -1,0 +1,52 @@
+"""Shared fixtures for the crystal model/objective tests (Perov-5 val.csv read by path, never copied)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+VAL_CSV = Path(__file__).resolve().parents[3] / "../shared/data/perov_5/val.csv"
+
+
+def make_perovskite(a: str = "Sr", b: str = "Ti", x=("O", "O", "O"), length: float = 3.9):
+    """Ideal cubic ABX3 in canonical site order [A, B, X_a, X_b, X_c]."""
+    from pymatgen.core import Lattice, Structure
+
+    frac = [[0, 0, 0], [0.5, 0.5, 0.5], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+    return Structure(Lattice.cubic(length), [a, b, *x], frac)
+
+
+@pytest.fixture(scope="session")
+def perov():
+    """Perov-5 val.csv as a CrystalTable (skips when the data is absent)."""
+    pytest.importorskip("pymatgen")
+    if not VAL_CSV.is_file():
+        pytest.skip(f"Perov-5 data not found at {VAL_CSV}")
+    from flowevo.domains.crystals.data import load_cdvae_csv
+
+    return load_cdvae_csv(VAL_CSV)
+
+
+@pytest.fixture(scope="session")
+def perov_split(perov):
+    """(train, test) tables: a deterministic 80/10/10 split, validation part unused."""
+    from flowevo.domains.crystals.data import split_indices
+
+    tr, _, te = split_indices(len(perov), (0.8, 0.1, 0.1), seed=0)
+    return perov.subset(tr), perov.subset(te)
+
+
+@pytest.fixture(scope="session")
+def perovskite():
+    """The :func:`make_perovskite` factory."""
+    return make_perovskite
+
+
+@pytest.fixture(scope="session")
+def spearman():
+    """Spearman rank correlation of two 1-D arrays."""
+    from scipy.stats import spearmanr
+
+    return lambda a, b: float(spearmanr(a, b)[0])
