@@ -18,6 +18,15 @@ def make_perovskite(a: str = "Sr", b: str = "Ti", x=("O", "O", "O"), length: flo
     return Structure(Lattice.cubic(length), [a, b, *x], frac)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small models run fastest on one thread (two were 10-50x slower on a busy 2-core machine)."""
+    from flowevo.domains.crystals._threads import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def perov():
     """Perov-5 val.csv as a CrystalTable (skips when the data is absent)."""
