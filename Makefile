@@ -1,0 +1,31 @@
+# flowevo: one command to set up and run the main job, one to set up and run the tests.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_DIR ?= runs/demo
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU build of torch first (on this machine's disk); an unpinned torch would pull a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e ".[all,dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/flowevo demo toy --run-dir $(RUN_DIR)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/flowevo benchmark toy --out benchmarks/results/toy
+
+clean:
+	rm -rf $(VENV) runs
