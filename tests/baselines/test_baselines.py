@@ -2,7 +2,7 @@
 
 import torch
 
-from flowevo.baselines import cma_search, random_search
+from flowevo.baselines import cma_search, gradient_search, leap, random_search
 from flowevo.evolve import EditTask
 from flowevo.flow import Condition, FixedGrid, ResidualCodec
 from flowevo.objectives import Candidates, FunctionObjective, LocalEvaluator
@@ -35,3 +35,28 @@ def test_cma_improves_on_the_swap(toy16):
     res = cma_search(codec, task, ev, budget_per_row=96, popsize=8, sigma0=0.3, seed=0)
     assert res.evaluations_per_row == 96
     assert res.best_values[:, 0].mean() < swap_score.mean()
+
+
+def test_leap_moves_until_the_label_reads_target(toy16):
+    toy, model = toy16
+    codec = ResidualCodec(model, FixedGrid("rk4", 8))
+    centres = toy.centres
+    label_fn = lambda x: torch.cdist(x, centres.reshape(-1, 16)).argmin(dim=1) // toy.modes
+    src, lab = toy.sample(16, torch.Generator().manual_seed(2), labels=torch.zeros(16, dtype=torch.long))
+    tgt = torch.ones(16, dtype=torch.long)
+    res = leap(codec, src, lab, tgt, label_fn, gamma=0.5, rounds=10)
+    assert (res.labels == 1).double().mean() >= 0.9
+    assert ((res.queries >= 1) & (res.queries <= 10)).all()
+    done = res.labels == 1
+    # rows that flipped stopped querying: a second call from the edits does nothing to them
+    again = leap(codec, res.x[done], tgt[done], tgt[done], label_fn, gamma=0.5, rounds=3)
+    assert (again.queries == 0).all() and torch.equal(again.x, res.x[done])
+
+
+def test_gradient_search_reaches_a_differentiable_goal(toy16):
+    toy, model = toy16
+    goal = toy.centres[1, 0]
+    z0 = torch.zeros(4, 16)
+    res = gradient_search(z0, decode=lambda z: z, loss=lambda x: (x - goal).pow(2).sum(dim=1),
+                          done=lambda x: (x - goal).norm(dim=1) < 0.5, steps=500, lr=0.1, weight=0.0)
+    assert ((res.x - goal).norm(dim=1) < 0.5).all() and (res.steps < 500).all()

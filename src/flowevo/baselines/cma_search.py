@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import cma
 import numpy as np
