@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 VAL_CSV = Path(__file__).resolve().parents[3] / "../shared/data/perov_5/val.csv"

@@ -78,3 +78,29 @@ def test_tiny_flow_trains_and_round_trips(table, model, tmp_path):
 def test_rejects_unknown_property(table):
     with pytest.raises(KeyError, match="band_gap"):
         train_crystal_flow(table, property="band_gap", steps=1)
+
+
+def test_evolver_runs_on_crystals(table, model):
+    """Integration: payload hook + crystal objectives/constraints drive the Evolver."""
+    from flowevo.domains.crystals.objectives import (
+        budget_constraint, canonical_sources, property_objective, sites_changed_objective,
+        structure_validity_constraint, structures_payload,
+    )
+    from flowevo.domains.crystals.predictors import fit_predictor
+    from flowevo.evolve import EditTask, Evolver, MaxGenerations
+    from flowevo.objectives import LocalEvaluator
+
+    rows = list(range(4))
+    sub = table.subset(rows)
+    sources = canonical_sources(sub, model.representation)
+    surrogate = fit_predictor(table.structures, table.properties["heat_ref"], "gbr", formulas=table.formulas, n_estimators=20)
+    evaluator = LocalEvaluator(
+        [property_objective(surrogate, "surrogate"), sites_changed_objective(sources=sources)],
+        [structure_validity_constraint(), *budget_constraint("k2_bkept", sources=sources)],
+    )
+    task = EditTask(model.encode(sub.structures, sub.formulas), model.condition(sub.properties["heat_ref"]),
+                    model.condition([0.0] * len(rows)))
+    evolver = Evolver(model.codec(FixedGrid("rk4", 8)), task, evaluator, population_size=6,
+                      termination=[MaxGenerations(2)], seed=0, payload=structures_payload(model.representation))
+    result = evolver.run()
+    assert result.evaluations > 0 and len(result.history) >= 2
