@@ -88,6 +88,12 @@ def test_dask_matches_in_process(dask_ev, reference):
     addresses = list(dask_ev.client.scheduler_info()["workers"])
     assert addresses and all(a.startswith("tcp://127.0.0.1:") for a in addresses)
     assert dask_ev.client.scheduler.address.startswith("tcp://127.0.0.1:")
+    me = psutil.Process()
+    listening = {
+        c.laddr.ip for p in [me, *me.children(recursive=True)]
+        for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+    }
+    assert listening == {"127.0.0.1"}  # scheduler, nannies, workers and HTTP servers: loopback only
     _assert_same(dask_ev(make_batch()), reference)
 
 

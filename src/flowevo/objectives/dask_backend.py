@@ -75,11 +75,13 @@ class DaskEvaluator(ChunkedEvaluator):
             self.cluster = LocalCluster(
                 n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                 host="127.0.0.1", dashboard_address=None,
+                # no dashboard; the scheduler's small HTTP server (health, metrics) on a free loopback port
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             )
             address = self.cluster.scheduler_address
         try:
             self.client: Any = Client(address, set_as_default=False, timeout=startup_timeout_s)
-            self.client.wait_for_workers(1, timeout=startup_timeout_s)
+            self.client.wait_for_workers(n_workers if self.cluster is not None else 1, timeout=startup_timeout_s)
             self._pids = self.client.run(warm, self._blob)
         except BaseException:
             self.close()

@@ -16,6 +16,10 @@ What can go wrong with a chunk, and what happens:
 - the worker dies (crash, OOM kill): the same split / retry path;
 - anything else raised by the machinery (e.g. a worker cannot import an objective's module):
   every candidate of the chunk fails with that error, without retries.
+
+Failures from the last two cases name every callable (``"a, b, c"``): the parent cannot tell
+which one was running. A crash charges every chunk that was running with it (the pool cannot
+tell which chunk crashed its worker), which ``retries`` absorbs.
 """
 
 from __future__ import annotations
