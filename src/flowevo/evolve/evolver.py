@@ -27,7 +27,7 @@ from flowevo.evolve.survival import Elitist, RankAndCrowding, hypervolume, non_d
 from flowevo.evolve.task import EditTask
 from flowevo.evolve.termination import MaxGenerations
 from flowevo.flow.codec import ResidualCodec
-from flowevo.objectives import Candidates, Evaluation, Failure, LocalEvaluator, sense_sign
+from flowevo.objectives import Candidates, Evaluation, Evaluator, Failure, sense_sign
 from flowevo.progress import progress_bar
 
 Callback = Callable[["Evolver"], None]
@@ -116,7 +116,7 @@ class Evolver:
         self,
         codec: ResidualCodec,
         task: EditTask,
-        evaluator: LocalEvaluator,
+        evaluator: Evaluator,
         population_size: int = 16,
         variation: Variation = Variation(),
         survival: Survival | None = None,

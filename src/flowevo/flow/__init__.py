@@ -6,10 +6,10 @@ from flowevo.flow.condition import Condition, ConditionEmbedding
 from flowevo.flow.path import CondOTPath, PathSample
 from flowevo.flow.solver import Adaptive, FixedGrid, ODESolver
 from flowevo.flow.train import TrainConfig, TrainResult, flow_matching_loss, train_flow
-from flowevo.flow.velocity import GuidedVelocity, MLPVelocity, VelocityModel, register_velocity_model
+from flowevo.flow.velocity import GuidedVelocity, MLPVelocity, VelocityModel, register_model
 
 __all__ = [
     "Adaptive", "CondOTPath", "Condition", "ConditionEmbedding", "Encoder", "FixedGrid", "GuidedVelocity",
     "MLPVelocity", "ODESolver", "PathSample", "ResidualCodec", "TrainConfig", "TrainResult", "VelocityModel",
-    "flow_matching_loss", "load_checkpoint", "register_velocity_model", "save_checkpoint", "train_flow",
+    "flow_matching_loss", "load_checkpoint", "register_model", "save_checkpoint", "train_flow",
 ]

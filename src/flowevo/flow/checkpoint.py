@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from flowevo.flow.velocity import build_velocity_model
+from flowevo.flow.velocity import build_model
 
 FORMAT = "flowevo.checkpoint/1"
 
@@ -34,6 +34,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any] | N
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     torch.save(payload, tmp)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared and shipped
     os.replace(tmp, path)
     return path
 
@@ -49,6 +50,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise ValueError(f"{path}: not a readable flowevo checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a flowevo checkpoint (expected format {FORMAT!r})")
-    model = build_velocity_model(payload["model"])
+    with torch.random.fork_rng(devices=[]):  # building the module must not move the caller's global RNG
+        model = build_model(payload["model"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), payload["meta"]

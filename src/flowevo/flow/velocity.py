@@ -118,7 +118,7 @@ class GuidedVelocity(nn.Module):
 _REGISTRY: dict[str, type[nn.Module]] = {"MLPVelocity": MLPVelocity}
 
 
-def build_velocity_model(spec: dict[str, Any]) -> nn.Module:
+def build_model(spec: dict[str, Any]) -> nn.Module:
     """Rebuild a model from ``{"class": name, "config": {...}}`` (as stored in checkpoints)."""
     name = spec.get("class")
     if name not in _REGISTRY:
@@ -126,7 +126,10 @@ def build_velocity_model(spec: dict[str, Any]) -> nn.Module:
     return _REGISTRY[name](**spec["config"])
 
 
-def register_velocity_model(cls: type[nn.Module]) -> type[nn.Module]:
-    """Make a model class (with a ``config`` dict of its constructor arguments) loadable from checkpoints."""
+def register_model(cls: type[nn.Module]) -> type[nn.Module]:
+    """Make any model class (with a ``config`` dict of its constructor arguments) loadable from checkpoints.
+
+    Velocity models, classifiers and autoencoders alike: ``load_checkpoint`` rebuilds by class name.
+    """
     _REGISTRY[cls.__name__] = cls
     return cls

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from flowevo.flow import register_velocity_model
+from flowevo.flow import register_model
 
 __all__ = ["CNNClassifier", "MLPClassifier", "VAE"]
 
@@ -27,7 +27,7 @@ def _flat(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0], PIXELS)
 
 
-@register_velocity_model
+@register_model
 class CNNClassifier(nn.Module):
     """Two conv blocks (conv 3x3 -> ReLU -> max-pool 2) and a two-layer head.
 
@@ -53,7 +53,7 @@ class CNNClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-@register_velocity_model
+@register_model
 class MLPClassifier(nn.Module):
     """A plain MLP classifier ``784 -> hidden... -> num_classes`` (ReLU).
 
@@ -83,7 +83,7 @@ def _mlp(widths: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register_velocity_model
+@register_model
 class VAE(nn.Module):
     """MLP VAE ``784 -> hidden -> (mu, logvar) in R^latent_dim -> reversed hidden -> 784`` (sigmoid).
 
