@@ -19,13 +19,14 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/flowevo demo toy --run-dir $(RUN_DIR)
+	$(BIN)/flowevo demo digits --run-dir $(RUN_DIR)
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/flowevo benchmark toy --out benchmarks/results/toy
+	$(BIN)/flowevo benchmark toy --out benchmarks/results/toy --seed 0
+	$(BIN)/flowevo benchmark digits --n 200 --out benchmarks/results/digits --seed 0
 
 clean:
 	rm -rf $(VENV) runs

@@ -152,6 +152,30 @@ class DigitsBench:
         }
 
 
+def plot_fronts(metrics: dict, path: Path | str) -> Path:
+    """Morphology change against mean target probability for leap (over gamma) and REO (over tau)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, marker in (("leap", "o"), ("reo", "s")):
+        pts = metrics["fronts"][name]
+        ax.plot([p["mean_p_target"] for p in pts], [p["morph_mean"] for p in pts], marker=marker, label=name)
+        for p in pts:
+            ax.annotate(f"{p['setting']:g}", (p["mean_p_target"], p["morph_mean"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    ax.set(xlabel="mean target probability (black box)", ylabel="mean relative morphology change",
+           title=f"fronts on {metrics['n_sources']} digits (labels: gamma / tau)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None, n: int = 200, seed: int = 0,
                          population: int = 24, generations: int = 15, device: str = "cpu",
                          log: Callable[[str], None] = print) -> dict:
@@ -201,6 +225,7 @@ def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_fronts(metrics, out_dir / "fronts.png")
     to_u8 = lambda t: (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     np.savez_compressed(out_dir / "edits.npz", sources=to_u8(x), source_labels=labels.numpy(), targets=targets.numpy(),
                         reconstructions=to_u8(bench.recon), **{f"edits_{k}": to_u8(v) for k, v in edits.items()})

@@ -1,5 +1,7 @@
-"""Reports: plots and run directories."""
+"""Reports: plots, image grids and static HTML pages."""
 
+from flowevo.report.grids import image_grid
+from flowevo.report.html import Report
 from flowevo.report.plots import plot_front, plot_history
 
-__all__ = ["plot_front", "plot_history"]
+__all__ = ["Report", "image_grid", "plot_front", "plot_history"]

@@ -1,0 +1,150 @@
+"""The main job: counterfactual edits of held-out digits, every method side by side, with a report.
+
+Two tasks on the shipped models (no download, no training):
+
+1. counterfactual: reach a random other class by the black-box CNN's verdict (label is the
+   target with probability >= 0.9) while changing the digit as little as possible; REO keeps
+   a Pareto set per digit (pixel distance to the source reconstruction vs target probability);
+2. attribute edit: make each digit 1.6x thicker (measured by Morpho-MNIST thickness, not
+   differentiable) while the black box still reads the same class.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from flowevo.baselines import cma_search, random_search
+from flowevo.benchmarks.digits import DigitsBench, load_sources
+from flowevo.domains.digits.models import load_digit_models
+from flowevo.domains.digits.morphometrics import METRICS, measure_batch
+from flowevo.domains.digits.objectives import (ClassifierOracle, counterfactual_objectives, keep_class_constraint,
+                                               target_confidence_constraint, thickness_objective)
+from flowevo.evolve import ORIGINS, EditTask, Evolver, MaxGenerations
+from flowevo.flow import Condition
+from flowevo.objectives import FunctionObjective, LocalEvaluator
+from flowevo.report import Report, image_grid, plot_front, plot_history
+
+METHODS = ("reo", "leap", "gradient", "cma", "random", "swap")
+
+
+def _p_target(oracle: ClassifierOracle) -> FunctionObjective:
+    return FunctionObjective("p_target", "max",
+                             lambda c: oracle.probs(c.x).gather(1, c.target.labels.cpu()[:, None]).squeeze(1))
+
+
+def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations: int = 15, sources: str | None = None,
+                    device: str = "cpu", log: Callable[[str], None] = lambda s: None) -> dict:
+    """Run both tasks; write ``run_dir`` with report.html, PNGs, metrics.json and edits.npz."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    models = load_digit_models(device=device)
+    x, labels = load_sources(sources, n)
+    g = torch.Generator().manual_seed(seed)
+    targets = (labels + torch.randint(1, 10, (len(x),), generator=g)) % 10  # always another class
+    bench = DigitsBench(models, x, labels, targets, seed, population=24, generations=generations)
+
+    log("REO (two objectives, Pareto set per digit)")
+    t0 = time.perf_counter()
+    evaluator = LocalEvaluator(counterfactual_objectives(bench.recon) + [_p_target(bench.oracle)],
+                               [target_confidence_constraint(bench.oracle, 0.9)])
+    res = Evolver(bench.codec, bench.task, evaluator, population_size=24, termination=[MaxGenerations(generations)],
+                  seed=seed, extra_seeds=bench.target_seeds).run(show_progress=True)
+    pop = res.population
+    kept = [pop.decoded[(pop.row == b) & pop.feasible].cpu() for b in range(n)]
+    results = {"reo": bench.score(res.best.decoded.cpu(), kept, res.evaluations / n, time.perf_counter() - t0)}
+    edits = {"reo": bench.last_edits}
+    for name, run in (("leap", lambda: bench.leap(0.5)), ("gradient", bench.gradient),
+                      ("cma", lambda: bench.search(cma_search)), ("random", lambda: bench.search(random_search)),
+                      ("swap", bench.swap)):
+        log(name)
+        results[name], edits[name] = run(), bench.last_edits
+
+    # -- plots --------------------------------------------------------------------------------
+    judge = ClassifierOracle(models.classifier)
+    caption = lambda im: [f"{int(l)} ({p:.2f})" for l, p in zip(*judge.probs(im).max(dim=1)[::-1])]
+    cols = {"source": x.numpy(), "reconstruction": bench.recon.numpy(), **{k: edits[k].numpy() for k in METHODS}}
+    image_grid(cols, run_dir / "grid.png", row_labels=[f"{int(a)} -> {int(b)}" for a, b in zip(labels, targets)],
+               cell_labels={k: caption(torch.as_tensor(v)) for k, v in cols.items() if k != "source"},
+               title="counterfactuals (caption: black-box label and its probability)")
+    plot_history(res.history, res.objective_names, run_dir / "fitness.png")
+    feas = pop.feasible
+    vals = pop.values[feas].numpy()
+    div = np.array([float((pop.decoded[feas][i] - kept[int(r)]).flatten(1).norm(dim=1).mean())
+                    for i, r in enumerate(pop.row[feas].tolist())])
+    plot_front(vals, res.objective_names, run_dir / "front.png", colour=div,
+               colour_label="diversity (mean pixel distance)")
+    lineage = {ORIGINS[k]: int((pop.origin == k).sum()) for k in ORIGINS}
+
+    log("attribute edit: thicker, same class")
+    thick = _thickness_task(models, x[:6], labels[:6], seed, run_dir)
+
+    metrics = {"demo": "digits", "n": n, "seed": seed, "targets": targets.tolist(), "methods": results,
+               "reo_survivors_by_origin": lineage, "pareto_points_per_digit": float(np.mean([len(res.pareto_set(b)) for b in range(n)])),
+               "thickness_task": thick, "wall_s": time.perf_counter() - start}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    to_u8 = lambda t: (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    np.savez_compressed(run_dir / "edits.npz", sources=to_u8(x), targets=targets.numpy(),
+                        **{f"edits_{k}": to_u8(v) for k, v in edits.items()})
+    _report(run_dir, metrics)
+    return metrics
+
+
+def _thickness_task(models, x, labels, seed: int, run_dir: Path) -> dict:
+    codec = models.codec()
+    col = METRICS.index("thickness")
+    t_src = measure_batch(x.numpy())[:, col]
+    rows = []
+    edits = []
+    oracle = ClassifierOracle(models.classifier)
+    c = Condition.from_labels(labels)
+    for b in range(len(x)):  # each digit has its own target value, so one small run per digit
+        target = float(1.6 * t_src[b])
+        ev = LocalEvaluator([thickness_objective(target, processes=1)], [keep_class_constraint(oracle)])
+        res = Evolver(codec, EditTask(x[b:b + 1], c[b:b + 1], c[b:b + 1]), ev, population_size=16,
+                      termination=[MaxGenerations(8)], seed=seed).run()
+        edit = res.best.decoded.cpu()
+        edits.append(edit[0])
+        got = float(measure_batch(edit.numpy())[0, col])
+        rows.append({"digit": int(labels[b]), "thickness_source": float(t_src[b]), "target": target, "edit": got,
+                     "keeps_class": bool(res.best.violation[0] == 0), "evaluations": res.evaluations})
+    ed = torch.stack(edits)
+    image_grid({"source": x.numpy(), "thicker (REO)": ed.numpy()}, run_dir / "thickness.png",
+               cell_labels={"source": [f"t={r['thickness_source']:.2f}" for r in rows],
+                            "thicker (REO)": [f"t={r['edit']:.2f} (goal {r['target']:.2f})" for r in rows]},
+               title="attribute edit: 1.6x thickness, same class")
+    return {"rows": rows, "mean_abs_error": float(np.mean([abs(r["edit"] - r["target"]) for r in rows])),
+            "keeps_class_rate": float(np.mean([r["keeps_class"] for r in rows]))}
+
+
+def _report(run_dir: Path, m: dict) -> None:
+    r = Report("flowevo digits demo")
+    r.text(f"{m['n']} held-out digits, each edited toward another class by every method on the same models. "
+           f"REO: 24 residuals per digit, {m['methods']['reo']['evaluations']:.0f} black-box queries per digit.")
+    r.section("Counterfactual edits")
+    r.image("grid.png", "rows: source -> target class; captions: the black box's label and probability")
+    rows = [{"method": k, "acc (black box)": v["acc"], "acc (independent)": v["acc_independent"],
+             "mean p(target)": v["mean_p_target"], "morph. change (5 metrics)": v["morph_mean"],
+             "|slant change| rad": v["slant_abs_change"], "diversity (pixel)": v["diversity"]["pixel"],
+             "evaluations / digit": v["evaluations"], "wall s": v["wall_s"]} for k, v in m["methods"].items()]
+    r.table(rows)
+    r.text("Morphological change is the mean relative change of area, length, thickness, width and height against "
+           "the VAE reconstruction of the source (lower preserves more).", note=True)
+    r.section("REO: Pareto sets and progress")
+    r.image("front.png", "feasible survivors: pixel distance to the source reconstruction vs target probability")
+    r.image("fitness.png", "mean best value per generation")
+    r.table([{"origin of final survivors": k, "count": v} for k, v in m["reo_survivors_by_origin"].items()])
+    r.section("Attribute edit: thicker strokes, same class")
+    r.image("thickness.png", "REO on a non-differentiable morphometric")
+    r.table(m["thickness_task"]["rows"])
+    r.section("Files")
+    r.table([{"file": f, "what": w, "href": f} for f, w in (("metrics.json", "all figures"), ("edits.npz", "edits, uint8"),
+             ("grid.png", "image grid"), ("front.png", "Pareto sets"), ("thickness.png", "attribute edits"))],
+            links={"file": "href"})
+    r.write(run_dir)

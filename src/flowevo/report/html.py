@@ -1,0 +1,81 @@
+"""Static HTML reports: sections of text, tables and images, opened from disk without a server."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem} th,td{border:1px solid #ddd;padding:.25rem .55rem;text-align:right}
+th{background:#f4f4f4} td:first-child,th:first-child{text-align:left} img{max-width:100%;border:1px solid #eee;margin:.4rem 0}
+.note{color:#555;font-size:.9rem} pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.8rem}
+"""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if v is None:
+        return "–"
+    return str(v)
+
+
+@dataclass
+class Report:
+    """Build a report section by section, then :meth:`write` it as one ``report.html``.
+
+    Example:
+        >>> r = Report("toy run")
+        >>> r.text("Edits of 24 samples.")
+        >>> r.table([{"method": "reo", "acc": 1.0}])
+        >>> "reo" in r.render()
+        True
+    """
+
+    title: str
+    parts: list[str] = field(default_factory=list)
+
+    def section(self, heading: str) -> None:
+        self.parts.append(f"<h2>{html.escape(heading)}</h2>")
+
+    def text(self, text: str, note: bool = False) -> None:
+        cls = ' class="note"' if note else ""
+        self.parts.append(f"<p{cls}>{html.escape(text)}</p>")
+
+    def table(self, rows: Sequence[dict[str, Any]], links: dict[str, str] | None = None) -> None:
+        """Rows of dicts sharing keys; ``links`` maps a column to a key holding a relative href."""
+        if not rows:
+            return
+        cols = [c for c in rows[0] if not (links and c in links.values())]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+        body = []
+        for row in rows:
+            cells = []
+            for c in cols:
+                val = html.escape(_fmt(row.get(c)))
+                if links and c in links and row.get(links[c]):
+                    val = f'<a href="{html.escape(str(row[links[c]]))}">{val}</a>'
+                cells.append(f"<td>{val}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        self.parts.append(f"<table><tr>{head}</tr>{''.join(body)}</table>")
+
+    def image(self, relative_path: str, caption: str = "") -> None:
+        self.parts.append(f'<figure><img src="{html.escape(relative_path)}" alt="{html.escape(caption)}">'
+                          f"<figcaption class=\"note\">{html.escape(caption)}</figcaption></figure>")
+
+    def json(self, obj: Any) -> None:
+        self.parts.append(f"<pre>{html.escape(json.dumps(obj, indent=2, default=str))}</pre>")
+
+    def render(self) -> str:
+        return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(self.title)}</title>"
+                f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.parts)}</body></html>")
+
+    def write(self, run_dir: Path | str) -> Path:
+        path = Path(run_dir) / "report.html"
+        path.write_text(self.render(), encoding="utf-8")
+        return path
