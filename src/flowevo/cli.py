@@ -104,6 +104,20 @@ def demo_toy(
     ])
 
 
+@app.command("resume", epilog="Example: flowevo resume runs/toy")
+def resume(
+    run_dir: Path = typer.Argument(..., help="A run directory with config.json and checkpoint.pt."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
+) -> None:
+    """Continue a killed run from its last checkpoint (toy demo runs); results equal an uninterrupted run."""
+    from flowevo.demos.toy import resume_toy_demo
+
+    m = _guarded(lambda: resume_toy_demo(run_dir, show_progress=not quiet), quiet)
+    _print_metrics(m, as_json, f"resumed -> {run_dir}", [("evaluations", str(m["evaluations"])),
+                                                         ("generations", str(m["generations"]))])
+
+
 @bench_app.command("toy", epilog="Example: flowevo benchmark toy --out out/toy --seed 0")
 def bench_toy(
     out: Path = typer.Option(..., help="Output directory (metrics.json)."),

@@ -15,20 +15,46 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from flowevo.domains.toy import ToyMixture, train_toy_flow  # noqa: E402
-from flowevo.evolve import EditTask, Evolver, MaxGenerations, non_dominated  # noqa: E402
-from flowevo.flow import Condition, FixedGrid, ResidualCodec, TrainConfig  # noqa: E402
+from flowevo.evolve import Checkpointer, EditTask, Evolver, MaxGenerations, load_run_state, non_dominated  # noqa: E402
+from flowevo.flow import Condition, FixedGrid, ResidualCodec, TrainConfig, load_checkpoint, save_checkpoint  # noqa: E402
 from flowevo.objectives import FunctionObjective, LocalEvaluator  # noqa: E402
 from flowevo.report import plot_front, plot_history  # noqa: E402
 
 
+def resume_toy_demo(run_dir: Path | str, show_progress: bool = True) -> dict:
+    """Continue a killed toy demo from ``run_dir/checkpoint.pt`` (same results as an uninterrupted run)."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a flowevo run directory (no config.json)")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    if cfg.get("demo") != "toy":
+        raise ValueError(f"{run_dir}: resume supports toy demo runs; this run is {cfg.get('demo')!r}")
+    return run_toy_demo(run_dir, seed=cfg["seed"], rows=cfg["rows"], generations=cfg["generations"],
+                        device=cfg["device"], show_progress=show_progress, resume=True)
+
+
 def run_toy_demo(run_dir: Path | str, seed: int = 0, rows: int = 24, generations: int = 15,
-                 device: str = "cpu", show_progress: bool = True) -> dict:
-    """Train a 2-D flow, run two-objective REO, write ``run_dir`` (metrics.json, history.csv, PNGs, edits.npz)."""
+                 device: str = "cpu", show_progress: bool = True, resume: bool = False) -> dict:
+    """Train a 2-D flow, run two-objective REO, write ``run_dir`` (metrics.json, history.csv, PNGs, edits.npz).
+
+    The run directory also holds ``config.json``, the model (``model.pt``) and a checkpoint
+    written after every generation (``checkpoint.pt``); ``resume=True`` continues from it.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     toy = ToyMixture(dim=2, num_classes=3, modes=2, seed=0)
-    model = train_toy_flow(toy, config=TrainConfig(steps=1500, seed=seed), device=device, show_progress=show_progress)
+    if resume:
+        model, _ = load_checkpoint(run_dir / "model.pt", device=device)
+    else:
+        model = train_toy_flow(toy, config=TrainConfig(steps=1500, seed=seed), device=device, show_progress=show_progress)
+        save_checkpoint(run_dir / "model.pt", model, {"domain": "toy", "seed": seed})
+        config = {"demo": "toy", "seed": seed, "rows": rows, "generations": generations, "device": device}
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     codec = ResidualCodec(model, FixedGrid("rk4", 10))
     src, lab = toy.sample(rows, torch.Generator().manual_seed(seed + 1), labels=torch.zeros(rows, dtype=torch.long))
     task = EditTask(src.to(device), Condition.from_labels(lab, device), Condition.from_labels(torch.full((rows,), 2), device))
@@ -39,7 +65,9 @@ def run_toy_demo(run_dir: Path | str, seed: int = 0, rows: int = 24, generations
     ]
     evolver = Evolver(codec, task, LocalEvaluator(objectives), population_size=16,
                       termination=[MaxGenerations(generations)], seed=seed)
-    result = evolver.run(show_progress=show_progress)
+    if resume:
+        load_run_state(evolver, run_dir / "checkpoint.pt")
+    result = evolver.run(callbacks=[Checkpointer(run_dir / "checkpoint.pt")], show_progress=show_progress)
 
     pop = result.population
     values = pop.values.numpy()

@@ -1,5 +1,6 @@
 """Evolution layer: population, operators, survival, termination and the ask/tell Evolver."""
 
+from flowevo.evolve.checkpoint import Checkpointer, load_run_state, model_identity, save_run_state
 from flowevo.evolve.evolver import EvolutionResult, Evolver
 from flowevo.evolve.history import GenerationRecord
 from flowevo.evolve.operators import (
@@ -11,7 +12,7 @@ from flowevo.evolve.task import EditTask
 from flowevo.evolve.termination import MaxEvaluations, MaxGenerations, Stagnation
 
 __all__ = [
-    "BlockMask", "CROSS", "CrossPollination", "EditTask", "Elitist", "EvolutionResult", "Evolver",
+    "BlockMask", "CROSS", "Checkpointer", "load_run_state", "model_identity", "save_run_state", "CrossPollination", "EditTask", "Elitist", "EvolutionResult", "Evolver",
     "GenerationRecord", "MaxEvaluations", "MaxGenerations", "ORIGINS", "Population", "RankAndCrowding", "SEED",
     "SELF", "SelfPollination", "ShellRepair", "Slerp", "Stagnation", "UniformMask", "Variation", "hypervolume",
     "non_dominated",

@@ -258,6 +258,42 @@ class Evolver:
             wall_s=time.perf_counter() - self._start,
         )
 
+    # -- checkpoints ---------------------------------------------------------------------------------
+    _POP_FIELDS = ("residuals", "row", "origin", "donor_row", "values", "violation", "decoded", "born")
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue this run: population, history, counters, generator state.
+
+        Only between generations (no pending :meth:`ask`). Plain data and tensors only, so it
+        loads with ``torch.load(weights_only=True)``."""
+        if self.pending is not None:
+            raise RuntimeError("cannot checkpoint between ask() and tell()")
+        pop = self.population
+        return {
+            "population": None if pop is None else {f: getattr(pop, f) for f in self._POP_FIELDS},
+            "population_generation": None if pop is None else pop.generation,
+            "generation": self.generation, "evaluations": self.evaluations,
+            "history": [h.to_dict() for h in self.history],
+            "failures": [vars(f).copy() for f in self.failures],
+            "step_scale": self.step_scale, "generator": self.generator.get_state(),
+            "hv_reference": self.hv_reference, "stop_reason": self.stop_reason, "rows": self.rows, "k": self.k,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state from :meth:`state_dict` (same task size and population size)."""
+        if state["rows"] != self.rows or state["k"] != self.k:
+            raise ValueError(f"checkpoint has {state['rows']} rows x {state['k']} individuals; "
+                             f"this run has {self.rows} x {self.k}")
+        p = state["population"]
+        self.population = None if p is None else Population(
+            **{f: (None if p[f] is None else p[f].to(self.device if f in ("residuals", "row", "origin", "donor_row", "decoded") else "cpu"))
+               for f in self._POP_FIELDS}, generation=state["population_generation"])
+        self.pending, self.generation, self.evaluations = None, state["generation"], state["evaluations"]
+        self.history = [GenerationRecord(**h) for h in state["history"]]
+        self.failures = [Failure(**f) for f in state["failures"]]
+        self.step_scale, self.hv_reference, self.stop_reason = state["step_scale"], state["hv_reference"], state["stop_reason"]
+        self.generator.set_state(state["generator"])
+
     # -- bookkeeping --------------------------------------------------------------------------------
     def _record(self, new: Population) -> GenerationRecord:
         pop = self.population
