@@ -91,3 +91,17 @@ def test_variation_lineage_and_rates():
 def test_variation_with_one_row_falls_back_to_self():
     off = Variation(cross_rate=1.0)(_pop(rows=1), 1, 6, gen())
     assert (off.origin == SELF).all()
+
+
+def test_anchor_donors_come_from_the_own_row():
+    pop = _pop(rows=3, k=4, d=8)
+    anchors = torch.full((3, 1, 8), 5.0) * torch.arange(1, 4).reshape(3, 1, 1)
+    off = Variation(cross_rate=1.0, anchor_rate=1.0, cross_pollination=CrossPollination(UniformMask(0.5)),
+                    repair=None)(pop, 3, 10, gen(), anchors=anchors)
+    assert (off.origin == CROSS).all() and torch.equal(off.donor_row, off.row)
+    for b in range(3):  # coordinates taken from a donor carry the row's own anchor value
+        vals = off.residuals[off.row == b]
+        taken = vals[(vals - 5.0 * (b + 1)).abs() < 1e-6]
+        assert taken.numel() > 0
+    plain = Variation(cross_rate=0.5)(pop, 3, 10, gen(3))
+    assert torch.equal(plain.residuals, Variation(cross_rate=0.5)(pop, 3, 10, gen(3), anchors=anchors).residuals)

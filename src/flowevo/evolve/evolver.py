@@ -183,7 +183,8 @@ class Evolver:
             if self.population is None:
                 pop = self._seed_population()
             else:
-                pop = self.variation(self.population, self.rows, self.k, self.generator, self.step_scale)
+                pop = self.variation(self.population, self.rows, self.k, self.generator, self.step_scale,
+                                     self.extra_seeds)
             target = self.task.target_condition.to(self.device)[pop.row]
             decoded = self.codec.decode(pop.residuals, target)
         self.pending = replace(pop, decoded=decoded)
