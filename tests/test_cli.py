@@ -42,3 +42,9 @@ def test_digits_demo_end_to_end(tmp_path):
         assert (run / f).stat().st_size > 0, f
     html = (run / "report.html").read_text()
     assert "grid.png" in html and "Pareto" in html
+
+
+def test_missing_weights_folder_is_a_clear_error(tmp_path):
+    out = runner.invoke(app, ["demo", "digits", "--weights", str(tmp_path / "nope"), "--quiet",
+                              "--run-dir", str(tmp_path / "r")])
+    assert out.exit_code == 2 and "nope" in out.output and "Traceback" not in out.output

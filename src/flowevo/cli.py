@@ -144,6 +144,8 @@ def demo_digits(
     generations: int = typer.Option(15, min=1, help="REO generations (24 residuals per digit)."),
     sources: Optional[Path] = typer.Option(None, help="A .npz with images (N,28,28) and labels (default: built-in held-out digits)."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+    weights: Optional[Path] = typer.Option(None, help="A folder of digit models (default: the shipped weights)."),
+    retrain: bool = typer.Option(False, "--retrain", help="Train all digit models from scratch first (~5 min)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -152,7 +154,8 @@ def demo_digits(
 
     log = (lambda s: None) if quiet else (lambda s: console.print(f"[dim]{s}[/dim]"))
     m = _guarded(lambda: run_digits_demo(run_dir, n=n, seed=seed, generations=generations,
-                                         sources=str(sources) if sources else None, device=_device(device), log=log), quiet)
+                                         sources=str(sources) if sources else None, device=_device(device), log=log,
+                                         weights=weights, retrain=retrain), quiet)
     if as_json:
         sys.stdout.write(json.dumps(m, indent=2) + "\n")
         return

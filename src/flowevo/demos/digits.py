@@ -39,12 +39,23 @@ def _p_target(oracle: ClassifierOracle) -> FunctionObjective:
 
 
 def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations: int = 15, sources: str | None = None,
-                    device: str = "cpu", log: Callable[[str], None] = lambda s: None) -> dict:
-    """Run both tasks; write ``run_dir`` with report.html, PNGs, metrics.json and edits.npz."""
+                    device: str = "cpu", log: Callable[[str], None] = lambda s: None,
+                    weights: str | Path | None = None, retrain: bool = False) -> dict:
+    """Run both tasks; write ``run_dir`` with report.html, PNGs, metrics.json and edits.npz.
+
+    ``weights``: a folder of digit models (default: the shipped ones); ``retrain``: first train
+    all four models from scratch into ``run_dir/models`` (about 5 minutes on 2 cores) and use them.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    models = load_digit_models(device=device)
+    if retrain:
+        from flowevo.domains.digits.train import train_digit_models
+
+        log("training the digit models (classifier, independent classifier, VAE, latent flow)")
+        weights = run_dir / "models"
+        train_digit_models(weights, seed=seed, show_progress=True)
+    models = load_digit_models(weights, device=device)
     x, labels = load_sources(sources, n)
     g = torch.Generator().manual_seed(seed)
     targets = (labels + torch.randint(1, 10, (len(x),), generator=g)) % 10  # always another class
