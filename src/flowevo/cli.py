@@ -237,6 +237,22 @@ def bench_crystals(
     _print_metrics(m, as_json, f"crystals benchmark -> {out}/metrics.json", rows)
 
 
+@bench_app.command("throughput", epilog="Example: flowevo benchmark throughput --out out/throughput")
+def bench_throughput(
+    out: Path = typer.Option(..., help="Output directory (metrics.json)."),
+    seed: int = typer.Option(0, help="Seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
+) -> None:
+    """Decode throughput per batch size against the FLOP bound measured in the same run, and end-to-end REO."""
+    from flowevo.benchmarks.throughput import run_throughput_benchmark
+
+    m = _guarded(lambda: run_throughput_benchmark(out, seed=seed), False)
+    rows = [(f"decode batch {b}", f"{r['candidates_per_s']:.0f} cand/s, {r['fraction_of_flop_bound']:.0%} of bound")
+            for b, r in m["throughput"]["decode"].items()]
+    rows.append(("end-to-end digits REO", f"{m['throughput']['end_to_end_digits']['candidates_per_s']:.0f} cand/s"))
+    _print_metrics(m, as_json, f"throughput benchmark -> {out}/metrics.json", rows)
+
+
 @bench_app.command("scaling", epilog="Example: flowevo benchmark scaling --out out/scaling")
 def bench_scaling(
     out: Path = typer.Option(..., help="Output directory (metrics.json)."),
