@@ -9,8 +9,8 @@ from flowevo.flow import MLPVelocity
 def test_linear_flops_count_every_linear_layer():
     assert linear_flops_per_sample(nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2))) == 2 * (15 + 10)
     net = MLPVelocity((4,), num_classes=2, hidden=8, depth=1, time_dim=4)
-    # input (4 + 4 time features -> 8), one block (8 -> 8), output (8 -> 4); label embedding has no Linear
-    assert linear_flops_per_sample(net) == 2 * (8 * 8 + 8 * 8 + 8 * 4)
+    # input (4 + 4 time features -> 8), one block of two (8 -> 8), output (8 -> 4); the label embedding has no Linear
+    assert linear_flops_per_sample(net) == 2 * (8 * 8 + 2 * 8 * 8 + 8 * 4)
 
 
 def test_matmul_rate_is_measured():
