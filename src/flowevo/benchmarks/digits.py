@@ -154,10 +154,9 @@ class DigitsBench:
 
 def plot_fronts(metrics: dict, path: Path | str) -> Path:
     """Morphology change against mean target probability for leap (over gamma) and REO (over tau)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from flowevo.report.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, marker in (("leap", "o"), ("reo", "s")):
@@ -170,10 +169,7 @@ def plot_fronts(metrics: dict, path: Path | str) -> Path:
            title=f"fronts on {metrics['n_sources']} digits (labels: gamma / tau)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None, n: int = 200, seed: int = 0,
@@ -189,20 +185,13 @@ def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None,
     bench = DigitsBench(models, x, labels, targets, seed, population, generations)
 
     methods, fronts, edits = {}, {"leap": [], "reo": []}, {}
-    for gamma in LEAP_GAMMAS:
-        log(f"leap gamma={gamma}")
-        r = bench.leap(gamma)
-        fronts["leap"].append({"setting": gamma, "mean_p_target": r["mean_p_target"],
-                               "acc_independent": r["acc_independent"], "morph_mean": r["morph_mean"]})
-        if gamma == 0.5:
-            methods["leap"], edits["leap"] = r, bench.last_edits
-    for tau in REO_TAUS:
-        log(f"reo tau={tau}")
-        r = bench.reo(tau)
-        fronts["reo"].append({"setting": tau, "mean_p_target": r["mean_p_target"],
-                              "acc_independent": r["acc_independent"], "morph_mean": r["morph_mean"]})
-        if tau == 0.9:
-            methods["reo"], edits["reo"] = r, bench.last_edits
+    for name, settings, default, run in (("leap", LEAP_GAMMAS, 0.5, bench.leap), ("reo", REO_TAUS, 0.9, bench.reo)):
+        for setting in settings:
+            log(f"{name} {setting}")
+            r = run(setting)
+            fronts[name].append({"setting": setting, **{k: r[k] for k in ("mean_p_target", "acc_independent", "morph_mean")}})
+            if setting == default:
+                methods[name], edits[name] = r, bench.last_edits
     ablation = {"both": methods["reo"]}
     for name, rate in (("self_only", 0.0), ("cross_only", 1.0)):
         log(f"reo ablation {name}")

@@ -18,6 +18,7 @@ import numpy as np
 
 from flowevo.benchmarks.crystals import BUDGETS, CrystalBench, SMACT_SET, _clean, edit_row, load_crystal_data
 from flowevo.report import Report
+from flowevo.report.plots import save_figure
 
 
 def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: int = 0, budget: str = "k2_bkept",
@@ -91,9 +92,7 @@ def _plot(rows: list[dict], path: Path) -> None:
         ax.set_xlabel(f"before: {label}")
         ax.set_ylabel("after")
     axes[0].set_title("points below the diagonal improved")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _report(run_dir: Path, m: dict) -> None:

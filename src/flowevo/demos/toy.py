@@ -18,7 +18,7 @@ from flowevo.domains.toy import ToyMixture, train_toy_flow  # noqa: E402
 from flowevo.evolve import Checkpointer, EditTask, Evolver, MaxGenerations, load_run_state, non_dominated  # noqa: E402
 from flowevo.flow import Condition, FixedGrid, ResidualCodec, TrainConfig, load_checkpoint, save_checkpoint  # noqa: E402
 from flowevo.objectives import FunctionObjective, LocalEvaluator  # noqa: E402
-from flowevo.report import plot_front, plot_history  # noqa: E402
+from flowevo.report.plots import plot_front, plot_history, save_figure  # noqa: E402
 
 
 def resume_toy_demo(run_dir: Path | str, show_progress: bool = True) -> dict:
@@ -111,6 +111,4 @@ def _plot_edits(toy: ToyMixture, src: np.ndarray, edits: np.ndarray, goal: np.nd
     ax.scatter(*goal, marker="*", s=200, c="gold", edgecolors="k", label="goal")
     ax.legend(fontsize=7, loc="best")
     ax.set(title="REO edits: class 0 -> class 2, toward the goal", aspect="equal")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from flowevo.report.plots import save_figure  # noqa: E402
+
 
 def image_grid(columns: dict[str, np.ndarray], path: Path | str, row_labels: Sequence[str] | None = None,
                cell_labels: dict[str, Sequence[str]] | None = None, title: str = "") -> Path:
@@ -32,8 +34,4 @@ def image_grid(columns: dict[str, np.ndarray], path: Path | str, row_labels: Seq
                 ax.set_ylabel(row_labels[i], fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -14,6 +14,15 @@ import numpy as np  # noqa: E402
 from flowevo.evolve.history import GenerationRecord  # noqa: E402
 
 
+def save_figure(fig, path: Path | str, dpi: int = 110) -> Path:
+    """Lay out, write and close a matplotlib figure; returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_history(history: Sequence[GenerationRecord], names: Sequence[str], path: Path | str) -> Path:
     """Mean best value per objective over generations (one panel each) plus feasibility."""
     gens = [h.generation for h in history]
@@ -30,11 +39,7 @@ def plot_history(history: Sequence[GenerationRecord], names: Sequence[str], path
     ax.set(title="feasibility", xlabel="generation", ylim=(-0.05, 1.05))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_front(values: np.ndarray, names: Sequence[str], path: Path | str, colour: np.ndarray | None = None,
@@ -51,8 +56,4 @@ def plot_front(values: np.ndarray, names: Sequence[str], path: Path | str, colou
         ax.legend(fontsize=8)
     ax.set(xlabel=names[0], ylabel=names[1], title="candidates and Pareto front")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
