@@ -1,0 +1,10 @@
+"""The ``flowevo`` command line (typer + rich).
+
+Usage and input errors exit with code 2 and a one-line message (no traceback). Each command
+group lives in its own module and registers on the apps in :mod:`flowevo.cli.app`.
+"""
+
+from flowevo.cli import benchmark, demo, resume  # noqa: F401  (registers the commands)
+from flowevo.cli.app import app
+
+__all__ = ["app"]

@@ -1,0 +1,3 @@
+from flowevo.cli import app
+
+app()

@@ -1,0 +1,63 @@
+"""Helpers shared by the command modules: one-line errors (exit 2), devices, metric tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Callable
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    """Print ``error: message`` on stderr and exit with code 2."""
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def guarded(fn: Callable[[], dict], quiet: bool) -> dict:
+    """Run ``fn``; turn input errors into a one-line message with exit code 2."""
+    if quiet:
+        os.environ["FLOWEVO_QUIET"] = "1"
+    try:
+        return fn()
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        fail(str(exc))
+        raise  # unreachable
+
+
+def device_or_fail(device: str) -> str:
+    """``device`` if torch can use it, else a usage error."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"--device {device} asked for, but torch sees no CUDA device")
+    return device
+
+
+def logger(quiet: bool) -> Callable[[str], None]:
+    """A dim stderr line printer, silent when ``quiet``."""
+    return (lambda s: None) if quiet else (lambda s: console.print(f"[dim]{s}[/dim]"))
+
+
+def invoked_command() -> str | None:
+    """The command line as typed (``flowevo ...``), recorded in benchmark metrics."""
+    return "flowevo " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else None
+
+
+def print_metrics(metrics: dict, as_json: bool, title: str, rows: list[tuple[str, str]]) -> None:
+    """JSON on stdout (``--json``) or a two-column rich table."""
+    if as_json:
+        sys.stdout.write(json.dumps(metrics, indent=2) + "\n")
+        return
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for k, v in rows:
+        table.add_row(k, v)
+    Console().print(table)
