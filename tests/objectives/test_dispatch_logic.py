@@ -75,7 +75,7 @@ def _batch(n: int = 10) -> Candidates:
 
 
 def test_timeout_splits_chunk_and_fails_only_the_culprit():
-    with ThreadEvaluator([FunctionObjective("s", "min", stuck_on_seven)], chunk_size=4, timeout_s=0.2, retries=1) as ev:
+    with ThreadEvaluator([FunctionObjective("s", "min", stuck_on_seven)], chunk_size=4, timeout_s=1.0, retries=1) as ev:
         out = ev(_batch())
     assert out.failed.tolist() == [i == 7 for i in range(10)]
     assert out.values[[0, 5, 9], 0].tolist() == [0.0, 5.0, 9.0]
