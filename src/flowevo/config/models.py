@@ -1,0 +1,163 @@
+"""The configuration as typed pydantic models: unknown keys and bad values are errors.
+
+One file configures training and optimisation::
+
+    seed = 0
+
+    [train]
+    data = "data/blobs.npz"
+    out = "models/blobs"
+    steps = 1500                     # leave out for a default scaled to the data
+
+    [optimize]
+    model = "models/blobs"
+    sources = "data/blobs_sources.npz"
+    run_dir = "runs/blobs"
+    target = { class = 2 }           # or { values = [0.5] }, or both
+    generations = 15
+
+    [[optimize.objectives]]
+    use = "target_probability"       # a built-in ...
+
+    [[optimize.objectives]]
+    use = "my_scores:brightness"     # ... or package.module:function / path/to/file.py:function
+    sense = "max"
+
+    [[optimize.constraints]]
+    use = "distance_to_source"
+    upper = 4.0                      # g <= 4 (lower = ... for g >= ...)
+
+Every field below is a key; :func:`flowevo.config.load_config` reads the file, applies
+overrides and validates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["CallableSpec", "Config", "ConstraintSpec", "ObjectiveSpec", "OptimizeSection", "TargetSpec", "TrainSection"]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors; values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class TrainSection(Strict):
+    """``[train]``: what ``flowevo train`` does (``None`` = scaled to the data)."""
+
+    data: Path | None = Field(None, description="the training .npz (keys x, c and/or v)")
+    out: Path | None = Field(None, description="MODEL_DIR to write")
+    encoder: Literal["auto", "none", "pca", "autoencoder"] = "auto"
+    latent: int | None = Field(None, gt=0, description="encoder width")
+    steps: int | None = Field(None, gt=0, description="flow-matching steps")
+    batch_size: int | None = Field(None, gt=0)
+    lr: float = Field(2e-3, gt=0)
+    hidden: int | None = Field(None, gt=0)
+    depth: int = Field(3, gt=0)
+    condition_dropout: float = Field(0.1, ge=0, lt=1)
+    encoder_steps: int | None = Field(None, gt=0)
+    judge: bool = True
+    judge_steps: int | None = Field(None, gt=0)
+    holdout: float = Field(0.1, ge=0, le=0.5)
+
+
+class TargetSpec(Strict):
+    """``target``: the condition to edit toward: a class id, float values (data units), or both."""
+
+    class_: int | None = Field(None, alias="class", ge=0)
+    values: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TargetSpec:
+        if self.class_ is None and self.values is None:
+            raise ValueError("give 'class' (an integer class id) and/or 'values' (a list of floats)")
+        if self.values is not None and not self.values:
+            raise ValueError("'values' must not be empty")
+        return self
+
+
+class CallableSpec(Strict):
+    """What scores a candidate: ``use`` (a built-in name or an import string) or ``command``."""
+
+    use: str | None = Field(None, description="built-in name, package.module:function or path/file.py:function")
+    command: list[str] | None = Field(None, description="external program and arguments; '{input}' is the candidate file")
+    name: str | None = None
+    per_item: bool = Field(False, description="call a Python function once per candidate: fn(x) or fn(x, source)")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for a built-in or factory")
+    timeout_s: float = Field(60.0, gt=0, description="command only: limit per candidate")
+    payload_format: Literal["npz", "json"] = "npz"
+    max_parallel: int = Field(1, gt=0, description="command only: candidates run at once")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CallableSpec:
+        if (self.use is None) == (self.command is None):
+            raise ValueError("give exactly one of 'use' (built-in or import string) and 'command' (a program)")
+        if self.command is not None and not any("{input}" in a for a in self.command):
+            raise ValueError("'command' must contain '{input}' where the candidate file path goes")
+        if self.command is not None and self.name is None:
+            raise ValueError("a 'command' needs a 'name'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The name shown in results."""
+        if self.name:
+            return self.name
+        assert self.use is not None
+        return self.use.rpartition(":")[2] if ":" in self.use else self.use
+
+
+class ObjectiveSpec(CallableSpec):
+    """``[[optimize.objectives]]``: a callable plus its sense (built-ins have a default sense) and role."""
+
+    sense: Literal["min", "max"] | None = None
+    role: Literal["alignment", "preservation", "other"] | None = Field(
+        None, description="for reports: the Pareto plot shows alignment vs preservation (default: from the built-in, else alignment)")
+
+
+class ConstraintSpec(CallableSpec):
+    """``[[optimize.constraints]]``: a callable ``g`` with bounds: ``g <= upper`` and/or ``g >= lower``."""
+
+    upper: float | None = None
+    lower: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ConstraintSpec:
+        if self.upper is None and self.lower is None:
+            raise ValueError("a constraint needs 'upper' (g <= upper) and/or 'lower' (g >= lower)")
+        if self.upper is not None and self.lower is not None and self.lower > self.upper:
+            raise ValueError(f"lower ({self.lower}) is above upper ({self.upper})")
+        return self
+
+
+class OptimizeSection(Strict):
+    """``[optimize]``: what ``flowevo optimize`` does."""
+
+    model: Path | None = Field(None, description="MODEL_DIR written by flowevo train")
+    sources: Path | None = Field(None, description=".npz of samples to edit (keys x and their own c and/or v)")
+    rows: int | None = Field(None, gt=0, description="edit the first ROWS sources (default: all)")
+    run_dir: Path | None = None
+    target: TargetSpec | None = None
+    objectives: list[ObjectiveSpec] = Field(default_factory=list, description="empty: the judge's alignment + distance_to_source")
+    constraints: list[ConstraintSpec] = Field(default_factory=list)
+    generations: int = Field(15, gt=0)
+    population: int = Field(16, gt=0, description="residuals kept per source")
+    cross_rate: float = Field(0.3, ge=0, le=1, description="share of offspring made by cross-pollination")
+    solver: Literal["euler", "midpoint", "rk4"] = "rk4"
+    solver_steps: int = Field(10, gt=0)
+    strength: float = Field(1.0, gt=0, le=1, description="edit strength: invert to t = 1 - strength")
+    guidance: float = Field(1.0, ge=0, description="classifier-free guidance scale when decoding")
+    report: bool = Field(True, description="write report.html at the end")
+
+
+class Config(Strict):
+    """The whole file: ``seed``, ``[train]`` and ``[optimize]``."""
+
+    seed: int = 0
+    train: TrainSection = Field(default_factory=TrainSection)
+    optimize: OptimizeSection = Field(default_factory=OptimizeSection)
