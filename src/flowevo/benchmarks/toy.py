@@ -17,7 +17,9 @@ import math
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
@@ -61,19 +63,29 @@ def _summary(first_success: torch.Tensor, wall_s: float, evaluations: int, best:
     }
 
 
-def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget: int = 512, batch: int = 16,
-                      quantile: float = 0.999, show_progress: bool = False) -> dict:
-    """Run the benchmark and write ``out_dir/metrics.json``; returns the metrics."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+@dataclass
+class ToyEditTask:
+    """The toy benchmark's black-box edit task for one seed (trained flow, rows, black box, success).
+
+    ``success(evaluation, candidates) -> (N,)`` bool: projection at or above ``threshold`` and realistic."""
+
+    toy: ToyMixture
+    model: torch.nn.Module
+    codec: ResidualCodec
+    task: EditTask
+    evaluator: LocalEvaluator
+    success: Callable
+    threshold: float
+    realism_bound: float
+    train_s: float
+
+
+def toy_edit_task(seed: int = 0, rows: int = 32, quantile: float = 0.999, show_progress: bool = False) -> ToyEditTask:
+    """Train the 16-D toy flow (seeded by ``seed``) and build the edit task every toy method is run on."""
     t0 = time.perf_counter()
     toy = ToyMixture(dim=16, num_classes=3, modes=2, seed=0)
     model = train_toy_flow(toy, config=TrainConfig(steps=1500, seed=seed), show_progress=show_progress)
     train_s = time.perf_counter() - t0
-
-    x_test, y_test = toy.sample(256, torch.Generator().manual_seed(10_000 + seed))
-    roundtrip = roundtrip_table(model, x_test, Condition.from_labels(y_test))
-
     src, lab = toy.sample(rows, torch.Generator().manual_seed(20_000 + seed), labels=torch.zeros(rows, dtype=torch.long))
     task = EditTask(src, Condition.from_labels(lab), Condition.from_labels(torch.ones(rows, dtype=torch.long)))
     u = torch.randn(16, generator=torch.Generator().manual_seed(5))
@@ -87,11 +99,42 @@ def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget
     evaluator = LocalEvaluator([objective], [Constraint("realism", lambda b: distance(b.x), realism_bound)])
     success = lambda ev, cands: (ev.values[:, 0] >= threshold) & (ev.violation == 0)
     codec = ResidualCodec(model, FixedGrid("rk4", 8))
+    return ToyEditTask(toy, model, codec, task, evaluator, success, threshold, realism_bound, train_s)
+
+
+def toy_search(setup: ToyEditTask, method: str, budget: int = 512, batch: int = 16, seed: int = 0,
+               evaluator=None, callbacks: Sequence[Callable] = (), show_progress: bool = False):
+    """Run ``method`` (``reo``, ``random`` or ``cma``) on the task as the toy benchmark does.
+
+    ``evaluator`` replaces the task's own (e.g. a wrapper that counts queries). Returns the
+    :class:`EvolutionResult` (reo) or the baseline's ``SearchResult``."""
+    evaluator = setup.evaluator if evaluator is None else evaluator
+    rows = len(setup.task)
+    if method == "reo":
+        evolver = Evolver(setup.codec, setup.task, evaluator, population_size=batch, variation=Variation(cross_rate=0.3),
+                          termination=[MaxEvaluations(budget * rows)], seed=seed)
+        return evolver.run(callbacks=callbacks, show_progress=show_progress)
+    if method == "random":
+        return random_search(setup.codec, setup.task, evaluator, budget, batch=batch, seed=seed, success=setup.success)
+    if method == "cma":
+        return cma_search(setup.codec, setup.task, evaluator, budget, popsize=batch, seed=seed, success=setup.success)
+    raise ValueError(f"unknown toy method {method!r}; use reo, random or cma")
+
+
+def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget: int = 512, batch: int = 16,
+                      quantile: float = 0.999, show_progress: bool = False) -> dict:
+    """Run the benchmark and write ``out_dir/metrics.json``; returns the metrics."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    setup = toy_edit_task(seed, rows, quantile, show_progress)
+    toy, model, threshold, realism_bound = setup.toy, setup.model, setup.threshold, setup.realism_bound
+
+    x_test, y_test = toy.sample(256, torch.Generator().manual_seed(10_000 + seed))
+    roundtrip = roundtrip_table(model, x_test, Condition.from_labels(y_test))
 
     methods = {}
     start = time.perf_counter()
-    evolver = Evolver(codec, task, evaluator, population_size=batch, variation=Variation(cross_rate=0.3),
-                      termination=[MaxEvaluations(budget * rows)], seed=seed)
     first = torch.full((rows,), math.inf, dtype=torch.float64)
 
     def track(ev: Evolver) -> None:
@@ -100,12 +143,11 @@ def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget
         for b in torch.unique(ev.last.row[hit]).tolist():
             first[b] = min(first[b].item(), spent)
 
-    result = evolver.run(callbacks=[track], show_progress=show_progress)
+    result = toy_search(setup, "reo", budget, batch, seed, callbacks=[track], show_progress=show_progress)
     methods["reo"] = _summary(first, time.perf_counter() - start, result.evaluations // rows, result.best.values[:, 0])
-    for name, fn in (("random", random_search), ("cma", cma_search)):
+    for name in ("random", "cma"):
         start = time.perf_counter()
-        kwargs = {"batch": batch} if name == "random" else {"popsize": batch}
-        res = fn(codec, task, evaluator, budget, seed=seed, success=success, **kwargs)
+        res = toy_search(setup, name, budget, batch, seed)
         methods[name] = _summary(res.first_success, time.perf_counter() - start, res.evaluations_per_row,
                                  res.best_values[:, 0])
 
@@ -119,7 +161,7 @@ def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget
                               "of true class-1 samples and within the realism bound"},
         "roundtrip_rel_error": roundtrip,
         "methods": methods,
-        "train_s": train_s,
+        "train_s": setup.train_s,
         "total_s": time.perf_counter() - t0,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
     }
