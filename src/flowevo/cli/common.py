@@ -16,7 +16,7 @@ console = Console(stderr=True)
 
 def fail(message: str) -> None:
     """Print ``error: message`` on stderr and exit with code 2."""
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)  # one line, however long
     raise typer.Exit(code=2)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,6 +15,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.2rem;margin-top:2rem;bor
 table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem} th,td{border:1px solid #ddd;padding:.25rem .55rem;text-align:right}
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left} img{max-width:100%;border:1px solid #eee;margin:.4rem 0}
 .note{color:#555;font-size:.9rem} pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.8rem}
+figure{margin:.8rem 0} nav{font-size:.9rem;margin:.6rem 0} nav a{margin-right:.8rem}
 """
 
 
@@ -39,9 +41,14 @@ class Report:
 
     title: str
     parts: list[str] = field(default_factory=list)
+    toc: bool = False  # a list of links to the sections under the title
+    sections: list[tuple[str, str]] = field(default_factory=list)
 
-    def section(self, heading: str) -> None:
-        self.parts.append(f"<h2>{html.escape(heading)}</h2>")
+    def section(self, heading: str, anchor: str | None = None) -> None:
+        """A new section; ``anchor`` (default: a slug of the heading) becomes its HTML id."""
+        slug = anchor or re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+        self.sections.append((heading, slug))
+        self.parts.append(f'<h2 id="{html.escape(slug)}">{html.escape(heading)}</h2>')
 
     def text(self, text: str, note: bool = False) -> None:
         cls = ' class="note"' if note else ""
@@ -72,8 +79,11 @@ class Report:
         self.parts.append(f"<pre>{html.escape(json.dumps(obj, indent=2, default=str))}</pre>")
 
     def render(self) -> str:
+        nav = ""
+        if self.toc and self.sections:
+            nav = "<nav>" + "".join(f'<a href="#{html.escape(a)}">{html.escape(h)}</a>' for h, a in self.sections) + "</nav>"
         return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(self.title)}</title>"
-                f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.parts)}</body></html>")
+                f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>{nav}{''.join(self.parts)}</body></html>")
 
     def write(self, run_dir: Path | str) -> Path:
         path = Path(run_dir) / "report.html"

@@ -89,8 +89,8 @@ class GenericTrainConfig:
         return replace(
             self, encoder=enc, latent=latent, batch_size=batch,
             steps=self.steps or epochs(40, 500, 4000),
-            encoder_steps=self.encoder_steps or (epochs(30, 500, 3000) if enc == "autoencoder" else 0),
-            judge_steps=self.judge_steps or (epochs(20, 300, 2000) if self.judge else 0),
+            encoder_steps=(self.encoder_steps or epochs(30, 500, 3000)) if enc == "autoencoder" else None,
+            judge_steps=(self.judge_steps or epochs(20, 300, 2000)) if self.judge else None,
         )
 
 

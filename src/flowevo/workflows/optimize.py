@@ -1,0 +1,294 @@
+"""An optimisation run on a trained generic model: sources -> residual-space evolution -> run directory.
+
+:func:`run_optimize` takes a validated :class:`~flowevo.config.Config` and writes RUN_DIR:
+
+- ``config.resolved.json``: the full configuration (defaults, file, overrides, flags; paths absolute);
+- ``run.json``: what the report needs to know (objectives, senses, roles, constraints, data kind);
+- ``checkpoint.pt``: the evolver's state after every generation (``flowevo resume RUN_DIR``);
+- ``lineage.json``: per generation, survivors and new candidates by origin (seed / self / cross);
+- ``history.json``, ``population.npz`` (final survivors: decoded, values, violation, origin,
+  donor row, Pareto mask), ``sources.npz``, ``failures.json``, ``metrics.json``;
+- ``report.html`` and its PNGs (unless ``optimize.report = false``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
+from flowevo.config.loading import RESOLVED_NAME
+from flowevo.domains.generic import GenericModel, UserData, load_model, load_npz
+from flowevo.evolve import (ORIGINS, Checkpointer, EditTask, EvolutionResult, Evolver, MaxGenerations, Variation,
+                            load_run_state, non_dominated)
+from flowevo.flow import Condition
+from flowevo.objectives import LocalEvaluator
+from flowevo.workflows.builtins import BuiltinContext, build_constraint, build_objective, default_objectives, objective_role
+
+__all__ = ["RUN_KIND", "is_optimize_run", "prepare", "resume_optimize", "run_optimize"]
+
+RUN_KIND = "flowevo.optimize/1"
+
+
+def _required(value: Any, key: str, flag: str) -> Any:
+    if value is None:
+        raise ConfigError(f"{key}: required (give {flag} or set it in the config file)")
+    return value
+
+
+def _source_condition(model: GenericModel, src: UserData) -> Condition:
+    missing = [(k, what) for k, what, need in (("c", "class ids", model.num_classes), ("v", "float values", model.value_dim))
+               if need and getattr(src, "labels" if k == "c" else "values") is None]
+    if missing:
+        k, what = missing[0]
+        raise ValueError(f"{src.path}: missing key {k!r}: the sources' own {what} are needed to invert them "
+                         "(the model is conditioned on them)")
+    try:
+        return model.condition(labels=src.labels, values=src.values)
+    except ValueError as exc:
+        key = "c" if "class" in str(exc) else "v"
+        raise ValueError(f"{src.path}: key {key!r}: {exc}") from None
+
+
+def _target_condition(model: GenericModel, config: Config, rows: int) -> Condition:
+    t = _required(config.optimize.target, "optimize.target", "--target (e.g. --target 2 or --target values=0.5)")
+    if t.class_ is not None and not model.num_classes:
+        raise ConfigError(f"optimize.target.class: this model has no classes (it is conditioned on "
+                          f"{model.value_dim} float value(s)); give values=...")
+    if t.values is not None and not model.value_dim:
+        raise ConfigError("optimize.target.values: this model has no float conditions; give a class")
+    try:
+        return model.condition(labels=None if t.class_ is None else [t.class_] * rows,
+                               values=None if t.values is None else [t.values] * rows)
+    except ValueError as exc:
+        raise ConfigError(f"optimize.target: {exc}") from None
+
+
+def _absolute(config: Config) -> Config:
+    """Paths made absolute, so the resolved configuration (and resume) works from any directory."""
+    data = config_to_dict(config)
+    for key in ("model", "sources", "run_dir"):
+        if data["optimize"][key] is not None:
+            data["optimize"][key] = str(Path(data["optimize"][key]).resolve())
+    for key in ("data", "out"):
+        if data["train"][key] is not None:
+            data["train"][key] = str(Path(data["train"][key]).resolve())
+    for spec in data["optimize"]["objectives"] + data["optimize"]["constraints"]:
+        use = spec.get("use")
+        if use and ":" in use and (use.rpartition(":")[0].endswith(".py") or "/" in use.rpartition(":")[0]):
+            head, _, tail = use.rpartition(":")
+            spec["use"] = f"{Path(head).resolve()}:{tail}"
+    return validate_config(data)
+
+
+class Prepared:
+    """Everything a run needs, built from a configuration (model, task, evaluator, evolver)."""
+
+    def __init__(self, config: Config) -> None:
+        o = config.optimize
+        model_dir = _required(o.model, "optimize.model", "--model MODEL_DIR")
+        sources_path = _required(o.sources, "optimize.sources", "--sources FILE")
+        self.run_dir = Path(_required(o.run_dir, "optimize.run_dir", "--run-dir DIR"))
+        self.model = load_model(model_dir)
+        src = load_npz(sources_path, require_condition=False)
+        if src.shape != self.model.shape:
+            raise ValueError(f"{src.path}: key 'x' holds samples of shape {src.shape}, but the model at {model_dir} "
+                             f"was trained on {self.model.shape}")
+        if o.rows is not None:
+            src = src.subset(list(range(min(o.rows, len(src)))))
+        self.sources = src
+        source_c = _source_condition(self.model, src)
+        target_c = _target_condition(self.model, config, len(src))
+        if not o.objectives:
+            specs = default_objectives(self.model, target_c.labels is not None, target_c.values is not None)
+            config = config.model_copy(update={"optimize": o.model_copy(update={"objectives": specs})})
+            o = config.optimize
+        self.config = _absolute(config)
+        ctx = BuiltinContext(self.model)
+        try:
+            self.objectives = [build_objective(s, ctx) for s in o.objectives]
+            self.constraints = [build_constraint(s, ctx) for s in o.constraints]
+        except ValueError as exc:
+            raise ConfigError(f"optimize: {exc}") from None
+        self.roles = [objective_role(s) for s in o.objectives]
+        try:
+            self.evaluator = LocalEvaluator(self.objectives, self.constraints)
+        except ValueError as exc:
+            raise ConfigError(f"optimize.objectives: {exc}") from None
+        self.task = EditTask(src.x, source_c, target_c)
+        self.codec = self.model.codec(steps=o.solver_steps, method=o.solver, strength=o.strength, guidance=o.guidance)
+        self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
+                               variation=Variation(cross_rate=o.cross_rate),
+                               termination=[MaxGenerations(o.generations)], seed=config.seed)
+
+    def run_info(self) -> dict[str, Any]:
+        o = self.config.optimize
+        return {
+            "kind": RUN_KIND, "domain": "generic", "data_kind": self.model.kind, "shape": list(self.model.shape),
+            "class_names": self.model.class_names, "model": str(o.model), "sources": str(o.sources),
+            "rows": len(self.sources), "population": o.population, "generations": o.generations,
+            "objectives": [{"name": ob.name, "sense": ob.sense, "role": r} for ob, r in zip(self.objectives, self.roles)],
+            "constraints": [{"name": c.name, "bound": c.bound} for c in self.constraints],
+            "target": o.target.model_dump(by_alias=True) if o.target else None,
+        }
+
+
+def prepare(config: Config) -> Prepared:
+    """Build model, task, evaluator and evolver from ``config`` (raises ConfigError / ValueError on bad input)."""
+    return Prepared(config)
+
+
+class LineageRecorder:
+    """Evolver callback: per generation, survivors and new candidates by origin; written to ``lineage.json``."""
+
+    def __init__(self, path: Path, records: list[dict] | None = None) -> None:
+        self.path, self.records = path, list(records or [])
+
+    def __call__(self, evolver: Evolver) -> None:
+        pop, new, g = evolver.population, evolver.last, evolver.generation
+        kept_new = pop.born == g
+        rec = {"generation": g}
+        for code, name in ORIGINS.items():
+            rec[f"survivors_{name}"] = int((pop.origin.cpu() == code).sum())
+            rec[f"new_{name}"] = int((new.origin.cpu() == code).sum())
+            rec[f"new_feasible_{name}"] = int(((new.origin.cpu() == code) & new.feasible.cpu()).sum())
+            rec[f"kept_{name}"] = int(((pop.origin.cpu() == code) & kept_new.cpu()).sum())
+        self.records = [r for r in self.records if r["generation"] < g] + [rec]
+        _write_json(self.path, self.records)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
+    tmp.replace(path)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, torch.Tensor):
+        return v.tolist()
+    return str(v)
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def run_optimize(config: Config, show_progress: bool = True, log: Callable[[str], None] = lambda s: None,
+                 callbacks: Sequence[Callable[[Evolver], None]] = (), resume: bool = False) -> dict:
+    """Run (or with ``resume=True`` continue) the optimisation ``config`` describes; returns the metrics.
+
+    ``callbacks`` run after the checkpoint of every generation. Same configuration and seed, same
+    result; a resumed run ends exactly as an uninterrupted one.
+
+    Example:
+        >>> cfg = load_config("blobs.toml", flags={"optimize.generations": 5})   # doctest: +SKIP
+        >>> metrics = run_optimize(cfg)                                          # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    p = prepare(config)
+    run_dir = p.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lineage_path, ckpt = run_dir / "lineage.json", run_dir / "checkpoint.pt"
+    records: list[dict] = []
+    if resume:
+        load_run_state(p.evolver, ckpt)
+        if lineage_path.is_file():
+            records = [r for r in json.loads(lineage_path.read_text()) if r["generation"] <= p.evolver.generation]
+        log(f"resuming {run_dir} after generation {p.evolver.generation}")
+    else:
+        for stale in ("metrics.json", "report.html", "population.npz"):
+            (run_dir / stale).unlink(missing_ok=True)
+        write_resolved(p.config, run_dir)
+        _write_json(run_dir / "run.json", p.run_info())
+    log(f"{len(p.task)} sources x {p.config.optimize.population} residuals, {p.config.optimize.generations} generations; "
+        f"objectives: {', '.join(f'{o.name} ({o.sense})' for o in p.objectives)}")
+    cbs = [LineageRecorder(lineage_path, records), Checkpointer(ckpt), *callbacks]
+    result = p.evolver.run(callbacks=cbs, show_progress=show_progress)
+    metrics = _write_outputs(p, result, run_dir, time.perf_counter() - start)
+    if p.config.optimize.report:
+        from flowevo.report.run_report import write_run_report
+
+        metrics["report"] = str(write_run_report(run_dir))
+    return metrics
+
+
+def _pareto_mask(result: EvolutionResult) -> np.ndarray:
+    pop = result.population
+    sign = torch.tensor([1.0 if s == "min" else -1.0 for s in result.senses], dtype=torch.float64)
+    mask = np.zeros(len(pop), dtype=bool)
+    rows, feas = pop.row.cpu(), pop.feasible.cpu()
+    for b in range(result.rows):
+        idx = torch.nonzero((rows == b) & feas).flatten()
+        if len(idx):
+            mask[idx.numpy()] = non_dominated(pop.values[idx] * sign).numpy()
+    return mask
+
+
+def _write_outputs(p: Prepared, result: EvolutionResult, run_dir: Path, wall_s: float) -> dict:
+    pop = result.population
+    pareto = _pareto_mask(result)
+    decoded = pop.decoded.detach().cpu().numpy()
+    np.savez_compressed(
+        run_dir / "population.npz", decoded=decoded, residuals=pop.residuals.detach().cpu().numpy(),
+        row=pop.row.cpu().numpy(), origin=pop.origin.cpu().numpy(), donor_row=pop.donor_row.cpu().numpy(),
+        values=pop.values.numpy(), violation=pop.violation.numpy(), born=pop.born.cpu().numpy(), pareto=pareto,
+        objective_names=np.array(result.objective_names), senses=np.array(result.senses),
+    )
+    best = result.best
+    src = p.sources
+    arrays = {"x": src.x.numpy(), "best": best.decoded.detach().cpu().numpy(), "best_values": best.values.numpy(),
+              "best_violation": best.violation.numpy()}
+    if src.labels is not None:
+        arrays["c"] = src.labels.numpy()
+    if src.values is not None:
+        arrays["v"] = src.values.numpy()
+    np.savez_compressed(run_dir / "sources.npz", **arrays)
+    _write_json(run_dir / "history.json", [h.to_dict() for h in result.history])
+    _write_json(run_dir / "failures.json", [vars(f) for f in result.failures])
+    feasible_rows = (best.violation == 0).double()
+    first, last = result.history[0], result.history[-1]
+    metrics = {
+        "kind": RUN_KIND, "run_dir": str(run_dir), "rows": result.rows, "generations": last.generation,
+        "evaluations": result.evaluations, "stop_reason": result.stop_reason,
+        "objectives": [{"name": n, "sense": s, "role": r} for n, s, r in zip(result.objective_names, result.senses, p.roles)],
+        "constraints": [c.name for c in p.constraints],
+        "initial_mean_best": [_finite(v) for v in first.best], "final_mean_best": [_finite(v) for v in last.best],
+        "final_hypervolume": _finite(last.hypervolume), "rows_feasible": float(feasible_rows.mean()),
+        "pareto_points_per_row": float(pareto.sum() / result.rows),
+        "survivors_by_origin": {name: int((pop.origin.cpu() == code).sum()) for code, name in ORIGINS.items()},
+        "failures": len(result.failures), "best_values": best.values.tolist(), "wall_s": wall_s,
+    }
+    _write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def is_optimize_run(run_dir: str | Path) -> bool:
+    """True when ``run_dir`` was written by :func:`run_optimize`."""
+    path = Path(run_dir) / "run.json"
+    try:
+        return json.loads(path.read_text()).get("kind") == RUN_KIND
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def resume_optimize(run_dir: str | Path, show_progress: bool = True, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Continue a killed optimisation run from ``run_dir/checkpoint.pt`` with its resolved configuration."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / RESOLVED_NAME
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {RESOLVED_NAME}; not an optimize run directory")
+    try:
+        data = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    config = validate_config(data, str(cfg_path))
+    if config.optimize.run_dir is None or Path(config.optimize.run_dir).resolve() != run_dir.resolve():
+        config = config.model_copy(update={"optimize": config.optimize.model_copy(update={"run_dir": run_dir.resolve()})})
+    return run_optimize(config, show_progress=show_progress, log=log, resume=True)
