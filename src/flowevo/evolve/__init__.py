@@ -1,6 +1,7 @@
 """Evolution layer: population, operators, survival, termination and the ask/tell Evolver."""
 
 from flowevo.evolve.checkpoint import Checkpointer, load_run_state, model_identity, save_run_state
+from flowevo.evolve.constraints import LagrangianPenalty, Multipliers
 from flowevo.evolve.evolver import EvolutionResult, Evolver
 from flowevo.evolve.history import GenerationRecord
 from flowevo.evolve.operators import (
@@ -13,7 +14,7 @@ from flowevo.evolve.termination import MaxEvaluations, MaxGenerations, Stagnatio
 
 __all__ = [
     "BlockMask", "CROSS", "Checkpointer", "load_run_state", "model_identity", "save_run_state", "CrossPollination", "EditTask", "Elitist", "EvolutionResult", "Evolver",
-    "GenerationRecord", "MaxEvaluations", "MaxGenerations", "ORIGINS", "Population", "RankAndCrowding", "SEED",
+    "GenerationRecord", "LagrangianPenalty", "MaxEvaluations", "Multipliers", "MaxGenerations", "ORIGINS", "Population", "RankAndCrowding", "SEED",
     "SELF", "SelfPollination", "ShellRepair", "Slerp", "Stagnation", "UniformMask", "Variation", "hypervolume",
     "non_dominated",
 ]

@@ -12,6 +12,7 @@ has them scored, and keeps the best ``population_size`` of parents and offspring
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from flowevo.evolve.constraints import LagrangianPenalty
 from flowevo.evolve.history import GenerationRecord
 from flowevo.evolve.operators import Variation
 from flowevo.evolve.population import SEED, Population
@@ -100,6 +102,9 @@ class Evolver:
         hv_reference: ``(M,)`` hypervolume reference in minimisation form (default: from generation 0).
         payload: optional ``fn(x (N, *D)) -> {name: list of N}`` turning decoded tensors into domain
             objects once per batch (e.g. crystal structures), handed to objectives as ``Candidates.extra``.
+        penalty: constraint handling beyond feasibility-first survival, e.g. a
+            :class:`~flowevo.evolve.constraints.LagrangianPenalty` (copied; the run's copy is
+            ``evolver.penalty``). None: feasible first, infeasible by total violation.
 
     Example (ask / tell)::
 
@@ -125,6 +130,7 @@ class Evolver:
         extra_seeds: Tensor | None = None,
         hv_reference: Tensor | None = None,
         payload: Callable[[Tensor], dict] | None = None,
+        penalty: LagrangianPenalty | None = None,
     ) -> None:
         if population_size < 1:
             raise ValueError(f"population_size must be >= 1, got {population_size}")
@@ -142,6 +148,10 @@ class Evolver:
         self.extra_seeds = extra_seeds
         self.hv_reference = hv_reference
         self.payload = payload
+        self.penalty = copy.deepcopy(penalty)
+        constraints = list(getattr(evaluator, "constraints", []))
+        self.constraint_names = [c.name for c in constraints]
+        self.constraint_bounds = torch.tensor([float(c.bound) for c in constraints], dtype=torch.float64)
         self.population: Population | None = None
         self.pending: Population | None = None
         self.last: Population | None = None  # the most recently evaluated batch (for callbacks)
@@ -199,14 +209,27 @@ class Evolver:
             raise RuntimeError("tell() without a pending ask()")
         if evaluation.values.shape != (len(pop), len(self.sign)):
             raise ValueError(f"expected values of shape ({len(pop)}, {len(self.sign)}), got {tuple(evaluation.values.shape)}")
-        pop = replace(pop, values=evaluation.values.double().cpu(), violation=evaluation.violation.double().cpu())
+        g = evaluation.constraint_values.double().cpu()
+        if g.shape != (len(pop), len(self.constraint_names)):
+            raise ValueError(f"expected constraint values of shape ({len(pop)}, {len(self.constraint_names)}), "
+                             f"got {tuple(g.shape)}")
+        pop = replace(pop, values=evaluation.values.double().cpu(), violation=evaluation.violation.double().cpu(),
+                      constraint_values=g)
         self.pending = None
         self.last = pop
         self.evaluations += len(pop)
         self.failures.extend(evaluation.failures)
         pool = pop if self.population is None else Population.cat([self.population, pop])
-        keep = self.survival(pool.values * self.sign, pool.violation, pool.row, self.rows, self.k)
+        F = pool.values * self.sign
+        if self.penalty is None:
+            keep = self.survival(F, pool.violation, pool.row, self.rows, self.k)
+        else:
+            if not self.penalty.ready:
+                self.penalty.setup(self.constraint_names, self.constraint_bounds, F, pool.constraint_values)
+            keep = self.penalty.select(self.survival, F, pool.violation, pool.constraint_values, pool.row, self.rows, self.k)
         self.population = replace(pool.take(keep), generation=pop.generation)
+        if self.penalty is not None and self.constraint_names:
+            self.penalty.update(self.population.constraint_values)
         if pop.generation > 0:  # 1/5th success rule: widen steps where offspring keep winning, narrow where not
             won = (self.population.born == pop.generation).double()
             rate = torch.zeros(self.rows, dtype=torch.float64).index_add_(0, self.population.row.cpu(), won) / self.k
@@ -245,7 +268,10 @@ class Evolver:
         for cb in callbacks:
             cb(self)
         rec = self.history[-1]
-        advance(1, best=rec.best[0], feasible=rec.rows_feasible)
+        extra = {"satisfied": rec.feasible_fraction} if rec.satisfaction else {}
+        if rec.multipliers:
+            extra["max_lambda"] = max(rec.multipliers.values())
+        advance(1, best=rec.best[0], feasible=rec.rows_feasible, **extra)
 
     def result(self) -> EvolutionResult:
         """The current state as an :class:`EvolutionResult`."""
@@ -260,7 +286,8 @@ class Evolver:
         )
 
     # -- checkpoints ---------------------------------------------------------------------------------
-    _POP_FIELDS = ("residuals", "row", "origin", "donor_row", "values", "violation", "decoded", "born")
+    _POP_FIELDS = ("residuals", "row", "origin", "donor_row", "values", "violation", "decoded", "born",
+                   "constraint_values")
 
     def state_dict(self) -> dict:
         """Everything needed to continue this run: population, history, counters, generator state.
@@ -278,6 +305,7 @@ class Evolver:
             "failures": [vars(f).copy() for f in self.failures],
             "step_scale": self.step_scale, "generator": self.generator.get_state(),
             "hv_reference": self.hv_reference, "stop_reason": self.stop_reason, "rows": self.rows, "k": self.k,
+            "penalty": None if self.penalty is None else self.penalty.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -286,9 +314,13 @@ class Evolver:
             raise ValueError(f"checkpoint has {state['rows']} rows x {state['k']} individuals; "
                              f"this run has {self.rows} x {self.k}")
         p = state["population"]
+        if (state.get("penalty") is None) != (self.penalty is None):
+            raise ValueError("checkpoint and run disagree on constraint handling (a LagrangianPenalty in one only)")
         self.population = None if p is None else Population(
-            **{f: (None if p[f] is None else p[f].to(self.device if f in ("residuals", "row", "origin", "donor_row", "decoded") else "cpu"))
+            **{f: (None if p.get(f) is None else p[f].to(self.device if f in ("residuals", "row", "origin", "donor_row", "decoded") else "cpu"))
                for f in self._POP_FIELDS}, generation=state["population_generation"])
+        if self.penalty is not None:
+            self.penalty.load_state_dict(state["penalty"])
         self.pending, self.generation, self.evaluations = None, state["generation"], state["evaluations"]
         self.history = [GenerationRecord(**h) for h in state["history"]]
         self.failures = [Failure(**f) for f in state["failures"]]
@@ -317,4 +349,14 @@ class Evolver:
             best=[b * float(s) for b, s in zip(best_min, self.sign)], best_min=best_min,
             feasible_fraction=float(new.feasible.double().mean()), failed=int(torch.isinf(new.violation).sum()),
             rows_feasible=float(has.double().mean()), hypervolume=hv, wall_s=time.perf_counter() - self._start,
+            satisfaction=self._satisfaction(new), survivors_feasible=float(feas.double().mean()),
+            multipliers={} if self.penalty is None else self.penalty.as_dict(),
         )
+
+    def _satisfaction(self, new: Population) -> dict[str, float]:
+        """Per constraint: fraction of ``new`` with ``g <= bound`` (failed = not satisfied)."""
+        g = new.constraint_values
+        if g is None or not self.constraint_names:
+            return {}
+        ok = torch.isfinite(g) & (g <= self.constraint_bounds)
+        return dict(zip(self.constraint_names, ok.double().mean(0).tolist()))

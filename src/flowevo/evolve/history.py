@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,12 @@ class GenerationRecord:
         rows_feasible: fraction of rows with at least one feasible survivor.
         hypervolume: mean per-row hypervolume of the survivors (multi-objective runs; else None).
         wall_s: seconds since the run started.
+        satisfaction: per constraint name, fraction of this generation's new candidates that satisfy it
+            (``g <= bound``; a failed evaluation counts as not satisfied). Empty without constraints;
+            the overall rate is ``feasible_fraction``.
+        survivors_feasible: fraction of the survivors (all rows) that are feasible (NaN in old records).
+        multipliers: per constraint name, the Lagrange multiplier after this generation (empty without
+            a :class:`~flowevo.evolve.constraints.LagrangianPenalty`).
     """
 
     generation: int
@@ -31,6 +37,9 @@ class GenerationRecord:
     rows_feasible: float
     hypervolume: float | None
     wall_s: float
+    satisfaction: dict[str, float] = field(default_factory=dict)
+    survivors_feasible: float = float("nan")
+    multipliers: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -25,6 +25,7 @@ class Population:
         decoded: ``(N, *D)`` decoded candidates, or None before evaluation.
         born: ``(N,)`` long, generation in which each individual was created.
         generation: the generation this population belongs to.
+        constraint_values: ``(N, C)`` raw constraint values ``g`` (NaN = failed), or None before evaluation.
     """
 
     residuals: Tensor
@@ -36,13 +37,14 @@ class Population:
     decoded: Tensor | None
     born: Tensor
     generation: int = 0
+    constraint_values: Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.residuals.shape[0]
         for f in ("row", "origin", "donor_row", "violation", "born"):
             if getattr(self, f).shape != (n,):
                 raise ValueError(f"population field {f} has shape {tuple(getattr(self, f).shape)}, expected ({n},)")
-        if self.values.shape[0] != n or (self.decoded is not None and self.decoded.shape[0] != n):
+        if self.values.shape[0] != n or any(t is not None and t.shape[0] != n for t in (self.decoded, self.constraint_values)):
             raise ValueError("population fields disagree on the number of individuals")
 
     def __len__(self) -> int:
