@@ -1,0 +1,298 @@
+"""Query efficiency: black-box evaluations until a goal is reached, REO vs random search vs CMA-ES.
+
+Every method runs exactly as its benchmark runs it (the toy benchmark's ``toy_search``, the
+digits benchmark's ``DigitsBench.reo`` / ``DigitsBench.search``), with its evaluator wrapped
+in a :class:`QueryCounter`. The counter sees every batch of candidates the black box scores
+and records, per source row and goal, how many evaluations that row had used when its first
+success appeared. Candidates within one batch are counted in batch order (a batch is proposed
+before any of its scores are seen, so scoring it one by one and stopping at the first success
+is a valid way to spend that many queries).
+
+Goals:
+
+- toy: the toy benchmark's own success (projection above the 99.9% quantile, realistic);
+- digits ``valid``: the black box's label is the target with p >= tau (feasible);
+- digits ``close``: valid, and pixel distance to the source's reconstruction at most the
+  median distance of LeapFactual's edits (gamma 0.5) on a development split (training digits
+  1000-1099, never the benchmark sources): "a valid edit at least as close as a typical leap edit".
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from flowevo.benchmarks.machine import load_average, machine_info
+from flowevo.objectives import Candidates, Evaluation
+
+GoalFn = Callable[[Evaluation, Candidates], Tensor]
+METHODS = ("reo", "cma", "random")
+RATES = (0.5, 0.8, 0.9, 1.0)
+
+
+class QueryCounter:
+    """Wrap an evaluator: count evaluations per row and each row's first success per goal.
+
+    Args:
+        inner: the evaluator that scores (its ``objectives`` and other attributes are passed through).
+        rows: number of source rows (``Candidates.source_index`` in ``0..rows-1``).
+        goals: ``{name: fn(evaluation, candidates) -> (N,) bool}``.
+
+    Attributes:
+        spent: ``(rows,)`` evaluations so far per row.
+        first: ``{goal: (rows,)}`` evaluations used by a row up to and including its first
+            success (float, ``inf`` if none yet).
+    """
+
+    def __init__(self, inner, rows: int, goals: dict[str, GoalFn]) -> None:
+        self.inner, self.rows, self.goals = inner, rows, goals
+        self.spent = torch.zeros(rows, dtype=torch.long)
+        self.first = {g: torch.full((rows,), math.inf, dtype=torch.float64) for g in goals}
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def __call__(self, candidates: Candidates) -> Evaluation:
+        ev = self.inner(candidates)
+        row = candidates.source_index.cpu().long()
+        counts = torch.bincount(row, minlength=self.rows)
+        order = torch.argsort(row, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        pos = torch.empty_like(row)
+        pos[order] = torch.arange(len(row)) - starts[row[order]]  # position within its row in this batch
+        used = (self.spent[row] + pos + 1).double()  # evaluations of this row up to and including this one
+        for name, fn in self.goals.items():
+            ok = fn(ev, candidates).cpu().bool()
+            hit = torch.where(ok, used, torch.full_like(used, math.inf))
+            self.first[name] = torch.minimum(self.first[name], torch.full((self.rows,), math.inf, dtype=torch.float64)
+                                             .scatter_reduce(0, row, hit, reduce="amin"))
+        self.spent += counts
+        return ev
+
+
+def success_curve(first: Tensor | Sequence[float], evaluations: Sequence[int]) -> list[float]:
+    """Share of rows whose first success came within ``e`` evaluations, for each ``e`` (non-decreasing in e)."""
+    f = torch.as_tensor(first, dtype=torch.float64)
+    return [float((f <= e).double().mean()) for e in evaluations]
+
+
+def evaluations_to_rate(first: Tensor | Sequence[float], rate: float) -> float:
+    """Fewest evaluations per row after which at least ``rate`` of the rows have succeeded (``inf``: never)."""
+    f = torch.sort(torch.as_tensor(first, dtype=torch.float64)).values
+    return float(f[max(1, math.ceil(rate * len(f) - 1e-9)) - 1])
+
+
+def _grid(budget: int) -> list[int]:
+    return sorted({int(round(v)) for v in np.geomspace(1, budget, 40)} | {budget})
+
+
+def _finite(v: float) -> float | None:
+    return None if math.isinf(v) else v
+
+
+def summarise(per_seed: dict[str, list[list[float]]], budget: int, rates: Sequence[float] = RATES) -> dict:
+    """Per method: evaluations to each rate per seed, their median / min / max, and median curves.
+
+    ``per_seed[method]`` is a list (one per seed) of per-row first successes. Never reached = None."""
+    grid = _grid(budget)
+    out: dict = {"grid": grid, "methods": {}}
+    for m, seeds in per_seed.items():
+        to = {str(r): [evaluations_to_rate(f, r) for f in seeds] for r in rates}
+        curves = np.array([success_curve(f, grid) for f in seeds])
+        out["methods"][m] = {
+            "evaluations_to_rate": {r: [_finite(v) for v in vs] for r, vs in to.items()},
+            "median": {r: _finite(statistics.median(vs)) for r, vs in to.items()},
+            "min": {r: _finite(min(vs)) for r, vs in to.items()},
+            "max": {r: _finite(max(vs)) for r, vs in to.items()},
+            "final_rate": [float(np.mean(np.asarray(f) <= budget)) for f in seeds],
+            "curve_median": np.median(curves, axis=0).tolist(),
+            "curve_min": curves.min(axis=0).tolist(), "curve_max": curves.max(axis=0).tolist(),
+        }
+    if "reo" in per_seed:
+        reo = out["methods"]["reo"]["median"]
+        out["reo_ratio"] = {m: {r: _ratio(reo[r], out["methods"][m]["median"][r]) for r in reo}
+                            for m in per_seed if m != "reo"}
+    return out
+
+
+def _ratio(reo: float | None, other: float | None) -> dict:
+    """REO's evaluations over another method's; bounds when one never got there within the budget."""
+    if reo is None and other is None:
+        return {"ratio": None, "note": "neither reached it"}
+    if reo is None:
+        return {"ratio": None, "note": "only the other method reached it"}
+    if other is None:
+        return {"ratio": None, "note": "only reo reached it (ratio < reo / budget)"}
+    return {"ratio": reo / other, "note": ""}
+
+
+# -- tasks -------------------------------------------------------------------------------------------
+def run_toy_queries(seeds: Sequence[int], log: Callable[[str], None] = lambda s: None) -> dict:
+    """Toy task (the toy benchmark's task and methods) for each seed: per method, per-row first success."""
+    from flowevo.benchmarks.toy import toy_edit_task, toy_search
+
+    budget, batch = _defaults_of("flowevo.benchmarks.toy", "run_toy_benchmark", "budget", "batch")
+    first: dict[str, list[list[float]]] = {m: [] for m in METHODS}
+    for seed in seeds:
+        setup = toy_edit_task(seed)
+        for m in METHODS:
+            log(f"toy seed {seed}: {m}")
+            counter = QueryCounter(setup.evaluator, len(setup.task), {"success": setup.success})
+            toy_search(setup, m, budget, batch, seed, evaluator=counter)
+            first[m].append(counter.first["success"].tolist())
+    return {"budget": budget, "batch": batch, "rows": len(setup.task), "goals": {"success": first}}
+
+
+def _defaults_of(module: str, function: str, *names: str) -> tuple:
+    """Default argument values of a benchmark runner (so this benchmark follows its settings)."""
+    import importlib
+
+    params = inspect.signature(getattr(importlib.import_module(module), function)).parameters
+    return tuple(params[n].default for n in names)
+
+
+def leap_median_distance(models, population: int, generations: int, tau: float, seed: int = 0,
+                         dev: slice = slice(1000, 1100)) -> dict:
+    """The ``close`` goal's threshold: median pixel distance of leap's valid edits on training digits ``dev``."""
+    from flowevo.benchmarks.digits import DigitsBench
+    from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
+
+    split = load_builtin_digits()
+    x = images_to_tensor(split.train_images[dev])
+    labels = torch.as_tensor(split.train_labels[dev], dtype=torch.long)
+    targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
+    bench = DigitsBench(models, x, labels, targets, seed, population, generations)
+    bench.leap(0.5)
+    edits = bench.last_edits
+    p = bench.oracle.probs(edits)
+    valid = (p.argmax(1) == targets) & (p.gather(1, targets[:, None]).squeeze(1) >= tau)
+    d = (edits - bench.recon).flatten(1).norm(dim=1)
+    return {"threshold": float(d[valid].median()), "dev_rows": f"training digits {dev.start}-{dev.stop - 1}",
+            "leap_gamma": 0.5, "leap_valid_rate": float(valid.double().mean())}
+
+
+def run_digits_queries(seeds: Sequence[int], n: int = 200, tau: float = 0.9,
+                       log: Callable[[str], None] = lambda s: None) -> dict:
+    """Digits counterfactual task (the digits benchmark's models, targets and methods) for each seed."""
+    from flowevo.baselines import cma_search, random_search
+    from flowevo.benchmarks.digits import DigitsBench, load_sources
+    from flowevo.domains.digits.models import load_digit_models
+
+    population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
+    models = load_digit_models()
+    close = leap_median_distance(models, population, generations, tau)
+    d_max = close["threshold"]
+    goals = {"valid": lambda ev, c: ev.violation == 0,
+             "close": lambda ev, c: (ev.violation == 0) & (ev.values[:, 0] <= d_max)}
+
+    class CountingBench(DigitsBench):
+        """The digits benchmark's state; every evaluator it builds is wrapped in a QueryCounter."""
+
+        def evaluator(self, tau: float):
+            counter = QueryCounter(super().evaluator(tau), len(self.x), goals)
+            self.counters.append(counter)
+            return counter
+
+    x, labels = load_sources(None, n)
+    first: dict[str, dict[str, list]] = {g: {m: [] for m in METHODS} for g in goals}
+    final: dict[str, list[dict]] = {m: [] for m in METHODS}
+    runs = {"reo": lambda b: b.reo(tau), "cma": lambda b: b.search(cma_search, tau),
+            "random": lambda b: b.search(random_search, tau)}
+    names = None
+    for seed in seeds:
+        targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
+        bench = CountingBench(models, x, labels, targets, seed, population, generations)
+        bench.counters = []
+        for m in METHODS:
+            log(f"digits seed {seed}: {m}")
+            r = runs[m](bench)
+            counter = bench.counters[-1]
+            names = names or {"objectives": [o.name for o in counter.objectives],
+                              "constraints": [c.name for c in getattr(counter.inner, "constraints", [])]}
+            for g in goals:
+                first[g][m].append(counter.first[g].tolist())
+            final[m].append({k: r.get(k) for k in ("acc", "acc_independent", "mean_p_target", "morph_mean", "evaluations")})
+    return {"budget": population * (generations + 1), "population": population, "generations": generations,
+            "rows": len(x), "tau": tau, "close": close, "evaluator": names, "goals": first, "final": final}
+
+
+# -- the benchmark -----------------------------------------------------------------------------------
+def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3, 4), n: int = 200, tau: float = 0.9,
+                        tasks: Sequence[str] = ("toy", "digits"), command: str | None = None,
+                        log: Callable[[str], None] = lambda s: None) -> dict:
+    """Run the tasks over ``seeds``; write ``metrics.json`` and ``queries.png``; returns the metrics."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seeds = list(seeds)
+    machine = machine_info(command or f"flowevo benchmark queries --out {out_dir} --n {n} --seeds {len(seeds)}")
+    t0 = time.perf_counter()
+    results: dict = {}
+    if "toy" in tasks:
+        raw = run_toy_queries(seeds, log)
+        results["toy"] = {**{k: v for k, v in raw.items() if k != "goals"},
+                          "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
+    if "digits" in tasks:
+        raw = run_digits_queries(seeds, n, tau, log)
+        results["digits"] = {**{k: v for k, v in raw.items() if k != "goals"},
+                             "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
+    metrics = {"benchmark": "queries", "command": machine["command"], "seeds": seeds, "rates": list(RATES),
+               "counting": "evaluations per source row up to and including its first success; candidates within a "
+                           "batch counted in batch order", "tasks": results,
+               "machine": {**machine, "load_average_end": load_average()}, "total_s": time.perf_counter() - t0}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_queries(metrics, out_dir / "queries.png")
+    return metrics
+
+
+def _panels(metrics: dict) -> list[tuple[str, dict, int]]:
+    return [(f"{task}: {goal}", g, t["budget"]) for task, t in metrics["tasks"].items() for goal, g in t["goals"].items()]
+
+
+def plot_queries(metrics: dict, path: Path | str) -> Path:
+    """Success rate against evaluations per source: median over seeds, band = min..max."""
+    import matplotlib.pyplot as plt
+
+    from flowevo.report.plots import save_figure
+
+    panels = _panels(metrics)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.5), squeeze=False)
+    for ax, (title, g, budget) in zip(axes[0], panels):
+        for m, s in g["methods"].items():
+            line, = ax.plot(g["grid"], s["curve_median"], label=m)
+            ax.fill_between(g["grid"], s["curve_min"], s["curve_max"], color=line.get_color(), alpha=0.2)
+        ax.set_xscale("log")
+        ax.set(xlabel="black-box evaluations per source", ylabel="sources succeeded", ylim=(0, 1.02), xlim=(1, budget),
+               title=f"{title} ({len(metrics['seeds'])} seeds)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def query_tables(metrics: dict) -> str:
+    """Markdown: per task and goal, median [min–max] evaluations to each success rate, and REO's ratios."""
+    fmt = lambda v: "never" if v is None else f"{v:g}"
+    lines = []
+    for title, g, budget in _panels(metrics):
+        rates = list(next(iter(g["methods"].values()))["median"])
+        lines += [f"**{title}** (budget {budget} per source; median [min–max] over {len(metrics['seeds'])} seeds; "
+                  f"'never' = not within the budget)", "",
+                  "| method | " + " | ".join(f"to {float(r):.0%}" for r in rates) + " | success at budget |",
+                  "|---|" + "---:|" * (len(rates) + 1)]
+        for m, s in g["methods"].items():
+            cells = " | ".join(f"{fmt(s['median'][r])} [{fmt(s['min'][r])}–{fmt(s['max'][r])}]" for r in rates)
+            lines.append(f"| {m} | {cells} | {statistics.median(s['final_rate']):.2f} |")
+        for other, ratios in g.get("reo_ratio", {}).items():
+            cells = ", ".join(f"{float(r):.0%}: " + (f"{v['ratio']:.2f}" if v["ratio"] is not None else v["note"])
+                              for r, v in ratios.items())
+            lines.append(f"\nREO / {other} (median evaluations): {cells}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
