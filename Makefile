@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: setup
 bench: setup
 	$(BIN)/flowevo benchmark toy --out benchmarks/results/toy --seed 0
 	$(BIN)/flowevo benchmark digits --n 200 --out benchmarks/results/digits --seed 0
+
+# Headless Chromium for the report's browser test (Debian package); the test skips, with its reason, without it.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then echo "browser: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			&& echo "browser: installed chromium") || echo "browser: could not install chromium; the browser test will be skipped"; \
+	else echo "browser: no chromium and no root apt-get; the browser test will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) runs

@@ -89,6 +89,7 @@ def plot_curves(history: Sequence[dict], names: Sequence[str], senses: Sequence[
         ax = flat[j]
         ax.plot(gens, [h["best"][j] if h["best"][j] is not None else np.nan for h in history], marker=".", color=f"C{j}")
         ax.set(title=f"{name} ({sense}; mean best over sources)", xlabel="generation")
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
     k = len(names)
@@ -115,7 +116,7 @@ def plot_pareto(x: np.ndarray, y: np.ndarray, colour: np.ndarray, front: np.ndar
                 colour_label: str, path: Path | str) -> Path:
     """Feasible survivors ``x (N,)`` vs ``y (N,)`` coloured by ``colour (N,)``; ``front (N,)`` bool marks each
     source's non-dominated edits (black edge)."""
-    fig, ax = plt.subplots(figsize=(6, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     if len(x):
         sc = ax.scatter(x[~front], y[~front], c=colour[~front], s=16, cmap="viridis", alpha=0.55,
                         vmin=np.nanmin(colour), vmax=np.nanmax(colour), label="other survivors")
@@ -126,6 +127,7 @@ def plot_pareto(x: np.ndarray, y: np.ndarray, colour: np.ndarray, front: np.ndar
     else:
         ax.text(0.5, 0.5, "no feasible survivors", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel=labels[0], ylabel=labels[1], title="alignment vs preservation (feasible survivors)")
+    ax.ticklabel_format(useOffset=False, style="plain")
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
 

@@ -95,7 +95,8 @@ def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, obj
         scale = lambda a: np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)  # noqa: E731  (display range: the sources')
         imgs = lambda a: scale(a[:n, 0] if a.ndim == 4 and a.shape[1] == 1 else (a[:n].transpose(0, 2, 3, 1) if a.ndim == 4 else a[:n]))  # noqa: E731
         cols = {"source": imgs(src["x"]), "best edit": imgs(best)}
-        captions = {"best edit": [f"{names[0]}={best_vals[b, 0]:.3g}" + ("" if best_viol[b] == 0 else " (infeasible)")
+        short = names[0] if len(names[0]) <= 10 else names[0][:9] + "."
+        captions = {"best edit": [f"{short}={best_vals[b, 0]:.3g}" + ("" if best_viol[b] == 0 else " (infeasible)")
                                   for b in range(n)]}
         # up to three more members of each source's Pareto set, ordered by the first objective
         order = np.lexsort((pop["values"][:, 0] * (1 if objs[0]["sense"] == "min" else -1), pop["row"]))
@@ -106,7 +107,7 @@ def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, obj
                 if k + 1 < len(members):
                     i = members[k + 1]
                     col.append(pop["decoded"][i])
-                    cap.append(f"{names[0]}={pop['values'][i, 0]:.3g} ({ORIGIN_NAMES[pop['origin'][i]]})")
+                    cap.append(f"{short}={pop['values'][i, 0]:.3g} ({ORIGIN_NAMES[pop['origin'][i]]})")
                 else:
                     col.append(np.full_like(pop["decoded"][0], lo))
                     cap.append("")
@@ -187,8 +188,9 @@ def write_run_report(run_dir: str | Path) -> Path:
     x, y, labels = _axes(objs, pop["values"], pop["decoded"], src["x"], pop["row"])
     div = _diversity(pop["decoded"][feas], pop["row"][feas])
     plot_pareto(x[feas], y[feas], div, pop["pareto"][feas], labels,
-                "diversity: mean distance to the source's other feasible survivors", run_dir / "pareto.png")
-    r.image("pareto.png", "every feasible survivor of every source; black edges: its source's Pareto set")
+                "diversity (mean distance to siblings)", run_dir / "pareto.png")
+    r.image("pareto.png", "every feasible survivor of every source; black edges: its source's Pareto set; colour: "
+                          "diversity, the mean data-space distance to the other feasible survivors of the same source")
 
     r.section("Lineage")
     origin_names = ORIGIN_NAMES[pop["origin"]]

@@ -114,6 +114,8 @@ def load_npz(path: str | Path, require_condition: bool = True) -> UserData:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such data file")
+    if not zipfile.is_zipfile(p):
+        raise ValueError(f"{p}: not a readable .npz file (not a zip archive; write it with numpy.savez)")
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
