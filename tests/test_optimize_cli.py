@@ -167,6 +167,16 @@ def test_bad_inputs_exit_2_with_one_line(workspace, tmp_path):
     assert out.exit_code == 2 and "nomodel" in out.output
 
 
+def test_lagrangian_constraint_handling_from_a_set_override(workspace):
+    root, _, _ = workspace
+    args = _optimize_args(root / "model", root / "sources.npz", root / "lagrangian")
+    out = _invoke(*args, "--set", 'optimize.constraint_handling="lagrangian"', "--no-report")
+    m = json.loads(out.stdout)
+    history = json.loads((root / "lagrangian" / "history.json").read_text())
+    assert set(history[-1]["multipliers"]) == {"free_axis_cap"} and "free_axis_cap" in history[-1]["satisfaction"]
+    assert m["final_mean_best"][0] >= 0.9 and not (root / "lagrangian" / "report.html").exists()
+
+
 @pytest.mark.parametrize("cmd", ["train", "optimize", "report", "resume"])
 def test_help_shows_an_example(cmd):
     out = runner.invoke(app, [cmd, "--help"])

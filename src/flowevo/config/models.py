@@ -152,6 +152,8 @@ class OptimizeSection(Strict):
     solver_steps: int = Field(10, gt=0)
     strength: float = Field(1.0, gt=0, le=1, description="edit strength: invert to t = 1 - strength")
     guidance: float = Field(1.0, ge=0, description="classifier-free guidance scale when decoding")
+    constraint_handling: Literal["feasibility_first", "lagrangian"] = Field(
+        "feasibility_first", description="survival under constraints: feasible first, or adaptive Lagrange multipliers")
     report: bool = Field(True, description="write report.html at the end")
 
 

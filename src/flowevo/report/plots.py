@@ -103,6 +103,9 @@ def plot_curves(history: Sequence[dict], names: Sequence[str], senses: Sequence[
     ax = flat[k]
     ax.plot(gens, [h["rows_feasible"] for h in history], marker=".", color="C2", label="sources with a feasible edit")
     ax.plot(gens, [h["feasible_fraction"] for h in history], marker=".", color="C1", label="feasible new candidates")
+    for i, name in enumerate(sorted({c for h in history for c in h.get("satisfaction") or {}})):
+        ax.plot(gens, [(h.get("satisfaction") or {}).get(name, np.nan) for h in history], ls="--", lw=1,
+                color=f"C{(5 + i) % 10}", label=f"{name} satisfied (new)")
     ax.set(title="feasibility", xlabel="generation", ylim=(-0.05, 1.05))
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7)

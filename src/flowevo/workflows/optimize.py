@@ -24,8 +24,8 @@ import torch
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
 from flowevo.config.loading import RESOLVED_NAME
 from flowevo.domains.generic import GenericModel, UserData, load_model, load_npz
-from flowevo.evolve import (ORIGINS, Checkpointer, EditTask, EvolutionResult, Evolver, MaxGenerations, Variation,
-                            load_run_state, non_dominated)
+from flowevo.evolve import (ORIGINS, Checkpointer, EditTask, EvolutionResult, Evolver, LagrangianPenalty, MaxGenerations,
+                            Variation, load_run_state, non_dominated)
 from flowevo.flow import Condition
 from flowevo.objectives import LocalEvaluator
 from flowevo.workflows.builtins import BuiltinContext, build_constraint, build_objective, default_objectives, objective_role
@@ -124,7 +124,8 @@ class Prepared:
         self.codec = self.model.codec(steps=o.solver_steps, method=o.solver, strength=o.strength, guidance=o.guidance)
         self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
                                variation=Variation(cross_rate=o.cross_rate),
-                               termination=[MaxGenerations(o.generations)], seed=config.seed)
+                               termination=[MaxGenerations(o.generations)], seed=config.seed,
+                               penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None)
 
     def run_info(self) -> dict[str, Any]:
         o = self.config.optimize
