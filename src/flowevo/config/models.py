@@ -158,7 +158,13 @@ class OptimizeSection(Strict):
 
 
 class Config(Strict):
-    """The whole file: ``seed``, ``[train]`` and ``[optimize]``."""
+    """The whole file: ``seed``, ``[train]`` and ``[optimize]``.
+
+    Example:
+        >>> cfg = Config.model_validate({"optimize": {"target": {"class": 2}, "objectives": [{"use": "distance_to_source"}]}})
+        >>> cfg.optimize.target.class_, cfg.optimize.generations
+        (2, 15)
+    """
 
     seed: int = 0
     train: TrainSection = Field(default_factory=TrainSection)

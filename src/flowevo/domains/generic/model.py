@@ -39,6 +39,12 @@ class ScaledConditions(nn.Module):
     """Wrap a velocity model trained on standardised float conditions so callers use data units.
 
     ``forward(x, t, c)`` replaces ``c.values`` by ``(c.values - mean) / std`` and calls the model.
+
+    Example:
+        >>> from flowevo.flow import MLPVelocity
+        >>> v = ScaledConditions(MLPVelocity((2,), value_dim=1, hidden=8), torch.tensor([300.0]), torch.tensor([20.0]))
+        >>> v(torch.zeros(1, 2), torch.zeros(1), Condition.from_values([310.0])).shape   # 310 K, in data units
+        torch.Size([1, 2])
     """
 
     def __init__(self, model: nn.Module, mean: Tensor, std: Tensor) -> None:
