@@ -76,6 +76,15 @@ def run_throughput_benchmark(out_dir: Path | str, seed: int = 0, command: str | 
             s = _best_time(lambda: codec.decode_latent(r, c))
             decode[str(b)] = {"candidates_per_s": b / s, "fraction_of_flop_bound": (b / s) / bound, "seconds": s,
                               "gflop_per_s": b * flops_call * disc.nfe / s / 1e9}
+        # the same 4096 decodes in chunks of 1024 (a cache-size check: is one big batch slower per sample?)
+        r, c = torch.randn(4096, 16, generator=g), Condition.from_labels(torch.randint(0, 10, (4096,), generator=g))
+        s = _best_time(lambda: [codec.decode_latent(r[i:i + 1024], c[i:i + 1024]) for i in range(0, 4096, 1024)])
+        chunked = {"batch": 4096, "chunk": 1024, "candidates_per_s": 4096 / s, "fraction_of_flop_bound": 4096 / s / bound}
+        # the black box (CNN) on one generation's images (200 x 24) at several chunk sizes
+        images = torch.rand(4800, 28, 28, generator=g)
+        black_box = {str(k): {"images_per_s": 4800 / _best_time(lambda: [models.classifier(images[i:i + k])
+                                                                         for i in range(0, 4800, k)], repeats=2)}
+                     for k in (4096, 1024, 256)}
     rate_end = matmul_rate()
 
     x, labels = load_sources(None, 200)
@@ -90,7 +99,7 @@ def run_throughput_benchmark(out_dir: Path | str, seed: int = 0, command: str | 
         "model": {"class": type(models.flow).__name__, "flops_per_sample_per_call": flops_call, "solver": "rk4, 10 steps",
                   "nfe": disc.nfe},
         "matmul_flops_per_s": rate, "matmul_flops_per_s_end": rate_end, "flop_bound_candidates_per_s": bound,
-        "throughput": {"decode": decode,
+        "throughput": {"decode": decode, "decode_chunked": chunked, "black_box_by_chunk": black_box,
                        "end_to_end_digits": {"candidates_per_s": e2e, "rows": len(x), "population": 24, "generations": 3,
                                              "wall_s": reo["wall_s"], "evaluations_per_row": reo["evaluations"],
                                              "includes": "the digits benchmark's REO at tau 0.9: flow decode (rk4 10), "
@@ -112,5 +121,9 @@ def throughput_tables(metrics: dict) -> str:
         "| batch | " + " | ".join(d) + " |", "|---|" + "---:|" * len(d),
         "| decodes / s | " + " | ".join(f"{r['candidates_per_s']:,.0f}" for r in d.values()) + " |",
         "| fraction of the FLOP bound | " + " | ".join(f"{r['fraction_of_flop_bound']:.0%}" for r in d.values()) + " |",
+        "", f"The same 4096 decodes in 4 chunks of 1024: {metrics['throughput']['decode_chunked']['candidates_per_s']:,.0f} "
+            f"decodes / s ({metrics['throughput']['decode_chunked']['fraction_of_flop_bound']:.0%} of the bound). CNN black box, "
+            "images / s by chunk size: " + ", ".join(f"{k}: {v['images_per_s']:,.0f}"
+                                                    for k, v in metrics['throughput']['black_box_by_chunk'].items()) + ".",
         "", f"End-to-end digits REO: {e2e['candidates_per_s']:,.0f} candidates / s ({e2e['rows']} sources x "
             f"{e2e['population']} residuals, {e2e['generations']} generations after generation 0).", ""])

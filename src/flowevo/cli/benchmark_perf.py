@@ -52,3 +52,17 @@ def bench_queries(
     rows = [(f"{task} {goal}: {meth}", " / ".join(f"{float(r):.0%} {fmt(v)}" for r, v in s["median"].items()))
             for task, t in m["tasks"].items() for goal, g in t["goals"].items() for meth, s in g["methods"].items()]
     print_metrics(m, as_json, f"query efficiency -> {out}/metrics.json (median evaluations to a success rate)", rows)
+
+
+@bench_app.command("profile", epilog="Example: flowevo benchmark profile --out out/profile")
+def bench_profile(
+    out: Path = typer.Option(..., help="Output directory (metrics.json, top_functions.md)."),
+    seed: int = typer.Option(0, help="Seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
+) -> None:
+    """cProfile of the end-to-end digits REO generation and of the decode path: stage shares, top functions."""
+    from flowevo.benchmarks.profile import run_profile
+
+    m = guarded(lambda: run_profile(out, seed=seed, command=invoked_command()), False)
+    rows = [(f"{name}: {stage}", f"{v['share']:.0%}") for name, p in m["profiles"].items() for stage, v in p["stages"].items()]
+    print_metrics(m, as_json, f"profile -> {out}/top_functions.md", rows)

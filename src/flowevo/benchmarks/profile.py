@@ -1,0 +1,128 @@
+"""Where the time goes: cProfile of the end-to-end digits REO generation and of the decode path.
+
+Writes ``top_functions.md`` (the top functions by own time, and the share of each stage:
+flow velocity calls, VAE decode, CNN black box, variation, survival, bookkeeping) and
+``metrics.json``. For a sampling profile with native frames, run the same command under
+py-spy (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import pstats
+import time
+from pathlib import Path
+
+import torch
+
+from flowevo.benchmarks.machine import load_average, machine_info
+
+# stage -> (file suffix, function name) whose cumulative time is that stage
+STAGES = {
+    "flow velocity (MLPVelocity.forward)": ("flow/velocity.py", "forward"),
+    "ODE solver overhead (torchdiffeq, excl. velocity)": ("torchdiffeq/_impl/odeint.py", "odeint"),
+    "VAE decode": ("domains/digits/nets.py", "decode"),
+    "CNN black box (ClassifierOracle.probs)": ("domains/digits/objectives.py", "probs"),
+    "pixel-distance objective": ("domains/digits/objectives.py", "pixel_distance"),
+    "variation (self/cross-pollination, repair)": ("evolve/operators/variation.py", "__call__"),
+    "survival": ("evolve/survival.py", "__call__"),
+    "generation record": ("evolve/evolver.py", "_record"),
+}
+
+
+def _cum(stats: pstats.Stats, suffix: str, name: str) -> float:
+    return sum(v[3] for (f, _, fn), v in stats.stats.items() if f.endswith(suffix) and fn == name)
+
+
+def _top(stats: pstats.Stats, total: float, k: int) -> list[dict]:
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:k]
+    root = str(Path(__file__).resolve().parents[2])
+    return [{"function": f"{Path(f).name if root not in f else f.replace(root + '/', '')}:{line}({fn})"
+             if not f.startswith("~") else fn, "calls": v[1], "own_s": v[2], "own_share": v[2] / total, "cum_s": v[3]}
+            for (f, line, fn), v in rows]
+
+
+def _profile(fn) -> tuple[pstats.Stats, float]:
+    prof = cProfile.Profile()
+    start = time.perf_counter()
+    prof.enable()
+    fn()
+    prof.disable()
+    return pstats.Stats(prof), time.perf_counter() - start
+
+
+def profile_reo(n: int = 200, population: int = 24, generations: int = 3, seed: int = 0, top: int = 15) -> dict:
+    """Profile an REO run on the digits counterfactual task (the digits benchmark's state and evaluator)."""
+    from flowevo.benchmarks.digits import DigitsBench, load_sources
+    from flowevo.domains.digits.models import load_digit_models
+    from flowevo.evolve import Evolver, MaxGenerations
+
+    models = load_digit_models()
+    x, labels = load_sources(None, n)
+    targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
+    bench = DigitsBench(models, x, labels, targets, seed, population, generations)
+    evolver = Evolver(bench.codec, bench.task, bench.evaluator(0.9), population_size=population,
+                      termination=[MaxGenerations(generations)], seed=seed, extra_seeds=bench.target_seeds)
+    stats, wall = _profile(evolver.run)
+    stages = {k: _cum(stats, *v) for k, v in STAGES.items()}
+    solver = "ODE solver overhead (torchdiffeq, excl. velocity)"
+    stages[solver] -= stages["flow velocity (MLPVelocity.forward)"]
+    return {"what": f"digits REO, {n} sources x {population} residuals, {generations + 1} generations (incl. 0)",
+            "wall_s": wall, "candidates_per_s": evolver.evaluations / wall,
+            "stages": {k: {"s": v, "share": v / wall} for k, v in stages.items()}, "top": _top(stats, wall, top)}
+
+
+def profile_decode(batch: int = 1024, repeats: int = 5, seed: int = 0, top: int = 12) -> dict:
+    """Profile ``repeats`` latent decodes (rk4, 10 steps) of the shipped digits flow at ``batch``."""
+    from flowevo.domains.digits.models import load_digit_models
+    from flowevo.flow import Condition, FixedGrid, ResidualCodec
+
+    codec = ResidualCodec(load_digit_models().flow, FixedGrid("rk4", 10))
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(batch, 16, generator=g)
+    c = Condition.from_labels(torch.randint(0, 10, (batch,), generator=g))
+
+    def run() -> None:
+        with torch.inference_mode():
+            for _ in range(repeats):
+                codec.decode_latent(r, c)
+
+    run()  # warm-up
+    stats, wall = _profile(run)
+    velocity = _cum(stats, "flow/velocity.py", "forward")
+    linear = sum(v[2] for (f, _, fn), v in stats.stats.items() if fn == "<built-in method torch._C._nn.linear>")
+    return {"what": f"{repeats} decodes of {batch} latents, rk4 10 steps (40 velocity calls each)", "wall_s": wall,
+            "candidates_per_s": batch * repeats / wall,
+            "stages": {"velocity calls": {"s": velocity, "share": velocity / wall},
+                       "of which linear layers (MKL GEMM)": {"s": linear, "share": linear / wall}},
+            "top": _top(stats, wall, top)}
+
+
+def profile_tables(metrics: dict) -> str:
+    """Markdown: per profile, the stage shares and the top functions by own time."""
+    lines = []
+    for name, p in metrics["profiles"].items():
+        lines += [f"**{name}**: {p['what']}; {p['wall_s']:.2f} s under cProfile, {p['candidates_per_s']:,.0f} candidates / s.",
+                  "", "| stage | s | share |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v['s']:.2f} | {v['share']:.0%} |" for k, v in p["stages"].items()]
+        lines += ["", "| function (own time) | calls | own s | share |", "|---|---:|---:|---:|"]
+        lines += [f"| `{t['function']}` | {t['calls']} | {t['own_s']:.3f} | {t['own_share']:.1%} |" for t in p["top"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_profile(out_dir: Path | str, seed: int = 0, command: str | None = None) -> dict:
+    """Profile both paths; write ``metrics.json`` and ``top_functions.md``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    machine = machine_info(command or f"flowevo benchmark profile --out {out_dir} --seed {seed}")
+    metrics = {"benchmark": "profile", "command": machine["command"],
+               "profiles": {"end-to-end digits REO": profile_reo(seed=seed), "decode, batch 1024": profile_decode(seed=seed)},
+               "machine": machine}
+    metrics["machine"]["load_average_end"] = load_average()
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out_dir / "top_functions.md").write_text(f"# Profile\n\nCommand: `{metrics['command']}`; torch threads "
+                                              f"{machine['torch_threads']}, load average {machine['load_average_start']}"
+                                              f" -> {machine['load_average_end']}.\n\n" + profile_tables(metrics))
+    return metrics
