@@ -5,16 +5,13 @@ import pytest
 import torch
 
 from flowevo.config import ConstraintSpec, ObjectiveSpec
-from flowevo.domains.generic import GenericModel, Standardizer
 from flowevo.flow import Condition
 from flowevo.objectives import Candidates
 from flowevo.workflows.builtins import BUILTINS, BuiltinContext, build_constraint, build_objective
 
 
 def _ctx(shape, kind="images"):
-    enc = Standardizer(list(shape))
-    info = {"kind": kind, "shape": list(shape), "num_classes": 10, "value_dim": 0}
-    return BuiltinContext(GenericModel(velocity=enc, encoder=enc, judge=None, info=info))
+    return BuiltinContext("generic", kind, tuple(shape))
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +46,8 @@ def test_builtin_errors_are_clear():
         build_objective(ObjectiveSpec(use="target_probability"), _ctx((4,), "vectors"))
     with pytest.raises(ValueError, match="bad params"):
         build_objective(ObjectiveSpec(use="distance_to_source", params={"p": 1}), _ctx((4,), "vectors"))
+    with pytest.raises(ValueError, match="needs a crystal model"):
+        build_objective(ObjectiveSpec(use="crystals.sites_changed"), _ctx((4,), "vectors"))
     with pytest.raises(ValueError, match="unknown objective 'nope'"):
         build_objective(ObjectiveSpec(use="nope", sense="min"), _ctx((4,), "vectors"))
     assert {"distance_to_source", "target_probability", "digits.thickness"} <= set(BUILTINS)

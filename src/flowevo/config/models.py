@@ -50,7 +50,7 @@ class Strict(BaseModel):
 class TrainSection(Strict):
     """``[train]``: what ``flowevo train`` does (``None`` = scaled to the data)."""
 
-    data: Path | None = Field(None, description="the training .npz (keys x, c and/or v)")
+    data: Path | None = Field(None, description="the training .npz (keys x, c and/or v), or a CDVAE-format crystal .csv")
     out: Path | None = Field(None, description="MODEL_DIR to write")
     encoder: Literal["auto", "none", "pca", "autoencoder"] = "auto"
     latent: int | None = Field(None, gt=0, description="encoder width")
@@ -64,6 +64,8 @@ class TrainSection(Strict):
     judge: bool = True
     judge_steps: int | None = Field(None, gt=0)
     holdout: float = Field(0.1, ge=0, le=0.5)
+    property: str = Field("heat_ref", description="crystals (.csv data): the conditioning property column")
+    max_rows: int | None = Field(None, gt=0, description="crystals (.csv data): read at most this many CSV rows")
 
 
 class TargetSpec(Strict):

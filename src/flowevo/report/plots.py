@@ -108,7 +108,7 @@ def plot_curves(history: Sequence[dict], names: Sequence[str], senses: Sequence[
                 color=f"C{(5 + i) % 10}", label=f"{name} satisfied (new)")
     ax.set(title="feasibility", xlabel="generation", ylim=(-0.05, 1.05))
     ax.title.set_fontsize(9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="best", framealpha=0.6)
     ax.grid(alpha=0.3)
     for ax in flat[k + 1:]:
         ax.set_visible(False)
@@ -165,6 +165,9 @@ def plot_lineage(records: Sequence[dict], row: np.ndarray, origin_names: np.ndar
     m = np.zeros((rows, rows))
     np.add.at(m, (row[cross], donor_row[cross]), 1)
     im = ax.imshow(m, cmap="Reds", aspect="auto", origin="lower")
+    ticks = np.arange(rows) if rows <= 12 else np.linspace(0, rows - 1, 6).round().astype(int)
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
     fig.colorbar(im, ax=ax, label="cross-pollinated survivors")
     ax.set(title="donor source -> edited source (final survivors)", xlabel="donor source", ylabel="edited source")
     for a in axes:

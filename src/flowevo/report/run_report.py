@@ -80,7 +80,25 @@ def _fmt_vec(v: np.ndarray) -> str:
     return f"[{head}{', ...' if flat.size > MAX_TABLE_DIMS else ''}]"
 
 
+def _crystal_view(r: Report, run_dir: Path) -> None:
+    """Crystal runs: one row per source with before/after figures and links to both CIFs."""
+    rows = _load_json(run_dir / "crystals.json")
+    table = []
+    for e in rows:
+        row = {k.replace("_", " "): v for k, v in e.items() if k not in ("source_cif", "edit_cif", "index")}
+        row = {"#": e["index"], **row, "source CIF": "source", "edit CIF": "edit" if e.get("edit_cif") else None,
+               "src_href": e.get("source_cif"), "edit_href": e.get("edit_cif")}
+        table.append(row)
+    r.table(table, links={"source CIF": "src_href", "edit CIF": "edit_href"})
+    r.text("Each source's best edit (feasible first, then by the first objective), decoded to a structure; "
+           "valid: distances and volume physical and SMACT accepts the composition. The CIF files open in any "
+           "crystal viewer (VESTA, pymatgen, ASE).", note=True)
+
+
 def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, objs: list[dict]) -> None:
+    if info.get("data_kind") == "crystals":
+        _crystal_view(r, run_dir)
+        return
     names = [o["name"] for o in objs]
     rows = len(src["x"])
     best, best_vals, best_viol = src["best"], src["best_values"], src["best_violation"]
@@ -220,7 +238,8 @@ def write_run_report(run_dir: str | Path) -> Path:
     files = [("config.resolved.json", "the configuration above"), ("metrics.json", "all figures"),
              ("history.json", "per-generation records"), ("lineage.json", "per-generation origins"),
              ("population.npz", "final survivors: decoded, residuals, values, origin, donor row, Pareto mask"),
-             ("sources.npz", "sources and each one's best edit"), ("failures.json", "failed evaluations"),
+             ("sources.npz", "sources and each one's best edit"), ("crystals.json", "crystal edits (table above)"),
+             ("failures.json", "failed evaluations"),
              ("checkpoint.pt", "evolver state (flowevo resume)")]
     r.table([{"file": f, "what": w, "href": f} for f, w in files if (run_dir / f).exists()], links={"file": "href"})
     return r.write(run_dir)

@@ -17,12 +17,21 @@ digits.target_label        min      alignment     shipped CNN: 1[label != target
 digits.keeps_class         min      other         shipped CNN: 1 if its label is not the target
 digits.<morphometric>      given    other         Morpho-MNIST area/length/thickness/slant/width/
                                                   height; params target=T: abs(m - T)
+crystals.surrogate         min      alignment     the model folder's surrogate: predicted property
+crystals.surrogate_error   min      alignment     abs(surrogate - target value)
+crystals.structure_valid   min      other         1 if distances/volume are unphysical (constraint)
+crystals.composition_valid min      other         1 if SMACT rejects the composition (constraint)
+crystals.space_group       max      other         spglib space-group number
+crystals.space_group_...   min      preservation  (``_changed``) 1 if it differs from the source's
+crystals.sites_changed     min      preservation  sites changed vs the source (0..5)
+crystals.fingerprint_...   min      preservation  (``_distance``) lattice + species fingerprint distance
+crystals.budget            min      other         edit-budget violation (params: budget=k1|k2|...)
 =========================  =======  ============  ==================================================
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -45,9 +54,22 @@ BatchFn = Callable[[Candidates], Tensor]
 
 @dataclass
 class BuiltinContext:
-    """What built-ins may read: the loaded model (its judge, shape, classes)."""
+    """What built-ins may read: the domain kind, the sample shape, the judge and domain extras.
 
-    model: GenericModel
+    ``extra`` (crystal runs): ``representation``, ``source_structures`` (canonical, per task row),
+    ``surrogate`` (a property predictor or None), ``property`` and ``target_value``.
+    """
+
+    kind: str
+    data_kind: str
+    shape: tuple[int, ...]
+    judge: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_model(cls, model: GenericModel) -> BuiltinContext:
+        """The context of a generic model."""
+        return cls("generic", model.kind, tuple(model.shape), model.judge)
 
 
 @dataclass(frozen=True)
@@ -61,15 +83,88 @@ class Builtin:
 
 
 def _judge(ctx: BuiltinContext, name: str):
-    if ctx.model.judge is None:
-        raise ValueError(f"built-in {name!r} needs the model's judge; this model was trained with judge = false")
-    return ctx.model.judge
+    if ctx.judge is None:
+        why = "crystal models have none (use crystals.* built-ins)" if ctx.kind == "crystals" else \
+            "this model was trained with judge = false"
+        raise ValueError(f"built-in {name!r} needs the model's judge; {why}")
+    return ctx.judge
 
 
 def _digit_images(ctx: BuiltinContext, name: str) -> None:
-    if ctx.model.kind != "images" or ctx.model.shape not in ((28, 28), (1, 28, 28)):
+    if ctx.data_kind != "images" or tuple(ctx.shape) not in ((28, 28), (1, 28, 28)):
         raise ValueError(f"built-in {name!r} needs 28x28 grey images in [0, 1]; this model's samples have shape "
-                         f"{ctx.model.shape}")
+                         f"{tuple(ctx.shape)}")
+
+
+def _crystal(ctx: BuiltinContext, name: str) -> dict[str, Any]:
+    if ctx.kind != "crystals":
+        raise ValueError(f"built-in {name!r} needs a crystal model (flowevo train --data crystals.csv)")
+    return ctx.extra
+
+
+def _crystal_surrogate(ctx: BuiltinContext, name: str):
+    e = _crystal(ctx, name)
+    if e.get("surrogate") is None:
+        raise ValueError(f"built-in {name!r} needs the model folder's surrogate.json (written by flowevo train)")
+    return e
+
+
+def _c_surrogate(ctx: BuiltinContext) -> BatchFn:
+    from flowevo.domains.crystals.objectives import property_objective
+
+    e = _crystal_surrogate(ctx, "crystals.surrogate")
+    return property_objective(e["surrogate"], representation=e["representation"]).fn
+
+
+def _c_surrogate_error(ctx: BuiltinContext) -> BatchFn:
+    from flowevo.domains.crystals.objectives import property_objective
+
+    e = _crystal_surrogate(ctx, "crystals.surrogate_error")
+    pred, target = property_objective(e["surrogate"], representation=e["representation"]).fn, float(e["target_value"])
+    return lambda c: (pred(c) - target).abs()
+
+
+def _c_constraint(factory_name: str) -> Callable[..., BatchFn]:
+    def factory(ctx: BuiltinContext, **params: Any) -> BatchFn:
+        from flowevo.domains.crystals import objectives as co
+
+        e = _crystal(ctx, f"crystals.{factory_name}")
+        return getattr(co, f"{factory_name}_constraint")(**params, representation=e["representation"]).fn
+
+    return factory
+
+
+def _c_space_group(compare: bool) -> Callable[..., BatchFn]:
+    def factory(ctx: BuiltinContext, symprec: float = 0.1) -> BatchFn:
+        from flowevo.domains.crystals.objectives import space_group_objective
+
+        e = _crystal(ctx, "crystals.space_group")
+        return space_group_objective(symprec, e["source_structures"], compare, e["representation"]).fn
+
+    return factory
+
+
+def _c_sites_changed(ctx: BuiltinContext) -> BatchFn:
+    from flowevo.domains.crystals.objectives import sites_changed_objective
+
+    e = _crystal(ctx, "crystals.sites_changed")
+    return sites_changed_objective(e["source_structures"], e["representation"]).fn
+
+
+def _c_fingerprint(ctx: BuiltinContext) -> BatchFn:
+    from flowevo.domains.crystals.objectives import fingerprint_distance_objective
+
+    e = _crystal(ctx, "crystals.fingerprint_distance")
+    return fingerprint_distance_objective(e["representation"], e["source_structures"]).fn
+
+
+def _c_budget(ctx: BuiltinContext, budget: str = "k2") -> BatchFn:
+    from flowevo.domains.crystals.objectives import budget_constraint
+
+    e = _crystal(ctx, "crystals.budget")
+    if budget == "any":
+        raise ValueError("crystals.budget with budget 'any' constrains nothing; leave it out")
+    return budget_constraint(budget, e["source_structures"], e["representation"])[0].fn
 
 
 @lru_cache(maxsize=1)
@@ -143,6 +238,21 @@ BUILTINS: dict[str, Builtin] = {
     **{f"digits.{m}": Builtin(_digits_morpho(m), None, "other",
                               f"Morpho-MNIST {m}; params: target (abs error to it), processes")
        for m in ("area", "length", "thickness", "slant", "width", "height")},
+    "crystals.surrogate": Builtin(_c_surrogate, "min", "alignment", "the model folder's surrogate: predicted property"),
+    "crystals.surrogate_error": Builtin(_c_surrogate_error, "min", "alignment",
+                                        "|surrogate prediction - target value| of the property"),
+    "crystals.structure_valid": Builtin(_c_constraint("structure_validity"), "min", "other",
+                                        "1 where distances < min_dist or volume < min_volume (constraint: <= 0)"),
+    "crystals.composition_valid": Builtin(_c_constraint("composition_validity"), "min", "other",
+                                          "1 where SMACT rejects the composition (constraint: <= 0)"),
+    "crystals.space_group": Builtin(_c_space_group(False), "max", "other", "spglib space-group number"),
+    "crystals.space_group_changed": Builtin(_c_space_group(True), "min", "preservation",
+                                            "1 where the space group differs from the source's"),
+    "crystals.sites_changed": Builtin(_c_sites_changed, "min", "preservation", "sites changed vs the source (0..5)"),
+    "crystals.fingerprint_distance": Builtin(_c_fingerprint, "min", "preservation",
+                                             "distance of lattice + species fingerprints to the source"),
+    "crystals.budget": Builtin(_c_budget, "min", "other", "edit-budget violation; params: budget (k1, k2, k1_bkept, "
+                                                          "k2_bkept); constraint: <= 0"),
 }
 
 
@@ -216,15 +326,17 @@ def build_constraint(spec: ConstraintSpec, ctx: BuiltinContext, base_dir: Path |
     return Constraint(spec.label, band, bound=0.0)
 
 
-def default_objectives(model: GenericModel, has_class: bool, has_values: bool) -> list[ObjectiveSpec]:
-    """What to optimise when the configuration names nothing: the judge's alignment plus preservation."""
-    if model.judge is None:
+def default_objectives(ctx: BuiltinContext, has_class: bool, has_values: bool) -> list[ObjectiveSpec]:
+    """What to optimise when the configuration names nothing: the judge's (or surrogate's) alignment plus preservation."""
+    if ctx.kind == "crystals" and ctx.extra.get("surrogate") is not None:
+        return [ObjectiveSpec(use="crystals.surrogate_error"), ObjectiveSpec(use="crystals.fingerprint_distance")]
+    if ctx.judge is None:
         raise ValueError("no objectives given and the model has no judge: pass --objective (a built-in, "
                          "package.module:function or path/file.py:function)")
     out = []
-    if has_class and model.judge.config["num_classes"]:
+    if has_class and ctx.judge.config["num_classes"]:
         out.append(ObjectiveSpec(use="target_probability"))
-    if has_values and model.judge.config["value_dim"]:
+    if has_values and ctx.judge.config["value_dim"]:
         out.append(ObjectiveSpec(use="target_value_error"))
     out.append(ObjectiveSpec(use="distance_to_source"))
     return out

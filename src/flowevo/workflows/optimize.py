@@ -23,50 +23,15 @@ import torch
 
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
 from flowevo.config.loading import RESOLVED_NAME
-from flowevo.domains.generic import GenericModel, UserData, load_model, load_npz
 from flowevo.evolve import (ORIGINS, Checkpointer, EditTask, EvolutionResult, Evolver, LagrangianPenalty, MaxGenerations,
                             Variation, load_run_state, non_dominated)
-from flowevo.flow import Condition
 from flowevo.objectives import LocalEvaluator
 from flowevo.workflows.builtins import BuiltinContext, build_constraint, build_objective, default_objectives, objective_role
+from flowevo.workflows.domains import load_domain
 
 __all__ = ["RUN_KIND", "is_optimize_run", "prepare", "resume_optimize", "run_optimize"]
 
 RUN_KIND = "flowevo.optimize/1"
-
-
-def _required(value: Any, key: str, flag: str) -> Any:
-    if value is None:
-        raise ConfigError(f"{key}: required (give {flag} or set it in the config file)")
-    return value
-
-
-def _source_condition(model: GenericModel, src: UserData) -> Condition:
-    missing = [(k, what) for k, what, need in (("c", "class ids", model.num_classes), ("v", "float values", model.value_dim))
-               if need and getattr(src, "labels" if k == "c" else "values") is None]
-    if missing:
-        k, what = missing[0]
-        raise ValueError(f"{src.path}: missing key {k!r}: the sources' own {what} are needed to invert them "
-                         "(the model is conditioned on them)")
-    try:
-        return model.condition(labels=src.labels, values=src.values)
-    except ValueError as exc:
-        key = "c" if "class" in str(exc) else "v"
-        raise ValueError(f"{src.path}: key {key!r}: {exc}") from None
-
-
-def _target_condition(model: GenericModel, config: Config, rows: int) -> Condition:
-    t = _required(config.optimize.target, "optimize.target", "--target (e.g. --target 2 or --target values=0.5)")
-    if t.class_ is not None and not model.num_classes:
-        raise ConfigError(f"optimize.target.class: this model has no classes (it is conditioned on "
-                          f"{model.value_dim} float value(s)); give values=...")
-    if t.values is not None and not model.value_dim:
-        raise ConfigError("optimize.target.values: this model has no float conditions; give a class")
-    try:
-        return model.condition(labels=None if t.class_ is None else [t.class_] * rows,
-                               values=None if t.values is None else [t.values] * rows)
-    except ValueError as exc:
-        raise ConfigError(f"optimize.target: {exc}") from None
 
 
 def _absolute(config: Config) -> Config:
@@ -87,52 +52,42 @@ def _absolute(config: Config) -> Config:
 
 
 class Prepared:
-    """Everything a run needs, built from a configuration (model, task, evaluator, evolver)."""
+    """Everything a run needs, built from a configuration (domain, objectives, task, evaluator, evolver)."""
 
     def __init__(self, config: Config) -> None:
+        self.domain = d = load_domain(config)
         o = config.optimize
-        model_dir = _required(o.model, "optimize.model", "--model MODEL_DIR")
-        sources_path = _required(o.sources, "optimize.sources", "--sources FILE")
-        self.run_dir = Path(_required(o.run_dir, "optimize.run_dir", "--run-dir DIR"))
-        self.model = load_model(model_dir)
-        src = load_npz(sources_path, require_condition=False)
-        if src.shape != self.model.shape:
-            raise ValueError(f"{src.path}: key 'x' holds samples of shape {src.shape}, but the model at {model_dir} "
-                             f"was trained on {self.model.shape}")
-        if o.rows is not None:
-            src = src.subset(list(range(min(o.rows, len(src)))))
-        self.sources = src
-        source_c = _source_condition(self.model, src)
-        target_c = _target_condition(self.model, config, len(src))
+        self.run_dir = Path(o.run_dir) if o.run_dir is not None else None
+        if self.run_dir is None:
+            raise ConfigError("optimize.run_dir: required (give --run-dir DIR or set it in the config file)")
+        ctx = BuiltinContext(d.kind, d.data_kind, d.shape, d.judge, dict(d.extra))
+        if d.kind == "crystals":
+            ctx.extra["target_value"] = o.target.values[0]
         if not o.objectives:
-            specs = default_objectives(self.model, target_c.labels is not None, target_c.values is not None)
+            specs = default_objectives(ctx, o.target.class_ is not None, o.target.values is not None)
             config = config.model_copy(update={"optimize": o.model_copy(update={"objectives": specs})})
             o = config.optimize
         self.config = _absolute(config)
-        ctx = BuiltinContext(self.model)
         try:
             self.objectives = [build_objective(s, ctx) for s in o.objectives]
             self.constraints = [build_constraint(s, ctx) for s in o.constraints]
+            self.evaluator = LocalEvaluator(self.objectives, self.constraints)
         except ValueError as exc:
             raise ConfigError(f"optimize: {exc}") from None
         self.roles = [objective_role(s) for s in o.objectives]
-        try:
-            self.evaluator = LocalEvaluator(self.objectives, self.constraints)
-        except ValueError as exc:
-            raise ConfigError(f"optimize.objectives: {exc}") from None
-        self.task = EditTask(src.x, source_c, target_c)
-        self.codec = self.model.codec(steps=o.solver_steps, method=o.solver, strength=o.strength, guidance=o.guidance)
+        self.task = EditTask(d.x, d.source, d.target)
+        self.codec = d.codec
         self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
                                variation=Variation(cross_rate=o.cross_rate),
-                               termination=[MaxGenerations(o.generations)], seed=config.seed,
+                               termination=[MaxGenerations(o.generations)], seed=config.seed, payload=d.payload,
                                penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None)
 
     def run_info(self) -> dict[str, Any]:
-        o = self.config.optimize
+        o, d = self.config.optimize, self.domain
         return {
-            "kind": RUN_KIND, "domain": "generic", "data_kind": self.model.kind, "shape": list(self.model.shape),
-            "class_names": self.model.class_names, "model": str(o.model), "sources": str(o.sources),
-            "rows": len(self.sources), "population": o.population, "generations": o.generations,
+            "kind": RUN_KIND, "domain": d.kind, "data_kind": d.data_kind, "shape": list(d.shape),
+            "class_names": d.class_names, "model": str(o.model), "sources": str(o.sources),
+            "rows": len(self.task), "population": o.population, "generations": o.generations,
             "objectives": [{"name": ob.name, "sense": ob.sense, "role": r} for ob, r in zip(self.objectives, self.roles)],
             "constraints": [{"name": c.name, "bound": c.bound} for c in self.constraints],
             "target": o.target.model_dump(by_alias=True) if o.target else None,
@@ -243,14 +198,15 @@ def _write_outputs(p: Prepared, result: EvolutionResult, run_dir: Path, wall_s: 
         objective_names=np.array(result.objective_names), senses=np.array(result.senses),
     )
     best = result.best
-    src = p.sources
-    arrays = {"x": src.x.numpy(), "best": best.decoded.detach().cpu().numpy(), "best_values": best.values.numpy(),
+    d = p.domain
+    arrays = {"x": d.x.numpy(), "best": best.decoded.detach().cpu().numpy(), "best_values": best.values.numpy(),
               "best_violation": best.violation.numpy()}
-    if src.labels is not None:
-        arrays["c"] = src.labels.numpy()
-    if src.values is not None:
-        arrays["v"] = src.values.numpy()
+    if d.labels is not None:
+        arrays["c"] = d.labels.numpy()
+    if d.values is not None:
+        arrays["v"] = d.values.numpy()
     np.savez_compressed(run_dir / "sources.npz", **arrays)
+    d.write_outputs(run_dir, best.decoded.detach().cpu(), best.violation)
     _write_json(run_dir / "history.json", [h.to_dict() for h in result.history])
     _write_json(run_dir / "failures.json", [vars(f) for f in result.failures])
     feasible_rows = (best.violation == 0).double()
