@@ -16,6 +16,7 @@ table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem} th,td{border:1px 
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left} img{max-width:100%;border:1px solid #eee;margin:.4rem 0}
 .note{color:#555;font-size:.9rem} pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.8rem}
 figure{margin:.8rem 0} nav{font-size:.9rem;margin:.6rem 0} nav a{margin-right:.8rem}
+.nowrap td{white-space:nowrap} .scroll{overflow-x:auto}
 """
 
 
@@ -54,8 +55,9 @@ class Report:
         cls = ' class="note"' if note else ""
         self.parts.append(f"<p{cls}>{html.escape(text)}</p>")
 
-    def table(self, rows: Sequence[dict[str, Any]], links: dict[str, str] | None = None) -> None:
-        """Rows of dicts sharing keys; ``links`` maps a column to a key holding a relative href."""
+    def table(self, rows: Sequence[dict[str, Any]], links: dict[str, str] | None = None, nowrap: bool = False) -> None:
+        """Rows of dicts sharing keys; ``links`` maps a column to a key holding a relative href;
+        ``nowrap`` keeps each cell on one line (e.g. vectors)."""
         if not rows:
             return
         cols = [c for c in rows[0] if not (links and c in links.values())]
@@ -69,7 +71,9 @@ class Report:
                     val = f'<a href="{html.escape(str(row[links[c]]))}">{val}</a>'
                 cells.append(f"<td>{val}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
-        self.parts.append(f"<table><tr>{head}</tr>{''.join(body)}</table>")
+        cls = ' class="nowrap"' if nowrap else ""
+        table = f"<table{cls}><tr>{head}</tr>{''.join(body)}</table>"
+        self.parts.append(f'<div class="scroll">{table}</div>' if nowrap else table)
 
     def image(self, relative_path: str, caption: str = "") -> None:
         self.parts.append(f'<figure><img src="{html.escape(relative_path)}" alt="{html.escape(caption)}">'

@@ -22,7 +22,7 @@ __all__ = ["write_run_report"]
 
 ORIGIN_NAMES = np.array(["seed", "self", "cross"])
 MAX_GRID_ROWS = 12
-MAX_TABLE_DIMS = 6
+MAX_TABLE_DIMS = 4
 
 
 def _load_json(path: Path, default: Any = None) -> Any:
@@ -76,7 +76,7 @@ def _axes(objs: list[dict], values: np.ndarray, decoded: np.ndarray, sources: np
 
 def _fmt_vec(v: np.ndarray) -> str:
     flat = np.asarray(v).reshape(-1)
-    head = ", ".join(f"{a:.3g}" for a in flat[:MAX_TABLE_DIMS])
+    head = ", ".join(f"{a:.2f}" for a in flat[:MAX_TABLE_DIMS])
     return f"[{head}{', ...' if flat.size > MAX_TABLE_DIMS else ''}]"
 
 
@@ -148,7 +148,7 @@ def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, obj
         row["feasible"] = "yes" if best_viol[b] == 0 else ("failed" if not np.isfinite(best_viol[b]) else f"no ({best_viol[b]:.3g})")
         row["Pareto set size"] = int(((pop["row"] == b) & pop["pareto"]).sum())
         table.append(row)
-    r.table(table)
+    r.table(table, nowrap=info.get("data_kind") != "images")
     if info.get("data_kind") != "images":
         r.text(f"Vectors: the first {MAX_TABLE_DIMS} of {int(np.prod(info['shape']))} features; sources.npz holds every "
                "source with its best edit ('x', 'best'), population.npz every survivor.", note=True)
