@@ -27,6 +27,11 @@ def lift_free_axis(candidates):
     return candidates.x[:, 3]
 
 
+def always_fails(candidates):
+    """A black box that is down."""
+    raise RuntimeError("black box down")
+
+
 def free_axis_cap(x):
     """Per item: the 4th feature of one sample (a constraint keeps it below a bound)."""
     return float(x[3])
@@ -175,6 +180,17 @@ def test_lagrangian_constraint_handling_from_a_set_override(workspace):
     history = json.loads((root / "lagrangian" / "history.json").read_text())
     assert set(history[-1]["multipliers"]) == {"free_axis_cap"} and "free_axis_cap" in history[-1]["satisfaction"]
     assert m["final_mean_best"][0] >= 0.9 and not (root / "lagrangian" / "report.html").exists()
+
+
+def test_a_failing_black_box_still_gives_a_run_and_report(workspace):
+    root, _, _ = workspace
+    out = _invoke("optimize", "--model", root / "model", "--sources", root / "sources.npz", "--target", "1",
+                  "--objective", f"{HERE}:always_fails@min", "--objective", "distance_to_source", "--rows", 2,
+                  "--generations", 1, "--population", 4, "--run-dir", root / "down", "--quiet", "--json")
+    m = json.loads(out.stdout)
+    assert m["failures"] == m["evaluations"] == 16 and m["rows_feasible"] == 0.0
+    html = (root / "down" / "report.html").read_text()
+    assert 'id="failures"' in html and "black box down" in html
 
 
 @pytest.mark.parametrize("cmd", ["train", "optimize", "report", "resume"])

@@ -87,7 +87,10 @@ def plot_curves(history: Sequence[dict], names: Sequence[str], senses: Sequence[
     flat = list(axes.flat)
     for j, (name, sense) in enumerate(zip(names, senses)):
         ax = flat[j]
-        ax.plot(gens, [h["best"][j] if h["best"][j] is not None else np.nan for h in history], marker=".", color=f"C{j}")
+        ys = [h["best"][j] if h["best"][j] is not None else np.nan for h in history]
+        ax.plot(gens, ys, marker=".", color=f"C{j}")
+        if not np.isfinite(np.asarray(ys, dtype=float)).any():
+            ax.text(0.5, 0.5, "no feasible edit yet", ha="center", va="center", transform=ax.transAxes)
         ax.set(title=f"{name} ({sense}; mean best over sources)", xlabel="generation")
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.title.set_fontsize(9)
@@ -164,7 +167,7 @@ def plot_lineage(records: Sequence[dict], row: np.ndarray, origin_names: np.ndar
     cross = origin_names == "cross"
     m = np.zeros((rows, rows))
     np.add.at(m, (row[cross], donor_row[cross]), 1)
-    im = ax.imshow(m, cmap="Reds", aspect="auto", origin="lower")
+    im = ax.imshow(m, cmap="Reds", aspect="auto", origin="lower", vmin=0, vmax=max(1.0, float(m.max())))
     ticks = np.arange(rows) if rows <= 12 else np.linspace(0, rows - 1, 6).round().astype(int)
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)

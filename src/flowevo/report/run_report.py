@@ -49,8 +49,10 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 def _diversity(decoded: np.ndarray, row: np.ndarray) -> np.ndarray:
     """Per individual: mean data-space distance to the other individuals of its source row."""
+    out = np.zeros(len(decoded))
+    if not len(decoded):
+        return out
     flat = decoded.reshape(len(decoded), -1).astype(np.float64)
-    out = np.zeros(len(flat))
     for b in np.unique(row):
         idx = np.flatnonzero(row == b)
         if len(idx) < 2:
@@ -227,7 +229,7 @@ def write_run_report(run_dir: str | Path) -> Path:
     if failures:
         r.section("Failures")
         r.text(f"{len(failures)} evaluations failed (the candidate was marked infeasible; the run went on). First 20:")
-        r.table([{"generation batch index": f["index"], "source": f["row"], "objective": f["name"], "error": f["error"][:200]}
+        r.table([{"index in its batch": f["index"], "source": f["row"], "objective": f["name"], "error": f["error"][:200]}
                  for f in failures[:20]])
 
     r.section("Configuration")
