@@ -24,9 +24,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# every benchmark (crystals when the Perov-5 CSV is there): benchmarks/results/all/{metrics.json,tables.md,<part>/}
+PEROV ?= ../shared/data/perov_5/val.csv
 bench: setup
-	$(BIN)/flowevo benchmark toy --out benchmarks/results/toy --seed 0
-	$(BIN)/flowevo benchmark digits --n 200 --out benchmarks/results/digits --seed 0
+	$(BIN)/flowevo benchmark all --out benchmarks/results/all --seed 0 $(if $(wildcard $(PEROV)),--data $(PEROV))
 
 # Headless Chromium for the report's browser test (Debian package); the test skips, with its reason, without it.
 browser:
