@@ -112,6 +112,9 @@ def test_flag_shorthands():
     (["optimize", "--run-dir", "r"], ["optimize.model: required", "--model"]),
     (["train", "--set", "train.steps=-3"], ["train.steps"]),
     (["train", "--out", "m"], ["train.data: required", "--data"]),
+    (["optimize", "--generations", "abc"], ["--generations", "valid integer", "optimize --help"]),
+    (["optimize", "--bogus"], ["No such option: --bogus"]),
+    (["report"], ["Missing argument"]),
 ])
 def test_cli_config_errors_exit_2_with_one_line(tmp_path, args, words):
     out = runner.invoke(app, args + ["--quiet"])

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import sys
+from typing import Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from flowevo import __version__
 
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, bad value, missing argument) as one line with exit code 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        except Exception as exc:  # click's exceptions (typer may vendor click): format_message + exit_code
+            if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+                raise
+            if not exc.format_message().strip():  # no_args_is_help: show the help itself
+                exc.show()
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None and exc.exit_code == 2 else ""
+            typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Residual-space evolutionary optimisation with conditional flow-matching models.\n\n"
     "Example: flowevo demo digits --run-dir runs/digits",
     no_args_is_help=True,
