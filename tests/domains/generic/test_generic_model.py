@@ -96,3 +96,16 @@ def test_pca_is_exact_on_its_subspace_and_autoencoder_learns():
     ae, losses = fit_autoencoder(x, latent=3, steps=300, hidden=[32], show_progress=False)
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
     assert ae.encode(x).shape == (300, 3)
+
+
+def test_same_seed_same_weights():
+    x, c, v = _blobs(n=60)
+    data = UserData(torch.from_numpy(x), torch.from_numpy(c), torch.from_numpy(v)[:, None] if v.ndim == 1 else
+                    torch.from_numpy(v), "mem", "vectors")
+    cfg = GenericTrainConfig(steps=30, judge_steps=10, seed=3)
+    a, b = (train_generic(data, cfg, show_progress=False) for _ in range(2))
+    for m1, m2 in ((a.velocity, b.velocity), (a.judge, b.judge), (a.encoder, b.encoder)):
+        s1, s2 = m1.state_dict(), m2.state_dict()
+        assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+    other = train_generic(data, GenericTrainConfig(steps=30, judge_steps=10, seed=4), show_progress=False)
+    assert not torch.equal(other.velocity.state_dict()["model.input.weight"], a.velocity.state_dict()["model.input.weight"])

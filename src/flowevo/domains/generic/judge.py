@@ -112,7 +112,9 @@ def fit_judge(x: Tensor, labels: Tensor | None, values: Tensor | None, steps: in
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.05)
     net.train()
-    with progress_bar("training judge", total=steps, enabled=show_progress) as advance:
+    # dropout draws from torch's global generator: seed it here, and leave the caller's state alone
+    with torch.random.fork_rng(devices=[]), progress_bar("training judge", total=steps, enabled=show_progress) as advance:
+        torch.manual_seed(seed + 1)
         for _ in range(steps):
             idx = train[torch.randint(0, len(train), (min(batch_size, len(train)),), generator=gen)]
             logits, pred = net(x[idx])
