@@ -36,7 +36,7 @@ def test_tiny_benchmark_writes_metrics_and_cifs(tmp_path):
     run_crystals_benchmark(tmp_path, VAL, n=2, population=4, generations=3, log=lambda s: None, **TINY)
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert set(m["thresholds"]) == {"sr5", "sr10", "sr15"}
-    assert set(m["methods"]) == {"reo", "random", "cma", "exhaustive"}
+    assert set(m["methods"]) == {"reo", "masked_random", "random", "cma", "leap", "gradient", "exhaustive"}
     for name, r in m["methods"].items():
         for k in ("valid_rate", "composition_valid_rate", "chgnet_energy_change", "diversity", "evaluations", "wall_s"):
             assert k in r, (name, k)
@@ -48,6 +48,33 @@ def test_tiny_benchmark_writes_metrics_and_cifs(tmp_path):
     assert m["methods"]["exhaustive"]["budgets"]["k1_bkept"]["sites_changed"] <= 1
     assert list((tmp_path / "cif" / "exhaustive" / "k2_bkept").glob("*.cif"))
     assert m["methods"]["reo"]["budgets"]["k1"]["evaluations"] < m["methods"]["reo"]["budgets"]["k2"]["evaluations"]
+    for name in ("reo", "random", "cma", "leap", "gradient"):  # the same evaluations per source
+        assert m["methods"][name]["budgets"]["k2_bkept"]["evaluations"] == 16, name
+    for name in ("reo", "masked_random"):  # kept edits meet the budget
+        r = m["methods"][name]["budgets"]["k1_bkept"]
+        assert r["sites_changed"] is None or r["sites_changed"] <= 1
+
+
+@needs_data
+def test_sources_csv_and_dev_split_via_cli(tmp_path):
+    """--sources takes crystals the models never saw (any CDVAE CSV); --dev cannot be combined with it."""
+    import csv
+
+    with VAL.open(newline="") as fh:
+        rows = list(csv.reader(fh))  # (CIFs span lines inside quoted fields)
+    src, small = tmp_path / "sources.csv", tmp_path / "train.csv"
+    for path, part in ((src, rows[-3:]), (small, rows[1:401])):  # sources: rows the training file lacks
+        with path.open("w", newline="") as fh:
+            csv.writer(fh).writerows([rows[0]] + part)
+    out = runner.invoke(app, ["benchmark", "crystals", "--data", str(small), "--sources", str(src), "--n", "2",
+                              "--out", str(tmp_path / "o"), "--quiet", "--json", "--dev"])
+    assert out.exit_code == 2 and "--dev" in out.output and "Traceback" not in out.output
+    from flowevo.benchmarks.crystals import run_crystals_benchmark
+
+    m = run_crystals_benchmark(tmp_path / "b", small, sources=src, n=2, population=4, generations=1,
+                               methods=("reo", "exhaustive"), budgets=("k1_bkept",), log=lambda s: None, **TINY)
+    assert m["n_sources"] == 2 and m["sources"] == str(src) and m["train_rows"] == 400
+    assert set(m["methods"]) == {"reo", "exhaustive"} and set(m["methods"]["reo"]["budgets"]) == {"k1_bkept"}
 
 
 @needs_data

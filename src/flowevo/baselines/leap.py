@@ -33,7 +33,8 @@ class LeapResult:
 
 
 def leap(codec: ResidualCodec, x: Tensor, source_labels: Tensor, target_labels: Tensor,
-         label_fn: Callable[[Tensor], Tensor], gamma: float = 0.5, rounds: int = 15) -> LeapResult:
+         label_fn: Callable[[Tensor], Tensor], gamma: float = 0.5, rounds: int = 15,
+         condition: Callable[[Tensor], Condition] = Condition.from_labels) -> LeapResult:
     """Run ``rounds`` lift/land rounds on ``x (B, *D)`` toward ``target_labels (B,)``.
 
     Args:
@@ -41,10 +42,13 @@ def leap(codec: ResidualCodec, x: Tensor, source_labels: Tensor, target_labels: 
         source_labels: ``(B,)`` the label of each source (used for the first lift).
         label_fn: black box ``x (N, *D) -> (N,)`` hard labels.
         gamma: lift depth in ``(0, 1]`` (1 lifts to pure noise).
+        condition: builds the model's condition from labels (default: class ids); e.g. a
+            property scaler for a flow conditioned on a continuous value, whose labels (the black
+            box's readings) then never equal the target exactly, so every round runs.
     """
     start = time.perf_counter()
     partial = ResidualCodec(codec.model, codec.solver.discretisation, codec.encoder, strength=gamma)
-    target = Condition.from_labels(target_labels, device=x.device)
+    target = condition(target_labels.to(x.device))
     with torch.inference_mode():
         z = partial.to_flow_space(x)
         current = source_labels.to(x.device)
@@ -55,7 +59,7 @@ def leap(codec: ResidualCodec, x: Tensor, source_labels: Tensor, target_labels: 
             if not active.any():
                 break
             idx = torch.nonzero(active).flatten()
-            r = partial.invert_latent(z[idx], Condition.from_labels(current[idx]))
+            r = partial.invert_latent(z[idx], condition(current[idx]))
             z = z.clone()
             z[idx] = partial.decode_latent(r, target[idx])
             out = partial.from_flow_space(z)

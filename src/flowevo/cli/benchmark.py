@@ -56,14 +56,16 @@ def bench_crystals(
     sources: Optional[Path] = typer.Option(None, help="Source crystals CSV (first n rows; default: n held-out rows of --data)."),
     n: int = typer.Option(100, min=1, help="Number of sources."),
     seed: int = typer.Option(0, help="Seed for the split, training and every method."),
+    dev: bool = typer.Option(False, "--dev", help="Hold sources out of the training part instead (the split settings are chosen on)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
-    """CDVAE-protocol heat_ref lowering at edit budgets: reo, random, cma, exhaustive; two judges; CIFs."""
+    """CDVAE-protocol heat_ref lowering at edit budgets: reo, masked_random, random, cma, leap, gradient, exhaustive; two judges; CIFs."""
     from flowevo.benchmarks.crystals import run_crystals_benchmark
 
     log = logger(quiet)
-    m = guarded(lambda: run_crystals_benchmark(out, data, sources=sources, n=n, seed=seed, command=invoked_command(), log=log), quiet)
+    m = guarded(lambda: run_crystals_benchmark(out, data, sources=sources, n=n, seed=seed, command=invoked_command(),
+                                               dev=dev, log=log), quiet)
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
     rows = [(f"{name} {b}", f"SR5/10/15 {fmt(r['sr5'])}/{fmt(r['sr10'])}/{fmt(r['sr15'])}, chgnet "
                             f"{fmt(r['sr5_chgnet'])}/{fmt(r['sr10_chgnet'])}/{fmt(r['sr15_chgnet'])}, "

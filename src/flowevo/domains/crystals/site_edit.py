@@ -1,0 +1,321 @@
+"""Site-masked residual editing: a genome is a residual plus the set of sites it may change.
+
+Random moves in the 22-D residual space of :class:`~.model.CrystalModel` change several sites at
+once (decoding the source's residual under a low ``heat_ref`` changes B in three sources out of
+four), so edits under a small site budget are rare. Here the genome also names which sites are
+**free**; decoding is flow *inpainting*: the kept sites' species codes are pinned to the anchor
+(the source) and only the free sites follow the property-conditioned flow.
+
+Genome layout, ``(N, G)`` with ``G = 2 L + 5`` (``L``: flow-space width)::
+
+    [ residual r (L) | free-site mask m (5; 1 = free, order A, B, X_a, X_b, X_c) | anchor z (L) ]
+
+Decoding integrates ``dz/dt = (I - P_m) v(z, t, c) + P_m (anchor - r)`` from ``z = r`` at
+``t = 0`` to ``t = 1``, where ``P_m`` projects flow space onto the directions that set the kept
+sites' species codes (through the whitening). The kept part then moves on the straight path from
+``r`` to the anchor and lands on it exactly, so kept sites decode to the anchor's elements; the
+free part follows the learned velocity (replacement-style conditional sampling). An all-free mask
+is the plain :class:`~flowevo.flow.ResidualCodec` decode.
+
+:class:`SiteMaskedCodec` has the ``invert`` / ``decode`` / ``model`` surface the
+:class:`~flowevo.evolve.Evolver` uses, so the Evolver, its survival and its budget constraints
+run unchanged on genomes; :class:`SiteVariation` makes offspring (residual self-pollination, mask
+flips, fresh residual draws) and never proposes a composition already proposed for that row.
+The edit budget stays a black-box constraint: nothing here reads it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from flowevo.evolve.operators import SelfPollination, ShellRepair
+from flowevo.evolve.population import SELF, Population
+from flowevo.flow import Condition, FixedGrid
+from flowevo.flow.solver import Discretisation, ODESolver
+
+from .model import CrystalModel
+
+__all__ = ["N_SITES", "GenomeLayout", "SiteMaskedCodec", "SiteVariation", "composition_keys", "seed_masks"]
+
+N_SITES = 5
+Key = tuple[str, str, tuple[str, ...]]  # (A, B, sorted anions)
+
+
+@dataclass(frozen=True)
+class GenomeLayout:
+    """Slices of a genome row for flow-space width ``dim`` (L)."""
+
+    dim: int
+
+    @property
+    def size(self) -> int:
+        """Genome width ``G = 2 L + 5``."""
+        return 2 * self.dim + N_SITES
+
+    def residual(self, g: Tensor) -> Tensor:
+        """``(N, G) -> (N, L)``."""
+        return g[:, : self.dim]
+
+    def mask(self, g: Tensor) -> Tensor:
+        """``(N, G) -> (N, 5)`` bool, True = free."""
+        return g[:, self.dim : self.dim + N_SITES] > 0.5
+
+    def anchor(self, g: Tensor) -> Tensor:
+        """``(N, G) -> (N, L)``."""
+        return g[:, self.dim + N_SITES :]
+
+    def pack(self, residual: Tensor, mask: Tensor, anchor: Tensor) -> Tensor:
+        """``(N, L), (N, 5) bool, (N, L) -> (N, G)``."""
+        return torch.cat([residual, mask.to(residual.dtype), anchor.to(residual.dtype)], dim=1)
+
+    def with_residual(self, g: Tensor, residual: Tensor) -> Tensor:
+        """A copy of ``g (N, G)`` with its residual part replaced by ``residual (N, L)``."""
+        out = g.clone()
+        out[:, : self.dim] = residual
+        return out
+
+    def with_mask(self, g: Tensor, mask: Tensor) -> Tensor:
+        """A copy of ``g (N, G)`` with its mask replaced by ``mask (N, 5)`` bool."""
+        out = g.clone()
+        out[:, self.dim : self.dim + N_SITES] = mask.to(g.dtype)
+        return out
+
+
+def _mask_index(mask: Tensor) -> Tensor:
+    """``(N, 5)`` bool -> ``(N,)`` long in 0..31 (bit s set = site s free)."""
+    return (mask.long() * (2 ** torch.arange(N_SITES, device=mask.device))).sum(dim=1)
+
+
+class _ProjectedVelocity(nn.Module):
+    """``v'(z, t, c) = (I - P) v(z, t, c) + drift`` with per-row ``P (N, L, L)`` and ``drift (N, L)``."""
+
+    def __init__(self, velocity: nn.Module, projector: Tensor, drift: Tensor) -> None:
+        super().__init__()
+        self.velocity, self.projector, self.drift = velocity, projector, drift
+
+    def forward(self, z: Tensor, t: Tensor, c: Condition) -> Tensor:
+        v = self.velocity(z, t, c)
+        return v - torch.einsum("nij,nj->ni", self.projector, v) + self.drift
+
+
+class SiteMaskedCodec:
+    """Genomes ``(N, G)`` <-> crystal tensors ``(N, D)`` by flow inpainting (see the module doc).
+
+    Args:
+        model: a trained :class:`CrystalModel` with a whitening encoder.
+        discretisation: the solver grid (the only place the step count is set).
+
+    ``invert(x, c)`` gives the genome ``[invert(x) under c | all free | encode(x)]``, so the
+    Evolver's own generation-0 seed is the plain counterfactual of the source.
+    """
+
+    def __init__(self, model: CrystalModel, discretisation: Discretisation = FixedGrid("rk4", 10)) -> None:
+        if model.encoder is None:
+            raise ValueError("SiteMaskedCodec needs a CrystalModel trained with whiten=True")
+        self.crystal_model = model
+        self.model = model.velocity  # the Evolver reads the device from here
+        self.encoder = model.encoder
+        self.solver = ODESolver(discretisation)
+        self.layout = GenomeLayout(model.residual_dim)
+        rep = model.representation
+        comps, scale = self.encoder.components.double(), self.encoder.scale.double()
+        table = torch.zeros(2**N_SITES, self.layout.dim, self.layout.dim, dtype=torch.float64)
+        for free in itertools.product([False, True], repeat=N_SITES):
+            kept = [s for s in range(N_SITES) if not free[s]]
+            if not kept:
+                continue
+            cols = [c for s in kept for c in range(rep.species_slice(s).start, rep.species_slice(s).stop)]
+            a = comps[:, cols].T * scale[None, :]  # species codes of kept sites = a @ z + const
+            table[int(_mask_index(torch.tensor([free]))[0])] = torch.linalg.pinv(a) @ a
+        self.projectors = table.float()  # (32, L, L): projector onto the kept sites' directions
+
+    @property
+    def nfe(self) -> int:
+        """Batched velocity calls so far."""
+        return self.solver.nfe
+
+    def invert(self, x: Tensor, c: Condition) -> Tensor:
+        """Data ``(N, D)`` under its own condition -> genomes ``(N, G)`` (all sites free, anchored at ``x``)."""
+        z = self.encoder.encode(x)
+        r = self.solver.integrate(self.model, z, c, 1.0, 0.0)
+        return self.layout.pack(r, torch.ones(len(x), N_SITES, dtype=torch.bool, device=x.device), z)
+
+    def decode_latent(self, genomes: Tensor, c: Condition) -> Tensor:
+        """Genomes ``(N, G)`` -> flow-space points ``(N, L)`` under condition ``c`` (batch N)."""
+        lay = self.layout
+        r, anchor = lay.residual(genomes).float(), lay.anchor(genomes).float()
+        proj = self.projectors.to(r.device)[_mask_index(lay.mask(genomes))]
+        drift = torch.einsum("nij,nj->ni", proj, anchor - r)
+        return self.solver.integrate(_ProjectedVelocity(self.model, proj, drift), r, c, 0.0, 1.0)
+
+    def decode(self, genomes: Tensor, c: Condition) -> Tensor:
+        """Genomes ``(N, G)`` under condition ``c`` -> crystal tensors ``(N, D)``."""
+        return self.encoder.decode(self.decode_latent(genomes, c))
+
+
+def composition_keys(model: CrystalModel, x: Tensor) -> list[Key]:
+    """Crystal tensors ``(N, D)`` -> ``(A, B, sorted anions)`` per row, without building Structures."""
+    rep = model.representation
+    raw = x.detach().cpu().double().numpy() * rep.std + rep.mean
+    codes = np.stack([raw[:, rep.species_slice(s)] for s in range(N_SITES)], axis=1)
+    return [(s[0], s[1], tuple(sorted(s[2:]))) for s in rep.species.decode(codes)]
+
+
+def seed_masks() -> list[tuple[bool, ...]]:
+    """Generation-0 edit regions, smallest first: each single site, then A with each anion, then pairs
+    of anions, then A with B. ``(free A, free B, free X_a, free X_b, free X_c)``."""
+    one = [tuple(i == s for i in range(N_SITES)) for s in range(N_SITES)]
+    a_x = [tuple(i in (0, s) for i in range(N_SITES)) for s in (2, 3, 4)]
+    x_x = [tuple(i in p for i in range(N_SITES)) for p in ((2, 3), (2, 4), (3, 4))]
+    return one + a_x + x_x + [(True, True, False, False, False)]
+
+
+class _GenomeSelf:
+    """Self-pollination of the residual part only (the Evolver's generation-0 variants)."""
+
+    def __init__(self, layout: GenomeLayout, op: SelfPollination) -> None:
+        self.layout, self.op = layout, op
+
+    def __call__(self, g: Tensor, generator: torch.Generator, scale: Tensor | None = None) -> Tensor:
+        return self.layout.with_residual(g, self.op(self.layout.residual(g), generator, scale))
+
+
+class _GenomeRepair:
+    """Shell repair of the residual part only."""
+
+    def __init__(self, layout: GenomeLayout, op: ShellRepair) -> None:
+        self.layout, self.op = layout, op
+
+    def __call__(self, g: Tensor) -> Tensor:
+        return self.layout.with_residual(g, self.op(self.layout.residual(g)))
+
+
+class SiteVariation:
+    """Offspring of site-masked genomes, row by row, never repeating a composition of the row.
+
+    Each child takes a parent of its row by binary tournament; with probability ``mask_rate`` one
+    random site of its mask is flipped (free <-> kept; an empty mask is not allowed); with
+    probability ``fresh_rate`` its residual is redrawn from N(0, I), otherwise it is
+    self-pollinated (angle scaled by the Evolver's per-row step size); then shell repair. Children
+    are decoded under their row's target; those whose composition the row has already proposed
+    (or a sibling has) are varied again from the same parent, more boldly each time (both rates
+    move toward 1), up to ``retries`` times (the last attempt is kept either way). The archive of proposed compositions lives in this object: use one per run.
+
+    Args:
+        codec: the :class:`SiteMaskedCodec` the Evolver decodes with.
+        target: the task's target conditions (batch B, one per row).
+        angle: self-pollination angle (radians).
+        mask_rate, fresh_rate: probabilities per child (see above).
+        retries: extra variation rounds for children that repeat a composition.
+    """
+
+    def __init__(self, codec: SiteMaskedCodec, target: Condition, angle: float = 0.5, mask_rate: float = 0.3,
+                 fresh_rate: float = 0.2, retries: int = 4, repair: ShellRepair | None = ShellRepair()) -> None:
+        for name, p in (("mask_rate", mask_rate), ("fresh_rate", fresh_rate)):
+            if not 0 <= p <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.codec, self.target, self.layout = codec, target, codec.layout
+        self.mask_rate, self.fresh_rate, self.retries = mask_rate, fresh_rate, retries
+        self.self_pollination = _GenomeSelf(self.layout, SelfPollination(angle))
+        self.repair = None if repair is None else _GenomeRepair(self.layout, repair)
+        self.seen: dict[int, set[Key]] = {}
+
+    # -- archive ------------------------------------------------------------------------------
+    def _keys(self, genomes: Tensor, rows: Tensor) -> list[Key]:
+        with torch.inference_mode():
+            x = self.codec.decode(genomes, self.target.to(genomes.device)[rows])
+        return composition_keys(self.codec.crystal_model, x)
+
+    def remember(self, population: Population) -> None:
+        """Add a population's decoded compositions to the archive (generation 0 enters this way)."""
+        if population.decoded is None:
+            return
+        for r, k in zip(population.row.tolist(), composition_keys(self.codec.crystal_model, population.decoded)):
+            self.seen.setdefault(int(r), set()).add(k)
+
+    # -- variation ----------------------------------------------------------------------------
+    def _vary(self, parents: Tensor, rows: Tensor, generator: torch.Generator, step: Tensor | None,
+              boldness: float = 0.0) -> Tensor:
+        """Children of ``parents (n, G)``; ``boldness`` in [0, 1] raises both rates toward 1 (retries)."""
+        lay, n, dev = self.layout, len(parents), parents.device
+        mask_rate = self.mask_rate + (1.0 - self.mask_rate) * boldness
+        fresh_rate = self.fresh_rate + (1.0 - self.fresh_rate) * boldness
+        g = parents.clone()
+        flip = torch.rand(n, generator=generator, device=dev) < mask_rate
+        if flip.any():
+            idx = torch.nonzero(flip).flatten()
+            site = torch.randint(0, N_SITES, (len(idx),), generator=generator, device=dev)
+            mask = lay.mask(g).clone()
+            mask[idx, site] = ~mask[idx, site]
+            empty = ~mask.any(dim=1)
+            mask[empty] = lay.mask(g)[empty]  # never an empty edit region
+            g = lay.with_mask(g, mask)
+        fresh = torch.rand(n, generator=generator, device=dev) < fresh_rate
+        r = lay.residual(g).clone()
+        if fresh.any():
+            r[fresh] = torch.randn(int(fresh.sum()), lay.dim, generator=generator, device=dev, dtype=r.dtype)
+        local = ~fresh
+        if local.any():
+            scale = None if step is None else step.to(dev)[rows[local]]
+            r[local] = self.self_pollination.op(r[local], generator, scale)
+        g = lay.with_residual(g, r)
+        return g if self.repair is None else self.repair(g)
+
+    def __call__(self, population: Population, rows: int, per_row: int, generator: torch.Generator,
+                 step: Tensor | None = None, anchors: Tensor | None = None) -> Population:
+        """Offspring ``(rows * per_row)`` from ``rows`` equal blocks, each sorted best first (as
+        :class:`~flowevo.evolve.operators.Variation`); ``anchors`` is ignored."""
+        n = len(population)
+        if n % rows:
+            raise ValueError(f"population of {n} is not {rows} equal row blocks")
+        if not self.seen:
+            self.remember(population)
+            lay = self.layout
+            src = self.codec.encoder.decode(lay.anchor(population.residuals))
+            for r, key in zip(population.row.tolist(), composition_keys(self.codec.crystal_model, src)):
+                self.seen[int(r)].add(key)  # the unedited source is no candidate either
+        k = n // rows
+        dev = population.residuals.device
+        row = torch.arange(rows, device=dev).repeat_interleave(per_row)
+        a = torch.randint(0, k, (rows * per_row,), generator=generator, device=dev)
+        b = torch.randint(0, k, (rows * per_row,), generator=generator, device=dev)
+        parents = population.residuals[row * k + torch.minimum(a, b)]
+        children = self._vary(parents, row, generator, step)
+        todo = torch.arange(len(children), device=dev)
+        for attempt in range(self.retries + 1):
+            keys = self._keys(children[todo], row[todo])
+            again = []
+            for j, key in zip(todo.tolist(), keys):
+                seen = self.seen.setdefault(int(row[j]), set())
+                if key in seen and attempt < self.retries:
+                    again.append(j)
+                else:
+                    seen.add(key)
+            if not again:
+                break
+            todo = torch.tensor(again, dtype=torch.long, device=dev)
+            children[todo] = self._vary(parents[todo], row[todo], generator, step, (attempt + 1) / (self.retries + 1))
+        origin = torch.full((rows * per_row,), SELF, dtype=torch.long, device=dev)
+        return Population.new(children, row, origin, torch.full_like(origin, -1), population.values.shape[1],
+                              population.generation + 1)
+
+
+def seed_genomes(codec: SiteMaskedCodec, sources: Tensor, source_condition: Condition,
+                 masks: Sequence[Sequence[bool]]) -> Tensor:
+    """Extra seeds ``(B, len(masks), G)``: each source's own residual with each edit region."""
+    with torch.inference_mode():
+        g = codec.invert(sources, source_condition)
+    lay = codec.layout
+    out = [lay.with_mask(g, torch.tensor([list(m)] * len(g), dtype=torch.bool, device=g.device)) for m in masks]
+    return torch.stack(out, dim=1)
+
+
+__all__ += ["seed_genomes"]
