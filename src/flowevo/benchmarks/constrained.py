@@ -1,0 +1,376 @@
+"""Constrained flow optimisation benchmark (issue 5): adaptive CFO against unconstrained and
+fixed-penalty fine-tuning, on a synthetic 2-D task with a checkable answer and on crystals.
+
+Every variant runs the same :class:`~flowevo.cfo.ConstrainedFlowOptimiser` from the same
+pretrained flow with the same seed, rounds, samples, temperature and regulariser; only the
+multiplier differs: ``unconstrained`` (0), ``fixed_small`` (0.3), ``fixed_large`` (10; units:
+reward standard deviations per unit of smoothed violation indicator) and ``cfo`` (adaptive,
+starting at 0, allowed violation rate ``max_violation`` per constraint). ``pretrained`` is the
+round-0 flow.
+
+**synthetic**: the pretrained flow is fitted to a 2-D mixture of four Gaussians (sd 0.5) at
+(-1.5, +-1.5) and (1.0, +-1.5); reward ``r(x) = -|x - (3, 0)|``; constraint ``x_0 <= 1``
+(a quarter of the pretrained mass violates it). Checkable answers: (i) the hard constrained
+optimum is the point (1, 0) with reward -2 (no feasible sample can score more); (ii) the
+optimum of the CFO problem ``max E_p[r] - alpha KL(p || p0)`` s.t. ``P_p(x_0 > 1) <= delta`` is
+``p* ~ p0 exp(r / alpha - nu 1{x_0 > 1})`` (``nu`` the multiplier that meets the rate); with the
+exact mixture density we trace its reward-vs-KL frontier by importance sampling (no learning)
+and compare each variant's (KL, reward) with it.
+
+**crystals**: the Perov-5 CFM (heat_ref-conditioned, sampled under the null condition) trained
+on a 90% split of the CSV; reward = an MLP surrogate of ``ind_gap`` fitted on the same split
+(held-out quality reported); constraints: SMACT validity with ``oxidation_states_set='pymatgen_sp'``
+and a formation-energy ceiling (the training median of heat_ref) judged by CHGNet minus per-element
+reference energies fitted on training crystals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from flowevo.cfo import CFOConfig, CFOResult, ConstrainedFlowOptimiser, FinetuneConfig, null_condition, sample_flow
+from flowevo.flow import Condition, FixedGrid, MLPVelocity, TrainConfig, train_flow
+from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
+
+VARIANTS = ("pretrained", "unconstrained", "fixed_small", "fixed_large", "cfo")
+FIXED = {"unconstrained": 0.0, "fixed_small": 0.3, "fixed_large": 10.0}
+TASKS = ("synthetic", "crystals")
+BARS = {"synthetic": 0.95, "crystals": 0.9}
+
+
+# ---------------------------------------------------------------------------------- synthetic task
+@dataclass(frozen=True)
+class SyntheticTask:
+    """A 2-D mixture ``p0``, reward ``-|x - target|`` and the half-plane constraint ``x_0 <= bound``."""
+
+    centres: tuple[tuple[float, float], ...] = ((-1.5, -1.5), (-1.5, 1.5), (1.0, -1.5), (1.0, 1.5))
+    sigma: float = 0.5
+    target: tuple[float, float] = (3.0, 0.0)
+    bound: float = 1.0
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` exact samples of ``p0``: ``(n, 2)``."""
+        c = torch.tensor(self.centres)
+        k = torch.randint(0, len(c), (n,), generator=generator)
+        return c[k] + self.sigma * torch.randn(n, 2, generator=generator)
+
+    def reward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 2) -> (N,)``: minus the distance to the target."""
+        return -(x.double() - torch.tensor(self.target, dtype=torch.float64)).norm(dim=1)
+
+    def evaluator(self) -> LocalEvaluator:
+        """The black boxes: reward (max) and the constraint ``x_0 <= bound``."""
+        return LocalEvaluator([FunctionObjective("reward", "max", lambda b: self.reward(b.x))],
+                              [Constraint("x0_max", lambda b: b.x[:, 0].double(), bound=self.bound)])
+
+    def hard_optimum(self) -> dict[str, Any]:
+        """The best feasible point (projection of the target onto the half-plane) and its reward."""
+        point = (min(self.target[0], self.bound), self.target[1])
+        return {"point": list(point), "reward": float(-math.dist(point, self.target))}
+
+    def pretrain(self, seed: int, steps: int = 1500, n: int = 8192) -> MLPVelocity:
+        """Fit the pretrained flow (one class, no condition dropout) to ``n`` samples of ``p0``."""
+        x = self.sample(n, torch.Generator().manual_seed(seed))
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = MLPVelocity((2,), num_classes=1, hidden=64, depth=3)
+        cfg = TrainConfig(steps=steps, batch_size=256, lr=2e-3, condition_dropout=0.0, seed=seed)
+        return train_flow(model, x, Condition.from_labels(torch.zeros(n, dtype=torch.long)), cfg, show_progress=False).model
+
+
+def optimum_frontier(task: SyntheticTask, delta: float | None, alphas: Sequence[float], n: int = 400_000,
+                     seed: int = 0) -> list[dict[str, float]]:
+    """Exact optimum of ``max E[r] - alpha KL(p || p0)`` (s.t. ``P(x_0 > bound) <= delta``; None: unconstrained)
+    for each ``alpha``, by self-normalised importance sampling of ``p* ~ p0 exp(r/alpha - nu 1{viol})`` from ``n``
+    exact ``p0`` samples; ``nu`` in closed form (the violation rate is ``W_v e^-nu / (W_f + W_v e^-nu)``). Returns ``alpha, nu, reward, violation, kl, ess`` per alpha."""
+    x = task.sample(n, torch.Generator().manual_seed(seed)).double()
+    r, viol = task.reward(x), (x[:, 0] > task.bound).double()
+
+    def stats(alpha: float, nu: float) -> dict[str, float]:
+        logw = r / alpha - nu * viol
+        logw = logw - logw.max()
+        w = torch.exp(logw)
+        p = w / w.sum()
+        kl = float((p * logw).sum() - torch.log(w.mean()))
+        return {"alpha": alpha, "nu": nu, "reward": float((p * r).sum()), "violation": float((p * viol).sum()),
+                "kl": kl, "ess": float(1.0 / (p ** 2).sum())}
+
+    out = []
+    bad = viol > 0
+    for alpha in alphas:
+        s = stats(alpha, 0.0)
+        if delta is not None and s["violation"] > delta and (~bad).any():
+            # violation(nu) = W_v e^-nu / (W_f + W_v e^-nu) = delta  <=>  nu = log((1 - delta) W_v / (delta W_f))
+            log_wv, log_wf = torch.logsumexp(r[bad] / alpha, 0), torch.logsumexp(r[~bad] / alpha, 0)
+            s = stats(alpha, float(log_wv - log_wf + math.log((1 - delta) / delta)))
+        out.append(s)
+    return out
+
+
+def frontier_reward_at(frontier: list[dict[str, float]], kl: float, min_ess: float = 200.0) -> float | None:
+    """The frontier's reward at ``kl`` (linear interpolation over reliable points; None outside their range)."""
+    pts = sorted((f["kl"], f["reward"]) for f in frontier if f["ess"] >= min_ess)
+    if not pts or kl < pts[0][0] or kl > pts[-1][0]:
+        return None
+    return float(np.interp(kl, [p[0] for p in pts], [p[1] for p in pts]))
+
+
+# ---------------------------------------------------------------------------------- crystals task
+class CrystalSetup:
+    """Models and black boxes of the crystals task, built on the training split of ``data``."""
+
+    def __init__(self, data: str | Path, seed: int, cfm_steps: int = 3000, surrogate_steps: int = 3000,
+                 chgnet_rows: int = 300, max_rows: int | None = None, log: Callable[[str], None] = print) -> None:
+        from flowevo.domains.crystals.constraints import energy_ceiling_constraint, smact_strict_constraint
+        from flowevo.domains.crystals.data import load_cdvae_csv, split_indices
+        from flowevo.domains.crystals.energy import CHGNetEnergy, FormationEnergy
+        from flowevo.domains.crystals.model import train_crystal_flow
+        from flowevo.domains.crystals.objectives import canonical_sources, property_objective, structures_payload
+        from flowevo.domains.crystals.predictors import fit_surrogate
+
+        table = load_cdvae_csv(data, ("heat_ref", "ind_gap"), limit=max_rows)
+        tr, held = split_indices(len(table), (0.9, 0.1), seed)
+        self.table, self.train, self.held = table, table.subset(tr), table.subset(held)
+        log(f"crystals: training the CFM ({cfm_steps} steps) on {len(self.train)} crystals")
+        self.model = train_crystal_flow(self.train, "heat_ref", seed=seed, steps=cfm_steps)
+        log("crystals: fitting the ind_gap surrogate (MLP) and CHGNet reference energies")
+        self.surrogate = fit_surrogate(self.train, property="ind_gap", seed=seed, steps=surrogate_steps)
+        rows = np.random.default_rng(seed).permutation(len(self.train))[:chgnet_rows]
+        fit = canonical_sources(self.train.subset(rows), self.model.representation)
+        self.formation = FormationEnergy.fit(fit, self.train.properties["heat_ref"][rows], CHGNetEnergy())
+        self.ceiling = float(np.median(self.train.properties["heat_ref"]))
+        self.payload = structures_payload(self.model.representation)
+        self.evaluator = LocalEvaluator([property_objective(self.surrogate, "band_gap", "max")],
+                                        [smact_strict_constraint(), energy_ceiling_constraint(self.formation, self.ceiling)])
+        self.dft_gap = {tuple(sorted(_symbols(s))): float(v) for s, v in
+                        zip(table.structures, table.properties["ind_gap"])}
+        self.chgnet_rows = len(rows)
+
+    def surrogate_quality(self) -> dict[str, float]:
+        """The surrogate on the held-out 10%: Pearson r, ROC AUC of ``ind_gap > 0``, MAE."""
+        from scipy.stats import pearsonr
+        from sklearn.metrics import roc_auc_score
+
+        y = self.held.properties["ind_gap"]
+        p = self.surrogate.predict(self.held.structures, self.held.formulas)
+        auc = float(roc_auc_score(y > 0, p)) if 0 < (y > 0).sum() < len(y) else math.nan
+        return {"pearson": float(pearsonr(p, y)[0]), "auc_gap_positive": auc, "mae": float(np.abs(p - y).mean()),
+                "held_out_rows": len(y)}
+
+    def sample_figures(self, model: torch.nn.Module, n: int, seed: int) -> dict[str, Any]:
+        """Extra figures of ``n`` fresh samples: structure validity, distinct compositions, DFT gap where labelled."""
+        from flowevo.domains.crystals.validity import structure_valid
+
+        _, x = sample_flow(model, n, null_condition(model), torch.Generator().manual_seed(seed), FixedGrid("rk4", 10),
+                           self.model.encoder)
+        structs = [s for s in self.payload(x)["structures"] if s is not None]
+        keys = [tuple(sorted(_symbols(s))) for s in structs]
+        labelled = [self.dft_gap[k] for k in keys if k in self.dft_gap]
+        counts: dict[str, int] = {}
+        for s in structs:
+            f = s.composition.reduced_formula
+            counts[f] = counts.get(f, 0) + 1
+        return {"structure_valid": float(np.mean([structure_valid(s) for s in structs])) if structs else math.nan,
+                "distinct_compositions": len(set(keys)), "samples": n,
+                "dft_labelled_share": len(labelled) / max(len(structs), 1),
+                "dft_ind_gap_mean_labelled": float(np.mean(labelled)) if labelled else math.nan,
+                "top_compositions": sorted(counts.items(), key=lambda kv: -kv[1])[:8]}
+
+
+def _symbols(s: Any) -> list[str]:
+    return [sp.symbol for sp in s.species]
+
+
+# ---------------------------------------------------------------------------------- running variants
+def run_variants(model: torch.nn.Module, evaluator: Any, condition: Condition | None, config: CFOConfig,
+                 out_dir: Path | None, encoder: Any = None, payload: Any = None, meta: dict | None = None,
+                 variants: Sequence[str] = VARIANTS, log: Callable[[str], None] = print,
+                 show_progress: bool = False) -> dict[str, CFOResult]:
+    """Run every fine-tuning variant (``pretrained`` is the round-0 record of each run)."""
+    results: dict[str, CFOResult] = {}
+    for name in variants:
+        if name == "pretrained":
+            continue
+        cfg = replace(config, fixed_multiplier=FIXED.get(name))
+        log(f"  {name}")
+        ckpt_dir = None if out_dir is None or name != "cfo" else out_dir
+        results[name] = ConstrainedFlowOptimiser(model, evaluator, condition, cfg, encoder=encoder, payload=payload,
+                                                 out_dir=ckpt_dir, meta=meta).run(show_progress=show_progress)
+    return results
+
+
+def _variant_metrics(res: CFOResult, round_index: int = -1) -> dict[str, Any]:
+    rec = res.records[round_index]
+    return {"reward_mean": rec.reward_mean, "constraint_satisfaction": rec.satisfaction,
+            "constraint_satisfaction_per_constraint": rec.constraint_satisfaction,
+            "kl_or_distance_to_pretrained": rec.kl, "kl_stderr": rec.kl_stderr, "rounds": rec.round,
+            "multipliers_final": rec.multipliers, "failed_final": rec.failed,
+            "trace": [r.to_dict() for r in res.records]}
+
+
+def task_metrics(results: dict[str, CFOResult]) -> dict[str, Any]:
+    """``variant -> {reward_mean, constraint_satisfaction, kl_or_distance_to_pretrained, rounds, trace, ...}``."""
+    any_run = next(iter(results.values()))
+    out = {"pretrained": {**_variant_metrics(any_run, 0), "trace": [any_run.records[0].to_dict()]}}
+    out.update({name: _variant_metrics(r) for name, r in results.items()})
+    return out
+
+
+def bar_check(task: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The issue's done-when bar for ``task`` from its variant metrics."""
+    cfo, pre = metrics["cfo"], metrics["pretrained"]
+    bar = BARS[task]
+    out = {"satisfaction_bar": bar, "cfo_satisfaction": cfo["constraint_satisfaction"],
+           "cfo_reward": cfo["reward_mean"], "pretrained_reward": pre["reward_mean"],
+           "satisfaction_met": cfo["constraint_satisfaction"] >= bar,
+           "reward_raised": cfo["reward_mean"] > pre["reward_mean"]}
+    if task == "synthetic":
+        dominated_by = [v for v in ("fixed_small", "fixed_large")
+                        if metrics[v]["reward_mean"] > cfo["reward_mean"]
+                        and metrics[v]["constraint_satisfaction"] > cfo["constraint_satisfaction"]]
+        out["fixed_penalties_better_on_both"] = dominated_by
+        out["met"] = bool(out["satisfaction_met"] and out["reward_raised"] and not dominated_by)
+    else:
+        out["met"] = bool(out["satisfaction_met"] and out["reward_raised"])
+    return out
+
+
+# ---------------------------------------------------------------------------------- the benchmark
+def default_configs(seed: int, rounds: int | None = None, samples: int | None = None) -> dict[str, CFOConfig]:
+    """The settings of each task (chosen on a dev variant of the synthetic task, never on these runs)."""
+    ft = FinetuneConfig(steps=200, batch_size=256, lr=1e-3, anchor=0.1)
+    syn = CFOConfig(rounds=8, samples=512, temperature=1.0, max_violation=0.02, finetune=ft, kl_samples=256, seed=seed)
+    cry = CFOConfig(rounds=8, samples=256, temperature=1.0, max_violation=0.02, finetune=ft, kl_samples=128, seed=seed)
+    over = {k: v for k, v in (("rounds", rounds), ("samples", samples)) if v is not None}
+    syn, cry = replace(syn, **over), replace(cry, **over)
+    return {"synthetic": replace(syn, kl_samples=min(syn.kl_samples, syn.samples)),
+            "crystals": replace(cry, kl_samples=min(cry.kl_samples, cry.samples))}
+
+
+def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = None, seed: int = 0,
+                              tasks: Sequence[str] = TASKS, rounds: int | None = None, samples: int | None = None,
+                              cfm_steps: int = 3000, pretrain_steps: int = 1500, max_rows: int | None = None,
+                              command: str | None = None, log: Callable[[str], None] = print,
+                              show_progress: bool = False) -> dict[str, Any]:
+    """Run the tasks; write ``out_dir/metrics.json``, ``<task>_rounds.png`` (and the synthetic samples and
+    frontier plots) and the adaptive run's round checkpoints under ``out_dir/checkpoints/<task>/``."""
+    from flowevo.benchmarks.constrained_plots import plot_frontier, plot_rounds, plot_synthetic_samples
+
+    for t in tasks:
+        if t not in TASKS:
+            raise ValueError(f"unknown task {t!r}; use {list(TASKS)}")
+    if "crystals" in tasks:
+        if data is None or not Path(data).is_file():
+            raise FileNotFoundError(f"crystals task: Perov-5 CSV not found at {data} (give --data PATH)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    configs = default_configs(seed, rounds, samples)
+    metrics: dict[str, Any] = {
+        "benchmark": "constrained",
+        "command": command or f"flowevo benchmark constrained --out {out_dir} --seed {seed}",
+        "seed": seed, "variants": list(VARIANTS), "fixed_multipliers": FIXED,
+        "multiplier_units": "reward standard deviations (of the pretrained samples) per unit of the smoothed "
+                            "violation indicator sigmoid((g - bound) / (0.1 * pretrained std of g))",
+        "kl_or_distance_to_pretrained": "KL(p_round || p_pretrained) in nats, Monte Carlo over fresh samples with "
+                                        "exact flow log-densities (2-D: exact divergence; crystals, 22-D latent: "
+                                        "Hutchinson estimator), rk4 with 10 steps",
+        "tasks": {}, "bars": {}, "setup": {},
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+                    "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_start": list(os.getloadavg())},
+    }
+    if "synthetic" in tasks:
+        t0 = time.perf_counter()
+        task = SyntheticTask()
+        log("synthetic: pretraining the 2-D flow")
+        model = task.pretrain(seed, steps=pretrain_steps)
+        cfg = configs["synthetic"]
+        res = run_variants(model, task.evaluator(), Condition.from_labels([0]), cfg, out_dir / "checkpoints" / "synthetic",
+                           meta={"task": "synthetic"}, log=log, show_progress=show_progress)
+        tm = task_metrics(res)
+        alphas = list(np.geomspace(8.0, 0.08, 40))
+        constrained = optimum_frontier(task, cfg.max_violation, alphas, seed=seed + 99)
+        free = optimum_frontier(task, None, alphas, seed=seed + 99)
+        for name, m in tm.items():
+            ref = free if name == "unconstrained" else constrained
+            m["optimum_reward_at_same_kl"] = frontier_reward_at(ref, m["kl_or_distance_to_pretrained"])
+        metrics["tasks"]["synthetic"] = tm
+        metrics["setup"]["synthetic"] = {
+            "p0": {"centres": [list(c) for c in task.centres], "sd": task.sigma}, "reward": f"-|x - {list(task.target)}|",
+            "constraint": f"x_0 <= {task.bound}", "hard_constrained_optimum": task.hard_optimum(),
+            "unconstrained_optimum": {"point": list(task.target), "reward": 0.0},
+            "config": _config_dict(cfg), "frontier_constrained": constrained, "frontier_unconstrained": free,
+            "optimum_reward_at_same_kl": "the exact optimum of max E[r] - alpha KL(p||p0) s.t. violation rate <= "
+                                         "max_violation (unconstrained variant: no constraint) at the variant's KL",
+            "wall_s": time.perf_counter() - t0,
+        }
+        metrics["bars"]["synthetic"] = bar_check("synthetic", tm)
+        plot_rounds(tm, "synthetic", out_dir / "synthetic_rounds.png", BARS["synthetic"], 1 - cfg.max_violation)
+        samples_by_variant = {"pretrained": res["cfo"].pretrained, **{k: r.model for k, r in res.items()}}
+        plot_synthetic_samples(task, samples_by_variant, out_dir / "synthetic_samples.png", seed)
+        plot_frontier(constrained, free, tm, out_dir / "synthetic_frontier.png")
+    if "crystals" in tasks:
+        t0 = time.perf_counter()
+        setup = CrystalSetup(data, seed, cfm_steps=cfm_steps, max_rows=max_rows, log=log)
+        cfg = configs["crystals"]
+        log("crystals: fine-tuning variants")
+        res = run_variants(setup.model.velocity, setup.evaluator, None, cfg, out_dir / "checkpoints" / "crystals",
+                           encoder=setup.model.encoder, payload=setup.payload, meta=setup.model.meta(), log=log,
+                           show_progress=show_progress)
+        tm = task_metrics(res)
+        tm["pretrained"]["samples"] = setup.sample_figures(res["cfo"].pretrained, cfg.samples, seed + 7)
+        for name, r in res.items():
+            tm[name]["samples"] = setup.sample_figures(r.model, cfg.samples, seed + 7)
+        metrics["tasks"]["crystals"] = tm
+        metrics["setup"]["crystals"] = {
+            "data": str(data), "train_rows": len(setup.train), "held_out_rows": len(setup.held),
+            "reward": "surrogate ind_gap (MLP on composition descriptors, fitted on the training split), eV",
+            "surrogate_held_out": setup.surrogate_quality(),
+            "constraints": {"smact_strict": "SMACT charge neutrality + Pauling test, oxidation_states_set='pymatgen_sp'",
+                            "formation_energy": f"CHGNet energy/atom minus per-element references fitted on "
+                                                f"{setup.chgnet_rows} training crystals <= {setup.ceiling:.4f} eV/atom "
+                                                f"(the training median of heat_ref)"},
+            "ceiling_ev_per_atom": setup.ceiling, "condition": "null (unconditional samples of the heat_ref CFM)",
+            "cfm_steps": cfm_steps, "config": _config_dict(cfg),
+            "chgnet_ms_per_structure": setup.formation.energy.ms_per_structure,
+            "wall_s": time.perf_counter() - t0,
+        }
+        metrics["bars"]["crystals"] = bar_check("crystals", tm)
+        plot_rounds(tm, "crystals", out_dir / "crystals_rounds.png", BARS["crystals"], 1 - 2 * cfg.max_violation)
+    metrics["total_s"] = time.perf_counter() - t_start
+    metrics["machine"]["load_average_end"] = list(os.getloadavg())
+    metrics = _clean(metrics)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _config_dict(cfg: CFOConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(cfg)
+
+
+def _clean(obj: Any) -> Any:
+    """NaN/inf -> None, numpy scalars and tuples -> Python, so the JSON is strict."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj

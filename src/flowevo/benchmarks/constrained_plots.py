@@ -1,0 +1,83 @@
+"""Plots of the constrained benchmark: reward, satisfaction and multiplier per round; 2-D samples; frontier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from flowevo.report.plots import save_figure  # noqa: E402
+
+COLOURS = {"pretrained": "0.4", "unconstrained": "C3", "fixed_small": "C1", "fixed_large": "C0", "cfo": "C2"}
+
+
+def plot_rounds(metrics: dict[str, Any], task: str, path: Path | str, bar: float, target: float) -> Path:
+    """Three panels per round: mean reward, constraint satisfaction (all constraints), multipliers."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    pre = metrics["pretrained"]
+    for name, m in metrics.items():
+        if name == "pretrained":
+            continue
+        rounds = [r["round"] for r in m["trace"]]
+        c = COLOURS.get(name)
+        axes[0].plot(rounds, [r["reward_mean"] for r in m["trace"]], marker=".", color=c, label=name)
+        axes[1].plot(rounds, [r["satisfaction"] for r in m["trace"]], marker=".", color=c, label=name)
+        for j, (cname, _) in enumerate(m["trace"][0]["multipliers"].items()):
+            ls = ["-", "--", ":"][j % 3]
+            axes[2].plot(rounds, [r["multipliers"][cname] for r in m["trace"]], ls=ls, marker=".", color=c,
+                         label=f"{name}: {cname}" if name == "cfo" or j == 0 else None)
+    axes[0].axhline(pre["reward_mean"], color=COLOURS["pretrained"], ls="--", lw=1, label="pretrained")
+    axes[0].set(title=f"{task}: mean reward of the flow's samples", xlabel="round")
+    axes[1].axhline(bar, color="k", ls=":", lw=1, label=f"bar {bar:g}")
+    axes[1].axhline(target, color="C2", ls=":", lw=1, label=f"CFO target {target:g}")
+    axes[1].set(title="constraint satisfaction (all constraints)", xlabel="round", ylim=(-0.02, 1.02))
+    axes[2].set(title="multiplier per constraint", xlabel="round", yscale="symlog")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def plot_synthetic_samples(task: Any, models: dict[str, torch.nn.Module], path: Path | str, seed: int,
+                           n: int = 1500) -> Path:
+    """Samples of each variant's final flow with the feasible half-plane, the target and the constrained optimum."""
+    from flowevo.cfo import sample_flow
+    from flowevo.flow import Condition
+
+    fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.4), sharex=True, sharey=True)
+    for ax, (name, model) in zip(np.atleast_1d(axes), models.items()):
+        _, x = sample_flow(model, n, Condition.from_labels([0]), torch.Generator().manual_seed(seed + 1))
+        x = x.numpy()
+        ok = x[:, 0] <= task.bound
+        ax.axvspan(task.bound, 6, color="C3", alpha=0.08)
+        ax.scatter(x[ok, 0], x[ok, 1], s=2, color="C0", alpha=0.5)
+        ax.scatter(x[~ok, 0], x[~ok, 1], s=2, color="C3", alpha=0.6)
+        ax.scatter(*task.target, marker="*", s=120, color="gold", edgecolors="k", zorder=3)
+        ax.scatter(*task.hard_optimum()["point"], marker="X", s=60, color="k", zorder=3)
+        ax.set(title=f"{name}: {ok.mean():.1%} feasible", xlim=(-3.5, 4.0), ylim=(-3.5, 3.5), aspect="equal")
+    fig.suptitle(f"final samples; star: reward peak {tuple(task.target)}, X: hard constrained optimum "
+                 f"{tuple(task.hard_optimum()['point'])}, red: infeasible (x_0 > {task.bound:g})", fontsize=9)
+    return save_figure(fig, path)
+
+
+def plot_frontier(constrained: list[dict], free: list[dict], metrics: dict[str, Any], path: Path | str,
+                  min_ess: float = 200.0) -> Path:
+    """The exact reward-vs-KL frontier (constrained and unconstrained) and each variant's final point."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for pts, label, ls in ((constrained, "optimum s.t. violation rate <= max_violation", "-"),
+                           (free, "optimum without the constraint", "--")):
+        ok = [p for p in pts if p["ess"] >= min_ess]
+        ax.plot([p["kl"] for p in ok], [p["reward"] for p in ok], color="k", ls=ls, lw=1.2, label=label)
+    for name, m in metrics.items():
+        ax.errorbar(m["kl_or_distance_to_pretrained"], m["reward_mean"], xerr=m.get("kl_stderr") or 0, fmt="o",
+                    color=COLOURS.get(name), label=f"{name} (sat. {m['constraint_satisfaction']:.2f})")
+    ax.set(xlabel="KL(p || pretrained) [nats]", ylabel="mean reward", title="synthetic: reward vs KL")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)

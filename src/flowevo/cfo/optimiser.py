@@ -1,0 +1,343 @@
+"""Constrained flow optimisation (CFO): fine-tune a flow so its samples maximise a black-box reward
+subject to black-box constraints, by an augmented Lagrangian over rounds of ordinary fine-tuning.
+
+Problem (the CFO formulation, docs/architecture.md): maximise ``E_p[r(x)]`` while staying close to
+the pretrained flow, subject to ``E_p[g_j(x)] <= b_j`` for every constraint ``j``. Here ``g_j`` is
+the **violation indicator** of the evaluator's per-sample black-box constraint
+(``1`` where ``g(x) > bound`` or the evaluation failed) and ``b_j = max_violation``, so the
+constraint reads "at most ``max_violation`` of the samples violate it"; the user sets bounds and a
+tolerance, never a weight.
+
+Round ``k`` (``k = 0 .. rounds``):
+
+1. sample ``samples`` points from the current flow (one batched decode), plus optional seeds
+   (e.g. evolution elites), and score reward and constraints with the Evaluator (failures are
+   infeasible, never crashes);
+2. measure each constraint's violation rate on the flow's own samples and take the dual step
+   ``lambda_j <- max(0, lambda_j + rho_j * (rate_j - b_j))``; ``rho_j`` grows while the violation
+   does not shrink (:class:`~flowevo.evolve.constraints.Multipliers`);
+3. fine-tune on the pseudo-reward ``r(x) / s_r - sum_j lambda_j * g_j(x)`` (``s_r``: the reward's
+   std under the pretrained flow) by reward-weighted flow matching, weights
+   ``softmax(pseudo / temperature)``, with a velocity regression toward the pretrained model
+   (:mod:`flowevo.cfo.finetune`);
+4. save the new model (``round_<k+1>.pt``, :func:`~flowevo.flow.save_checkpoint` format) and the
+   trace (``trace.json``).
+
+The last round only samples and scores. Each round's record holds the reward mean, satisfaction
+(overall and per constraint), multipliers, ``rho``, the effective sample size of the weights and
+``KL(p_k || p_pretrained)`` estimated by Monte Carlo with exact flow log-densities
+(:mod:`flowevo.cfo.density`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from flowevo.cfo.density import kl_divergence
+from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, softmax_weights
+from flowevo.cfo.sampling import (batch_condition, condition_to_dict, finite_mean, null_condition, residual_shape,
+                                  sample_flow)
+from flowevo.evolve.constraints import Multipliers
+from flowevo.flow import Condition, Encoder, FixedGrid, save_checkpoint
+from flowevo.objectives import Candidates, Evaluator, Failure
+from flowevo.progress import progress_bar
+
+
+@dataclass(frozen=True)
+class CFOConfig:
+    """Settings of a constrained flow optimisation.
+
+    Args:
+        rounds: fine-tuning rounds (``rounds + 1`` sample-and-score rounds).
+        samples: flow samples scored per round.
+        temperature: softmax temperature on the pseudo-reward (reward in units of its pretrained std).
+        max_violation: allowed violation rate per constraint (the bound ``b`` of ``E[g] <= b``).
+        lam0: initial multiplier.
+        rho: initial dual step / penalty parameter.
+        rho_growth: ``rho`` grows by this factor while a violation does not shrink.
+        rho_max: cap on ``rho``.
+        fixed_multiplier: a constant multiplier instead of the adaptive one (``0``: unconstrained
+            fine-tuning; baselines); None = adaptive (CFO).
+        finetune: per-round fine-tuning settings.
+        discretisation: the solver grid used to sample.
+        kl_samples: samples for the KL estimate per round (0: skip).
+        kl_grid: solver grid of the KL estimate.
+        seed: seeds sampling, fine-tuning and the KL estimate (same seed, same result).
+    """
+
+    rounds: int = 8
+    samples: int = 512
+    temperature: float = 1.0
+    max_violation: float = 0.02
+    lam0: float = 0.0
+    rho: float = 1.0
+    rho_growth: float = 2.0
+    rho_max: float = 100.0
+    fixed_multiplier: float | None = None
+    finetune: FinetuneConfig = FinetuneConfig()
+    discretisation: FixedGrid = FixedGrid("rk4", 10)
+    kl_samples: int = 256
+    kl_grid: FixedGrid = FixedGrid("rk4", 10)
+    softness: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0 or self.samples < 2:
+            raise ValueError(f"need rounds >= 0 and samples >= 2, got {self.rounds}, {self.samples}")
+        if not 0 <= self.max_violation < 1:
+            raise ValueError(f"max_violation must be in [0, 1), got {self.max_violation}")
+        if self.temperature <= 0 or self.rho <= 0 or self.lam0 < 0:
+            raise ValueError("temperature and rho must be positive, lam0 >= 0")
+        if self.fixed_multiplier is not None and self.fixed_multiplier < 0:
+            raise ValueError(f"fixed_multiplier must be >= 0, got {self.fixed_multiplier}")
+        if self.kl_samples == 1 or self.kl_samples < 0:
+            raise ValueError(f"kl_samples must be 0 or >= 2, got {self.kl_samples}")
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What round ``round`` measured on its flow's own samples (seeds excluded).
+
+    Attributes:
+        reward_mean / reward_std: the objective in its own units, over samples that did not fail.
+        satisfaction: share of samples that satisfy every constraint (a failure counts as a violation).
+        constraint_satisfaction: the same per constraint.
+        failed: samples whose evaluation failed.
+        multipliers / rho: per constraint, after this round's dual step (what the fine-tuning used);
+            for the last round, the values it would use next.
+        kl / kl_stderr: ``KL(p_round || p_pretrained)`` in nats (Monte Carlo, exact log-densities), 0 at round 0.
+        ess: effective sample size of the fine-tuning weights (None on the last round).
+        train_loss: mean loss of the last 50 fine-tuning steps (None on the last round).
+        evaluations: black-box evaluations so far; wall_s: seconds since the start.
+        checkpoint: the model saved after this round's fine-tuning (None without ``out_dir`` or on the last round).
+    """
+
+    round: int
+    reward_mean: float
+    reward_std: float
+    satisfaction: float
+    constraint_satisfaction: dict[str, float]
+    failed: int
+    multipliers: dict[str, float]
+    rho: dict[str, float]
+    kl: float
+    kl_stderr: float
+    ess: float | None
+    train_loss: float | None
+    evaluations: int
+    wall_s: float
+    checkpoint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CFOResult:
+    """The fine-tuned model, the pretrained one, one :class:`RoundRecord` per round, failures and checkpoints."""
+
+    model: nn.Module
+    pretrained: nn.Module
+    records: list[RoundRecord]
+    failures: list[Failure] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> RoundRecord:
+        return self.records[-1]
+
+
+class ConstrainedFlowOptimiser:
+    """Augmented-Lagrangian fine-tuning of a flow against a black-box reward and constraints.
+
+    Args:
+        model: the pretrained velocity model ``model(z, t, c)`` (copied; never modified).
+        evaluator: scores :class:`~flowevo.objectives.Candidates` (``x`` = data-space samples): exactly
+            one objective (the reward, in its sense) and the constraints.
+        condition: the condition to sample under (batch 1); default: the null condition.
+        config: :class:`CFOConfig`.
+        encoder: optional encoder between data and flow space (e.g. a whitening).
+        payload: optional ``fn(x (N, *D)) -> {name: list}`` for ``Candidates.extra`` (e.g. crystal structures).
+        seeds: optional data-space points ``(P, *D)`` (e.g. evolution elites) scored and weighted with
+            every round's samples; they enter the fine-tuning, not the reported figures.
+        out_dir: where to write ``round_<k>.pt`` and ``trace.json`` (nothing is written without it).
+        meta: plain data stored in every round checkpoint (e.g. a domain model's meta, so loaders work).
+
+    Example::
+
+        cfo = ConstrainedFlowOptimiser(model, LocalEvaluator([reward], [Constraint("g", g, bound=1.0)]),
+                                       condition=Condition.from_labels([0]), config=CFOConfig(rounds=6))
+        result = cfo.run()
+        result.final.satisfaction, result.final.reward_mean
+    """
+
+    def __init__(self, model: nn.Module, evaluator: Evaluator, condition: Condition | None = None,
+                 config: CFOConfig = CFOConfig(), encoder: Encoder | None = None,
+                 payload: Callable[[Tensor], dict] | None = None, seeds: Tensor | None = None,
+                 out_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> None:
+        objectives = list(evaluator.objectives)
+        if len(objectives) != 1:
+            raise ValueError(f"CFO optimises one reward; the evaluator has {len(objectives)} objectives "
+                             f"({[o.name for o in objectives]}): combine them into one")
+        self.evaluator, self.config, self.encoder, self.payload = evaluator, config, encoder, payload
+        self.sign = 1.0 if objectives[0].sense == "max" else -1.0
+        self.reward_name = objectives[0].name
+        constraints = list(getattr(evaluator, "constraints", []))
+        self.names = [c.name for c in constraints]
+        self.bounds = torch.tensor([float(c.bound) for c in constraints], dtype=torch.float64)
+        self.pretrained = copy.deepcopy(model).eval().requires_grad_(False)
+        self.model = copy.deepcopy(model).eval()
+        self.device = next(self.model.parameters()).device
+        self.shape = residual_shape(model)
+        self.condition = null_condition(model) if condition is None else condition
+        if len(self.condition) != 1:
+            raise ValueError(f"condition must have batch 1, got {len(self.condition)}")
+        self.seeds = seeds
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.meta = dict(meta or {})
+        lam0 = config.lam0 if config.fixed_multiplier is None else config.fixed_multiplier
+        self.multipliers = Multipliers.full(len(self.names), lam0, config.rho, growth=config.rho_growth,
+                                            rho_max=config.rho_max)
+        self.reward_scale: float | None = None
+        self.g_scale: Tensor | None = None
+        self.records: list[RoundRecord] = []
+        self.failures: list[Failure] = []
+        self.evaluations = 0
+
+    # -- one round ----------------------------------------------------------------------------------
+    def _score(self, x: Tensor, c: Condition) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Reward ``(N,)`` (NaN = failed), violation indicators ``(N, C)`` bool, failed ``(N,)`` bool, ``g (N, C)``."""
+        n = x.shape[0]
+        extra = self.payload(x) if self.payload is not None else {}
+        cands = Candidates(x=x, source_index=torch.arange(n), sources=None, target=c, extra=extra)
+        ev = self.evaluator(cands)
+        self.evaluations += n
+        self.failures.extend(ev.failures)
+        failed = torch.isinf(ev.violation.cpu())
+        reward = torch.where(failed, torch.full((n,), math.nan, dtype=torch.float64), self.sign * ev.values[:, 0].double().cpu())
+        g = ev.constraint_values.double().cpu()
+        violated = ~(torch.isfinite(g) & (g <= self.bounds)) | failed[:, None]
+        return reward, violated, failed, g
+
+    def _penalty(self, g: Tensor, violated: Tensor) -> Tensor:
+        """Per-sample penalty terms ``(N, C)``: the smoothed violation indicator ``sigmoid((g - b) / s)``
+        (1 where failed); the hard indicator when ``softness`` is 0."""
+        if self.config.softness == 0 or self.g_scale is None:
+            return violated.double()
+        soft = torch.sigmoid((g - self.bounds) / self.g_scale)
+        return torch.where(torch.isfinite(g), soft, torch.ones_like(soft))
+
+    def _seed(self, k: int, offset: int) -> int:
+        return self.config.seed * 1_000_003 + offset * 10_007 + k
+
+    def _save(self, k: int) -> str | None:
+        if self.out_dir is None:
+            return None
+        cfo = {"round": k, "condition": condition_to_dict(self.condition), "reward": self.reward_name,
+               "constraints": dict(zip(self.names, self.bounds.tolist())), "config": _plain(asdict(self.config)),
+               "trace": [r.to_dict() for r in self.records]}
+        path = save_checkpoint(self.out_dir / f"round_{k:03d}.pt", self.model, {**self.meta, "cfo": cfo})
+        return str(path)
+
+    def _write_trace(self) -> None:
+        if self.out_dir is not None:
+            trace = {"reward": self.reward_name, "constraints": dict(zip(self.names, self.bounds.tolist())),
+                     "config": _plain(asdict(self.config)), "rounds": [r.to_dict() for r in self.records]}
+            (self.out_dir / "trace.json").write_text(json.dumps(_plain(trace), indent=2))
+
+    def step(self, k: int) -> RoundRecord:
+        """Sample, score, (if ``k < rounds``) take the dual step and fine-tune; returns round ``k``'s record."""
+        cfg, n = self.config, self.config.samples
+        gen = torch.Generator(device=self.device).manual_seed(self._seed(k, 1))
+        z, x = sample_flow(self.model, n, self.condition, gen, cfg.discretisation, self.encoder)
+        if self.seeds is not None:
+            xs = self.seeds.to(x.device, x.dtype)
+            with torch.no_grad():
+                zs = self.encoder.encode(xs) if self.encoder is not None else xs
+            z, x = torch.cat([z, zs.to(z.dtype)]), torch.cat([x, xs])
+        c_all = batch_condition(self.condition.to(self.device), z.shape[0])
+        reward, violated, failed, g = self._score(x, c_all)
+        own_r, own_v = reward[:n], violated[:n]
+        if self.reward_scale is None:
+            ok = own_r[torch.isfinite(own_r)]
+            s = float(ok.std()) if ok.numel() > 1 else 0.0
+            self.reward_scale = s if s > 0 and math.isfinite(s) else 1.0
+            self.g_scale = cfg.softness * torch.stack([_spread(g[:n, j]) for j in range(g.shape[1])]) if g.shape[1] else None
+        rate = own_v.double().mean(0)
+        kl = stderr = 0.0
+        if k > 0 and cfg.kl_samples:
+            est = kl_divergence(self.model, self.pretrained, cfg.kl_samples, self.condition.to(self.device),
+                                torch.Generator(device=self.device).manual_seed(self._seed(k, 2)), cfg.kl_grid)
+            kl, stderr = est.value, est.stderr
+        ess = loss = None
+        ckpt = None
+        if k < cfg.rounds:
+            if cfg.fixed_multiplier is None:
+                mu = self.multipliers.update(rate - cfg.max_violation)
+            else:
+                mu = self.multipliers.lam.clone()
+            pseudo = reward / self.reward_scale - (self._penalty(g, violated) * mu).sum(1)
+            w = softmax_weights(pseudo, cfg.temperature)
+            ess = effective_sample_size(w[:n]) if self.seeds is None else effective_sample_size(w)
+            losses = finetune_round(self.model, self.pretrained, z, c_all, w.to(self.device), cfg.finetune,
+                                    self._seed(k, 3))
+            loss = float(sum(losses[-50:]) / len(losses[-50:]))
+        rec = RoundRecord(
+            round=k, reward_mean=self.sign * finite_mean(own_r),
+            reward_std=float(own_r[torch.isfinite(own_r)].std()) if torch.isfinite(own_r).sum() > 1 else math.nan,
+            satisfaction=float((~own_v.any(1)).double().mean()) if own_v.shape[1] else float((~failed[:n]).double().mean()),
+            constraint_satisfaction=dict(zip(self.names, (1 - rate).tolist())), failed=int(failed[:n].sum()),
+            multipliers=dict(zip(self.names, self.multipliers.lam.tolist())),
+            rho=dict(zip(self.names, self.multipliers.rho.tolist())), kl=kl, kl_stderr=stderr, ess=ess,
+            train_loss=loss, evaluations=self.evaluations, wall_s=time.perf_counter() - self._start,
+        )
+        self.records.append(rec)
+        if k < cfg.rounds:
+            ckpt = self._save(k + 1)
+            self.records[-1] = rec = RoundRecord(**{**rec.to_dict(), "checkpoint": ckpt})
+        self._write_trace()
+        return rec
+
+    def run(self, show_progress: bool = False) -> CFOResult:
+        """All rounds; returns a :class:`CFOResult` (the fine-tuned model is ``result.model``)."""
+        self._start = time.perf_counter()
+        checkpoints = []
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            checkpoints.append(self._save(0))
+        with progress_bar("CFO rounds", total=self.config.rounds + 1, enabled=show_progress) as advance:
+            for k in range(self.config.rounds + 1):
+                rec = self.step(k)
+                if rec.checkpoint:
+                    checkpoints.append(rec.checkpoint)
+                lam = max(rec.multipliers.values()) if rec.multipliers else 0.0
+                advance(1, reward=rec.reward_mean, satisfied=rec.satisfaction, max_lambda=lam, kl=rec.kl)
+        return CFOResult(self.model, self.pretrained, list(self.records), list(self.failures),
+                         [c for c in checkpoints if c])
+
+
+def _spread(g: Tensor) -> Tensor:
+    """Std of the finite entries of ``g (N,)`` (1 where undefined or 0)."""
+    ok = g[torch.isfinite(g)]
+    s = float(ok.std()) if ok.numel() > 1 else 0.0
+    return torch.tensor(s if s > 0 and math.isfinite(s) else 1.0, dtype=torch.float64)
+
+
+def _plain(obj: Any) -> Any:
+    """NaN/inf -> None, tuples -> lists, so the JSON is strict."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

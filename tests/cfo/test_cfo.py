@@ -1,0 +1,109 @@
+"""Constrained flow optimisation on a small 2-D task: reward and satisfaction rise, checkpoints load and sample."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from flowevo.cfo import CFOConfig, ConstrainedFlowOptimiser, FinetuneConfig, sample_flow, softmax_weights
+from flowevo.cli import app
+from flowevo.flow import Condition, load_checkpoint
+from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
+
+
+@pytest.fixture(scope="module")
+def task(toy2):
+    """Class 0 of the 2-D toy; reward: closeness to a point beyond a half-plane that cuts class 0 in two."""
+    toy, model = toy2
+    x, _ = toy.sample(4000, torch.Generator().manual_seed(0), labels=torch.zeros(4000, dtype=torch.long))
+    u = toy.centres[0, 0] - toy.centres[0, 1]
+    u = u / u.norm()
+    proj = x @ u
+    bound = float(proj.quantile(0.7))               # 30% of the class violates the constraint
+    target = toy.centres[0, 0] + 1.5 * u            # the reward pulls across the boundary
+    reward = FunctionObjective("reward", "max", lambda b: -(b.x - target).norm(dim=1))
+    cons = Constraint("halfplane", lambda b: b.x @ u, bound=bound)
+    return model, LocalEvaluator([reward], [cons])
+
+
+def config(**kw):
+    base = dict(rounds=3, samples=256, lam0=3.0, rho=4.0, finetune=FinetuneConfig(steps=60, batch_size=128, lr=2e-3, anchor=0.1),
+                kl_samples=64, seed=1)
+    base.update(kw)
+    return CFOConfig(**base)
+
+
+def test_cfo_raises_reward_and_satisfaction(task, tmp_path):
+    model, ev = task
+    res = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(), out_dir=tmp_path).run()
+    first, last = res.records[0], res.final
+    assert 0.6 < first.satisfaction < 0.8
+    assert last.reward_mean > first.reward_mean + 0.05
+    assert last.satisfaction > first.satisfaction + 0.1
+    assert res.records[1].multipliers["halfplane"] > 0  # violated at round 0: the multiplier rose
+    assert last.kl > 0 and res.records[0].kl == 0
+    unconstrained = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(fixed_multiplier=0.0)).run()
+    assert unconstrained.final.satisfaction < last.satisfaction - 0.2
+    assert unconstrained.final.reward_mean > first.reward_mean
+    # model was not modified in place; same seed, same result
+    again = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config()).run()
+    assert [r.reward_mean for r in again.records] == [r.reward_mean for r in res.records]
+
+    # round checkpoints: round_000 is the pretrained flow, the last one the final model
+    names = sorted(p.name for p in tmp_path.glob("round_*.pt"))
+    assert names == [f"round_{k:03d}.pt" for k in range(4)]
+    m0, meta0 = load_checkpoint(tmp_path / "round_000.pt")
+    m3, meta3 = load_checkpoint(tmp_path / "round_003.pt")
+    assert meta3["cfo"]["round"] == 3 and len(meta3["cfo"]["trace"]) == 3
+    g = lambda: torch.Generator().manual_seed(5)
+    c = Condition.from_labels([0])
+    assert torch.allclose(sample_flow(m3, 50, c, g())[1], sample_flow(res.model, 50, c, g())[1], atol=1e-5)
+    assert torch.allclose(sample_flow(m0, 50, c, g())[1], sample_flow(model, 50, c, g())[1], atol=1e-5)
+    trace = json.loads((tmp_path / "trace.json").read_text())
+    assert [r["round"] for r in trace["rounds"]] == [0, 1, 2, 3]
+
+    # flowevo sample reads any round; default condition is the CFO run's
+    out = CliRunner().invoke(app, ["sample", "--model", str(tmp_path / "round_003.pt"), "--n", "50", "--seed", "5",
+                                   "--out", str(tmp_path / "s.npz"), "--quiet", "--json"])
+    assert out.exit_code == 0, out.output
+    x = np.load(tmp_path / "s.npz")["x"]
+    assert x.shape == (50, 2) and np.allclose(x, sample_flow(res.model, 50, c, g())[1].numpy(), atol=1e-5)
+    bad = CliRunner().invoke(app, ["sample", "--model", str(tmp_path / "round_003.pt"), "--n", "5",
+                                   "--out", str(tmp_path / "s.npz"), "--condition", "7"])
+    assert bad.exit_code == 2 and "classes 0..2" in bad.output
+
+
+def test_failures_are_infeasible_not_crashes(task):
+    model, ev = task
+    good = ev.objectives[0]
+    x, _ = sample_flow(model, 2000, Condition.from_labels([0]), torch.Generator().manual_seed(3))
+    cut = float(x[:, 1].quantile(0.9))
+
+    def flaky(b):
+        if (b.x[:, 1] > cut).any():
+            raise RuntimeError("simulated crash")
+        return good(b)
+
+    ev2 = LocalEvaluator([FunctionObjective("reward", "max", flaky)], ev.constraints)
+    res = ConstrainedFlowOptimiser(model, ev2, Condition.from_labels([0]), config(rounds=1)).run()
+    r0 = res.records[0]
+    assert 0 < r0.failed < 0.3 * 256
+    assert {f.name for f in res.failures} == {"reward"} and all("simulated crash" in f.error for f in res.failures)
+    assert r0.satisfaction <= 1 - r0.failed / 256  # a failure counts as a violation
+    assert np.isfinite(r0.reward_mean)
+
+
+def test_softmax_weights_zero_for_failures():
+    w = softmax_weights(torch.tensor([0.0, float("nan"), 1.0], dtype=torch.float64), 1.0)
+    assert w[1] == 0 and w.sum() == pytest.approx(1.0) and w[2] > w[0]
+    with pytest.raises(ValueError, match="every evaluation failed"):
+        softmax_weights(torch.tensor([float("nan")]), 1.0)
+
+
+def test_one_reward_only(task):
+    model, ev = task
+    two = LocalEvaluator([ev.objectives[0], FunctionObjective("other", "min", lambda b: b.x[:, 0])])
+    with pytest.raises(ValueError, match="one reward"):
+        ConstrainedFlowOptimiser(model, two, Condition.from_labels([0]))

@@ -1,0 +1,41 @@
+"""Crystal constraints with a bound: strict SMACT validity and a formation-energy ceiling."""
+
+import math
+
+import numpy as np
+import torch
+
+from flowevo.domains.crystals.constraints import energy_ceiling_constraint, smact_strict_constraint
+from flowevo.objectives import Candidates, LocalEvaluator
+
+
+def _batch(structures):
+    n = len(structures)
+    return Candidates(x=torch.zeros(n, 3), source_index=torch.arange(n), extra={"structures": structures})
+
+
+def test_strict_smact_rejects_what_icsd24_accepts(perovskite):
+    structs = [perovskite("Sr", "Ti", ("O", "O", "O")), perovskite("Sr", "Ti", ("O", "O", "N")),
+               perovskite("Cd", "Cu", ("N", "N", "N")), None]
+    c = smact_strict_constraint()
+    g = c(_batch(structs))
+    assert g[:3].tolist() == [0.0, 1.0, 1.0] and math.isnan(g[3])
+    assert c.bound == 0.0 and c.violation(g[:3]).tolist() == [0.0, 1.0, 1.0]
+
+
+def test_energy_ceiling_is_a_bound_and_missing_structures_fail(perovskite):
+    calls = []
+
+    def formation(structures):
+        calls.append(len(structures))
+        return np.array([0.5 if s.species[0].symbol == "Sr" else 1.5 for s in structures])
+
+    c = energy_ceiling_constraint(formation, ceiling=1.0)
+    structs = [perovskite("Sr", "Ti"), perovskite("Ba", "Ti"), None]
+    g = c(_batch(structs))
+    assert g[:2].tolist() == [0.5, 1.5] and math.isnan(g[2]) and calls == [2]
+    from flowevo.objectives import FunctionObjective
+
+    ev = LocalEvaluator([FunctionObjective("zero", "max", lambda b: torch.zeros(len(b)))], [c, smact_strict_constraint()])
+    out = ev(_batch(structs))
+    assert out.violation[0] == 0 and out.violation[1] == 0.5 and math.isinf(out.violation[2])
