@@ -36,9 +36,18 @@ def plot_history(history: Sequence[GenerationRecord], names: Sequence[str], path
     ax = axes[0, m]
     ax.plot(gens, [h.rows_feasible for h in history], marker=".", color="C2", label="rows with a feasible edit")
     ax.plot(gens, [h.feasible_fraction for h in history], marker=".", color="C1", label="feasible new candidates")
+    for i, name in enumerate(sorted({c for h in history for c in h.satisfaction})):
+        ax.plot(gens, [h.satisfaction.get(name, np.nan) for h in history], ls="--", lw=1, color=f"C{(5 + i) % 10}",
+                label=f"{name} satisfied (new)")
     ax.set(title="feasibility", xlabel="generation", ylim=(-0.05, 1.05))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    lams = sorted({c for h in history for c in h.multipliers})
+    if lams:  # adaptive Lagrangian penalty: its multipliers on a second axis
+        ax2 = ax.twinx()
+        for i, name in enumerate(lams):
+            ax2.plot(gens, [h.multipliers.get(name, np.nan) for h in history], ls=":", color=f"C{(5 + i) % 10}")
+        ax2.set_ylabel("multiplier (dotted)", fontsize=8)
     return save_figure(fig, path)
 
 
