@@ -107,3 +107,14 @@ def test_one_reward_only(task):
     two = LocalEvaluator([ev.objectives[0], FunctionObjective("other", "min", lambda b: b.x[:, 0])])
     with pytest.raises(ValueError, match="one reward"):
         ConstrainedFlowOptimiser(model, two, Condition.from_labels([0]))
+
+
+def test_seeds_are_scored_and_trained_on_but_not_reported(task):
+    model, ev = task
+    seeds = sample_flow(model, 16, Condition.from_labels([0]), torch.Generator().manual_seed(9))[1]
+    cfg = config(rounds=1, samples=64, kl_samples=0)
+    res = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg, seeds=seeds).run()
+    plain = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg).run()
+    assert res.final.evaluations == 2 * (64 + 16) and plain.final.evaluations == 2 * 64
+    assert res.records[0].reward_mean == plain.records[0].reward_mean  # figures are the flow's own samples
+    assert res.records[1].reward_mean != plain.records[1].reward_mean  # the seeds entered the fine-tuning
