@@ -118,3 +118,15 @@ def test_seeds_are_scored_and_trained_on_but_not_reported(task):
     assert res.final.evaluations == 2 * (64 + 16) and plain.final.evaluations == 2 * 64
     assert res.records[0].reward_mean == plain.records[0].reward_mean  # figures are the flow's own samples
     assert res.records[1].reward_mean != plain.records[1].reward_mean  # the seeds entered the fine-tuning
+
+
+def test_trust_region_keeps_a_quarter_of_the_samples_effective():
+    from flowevo.cfo import effective_sample_size, trust_region_weights
+
+    pseudo = torch.zeros(100, dtype=torch.float64)
+    pseudo[0] = 50.0                                        # one outlier would take all the weight at temperature 1
+    assert effective_sample_size(softmax_weights(pseudo, 1.0)) < 1.01
+    w, t = trust_region_weights(pseudo, 1.0, 0.25)
+    assert effective_sample_size(w) == pytest.approx(25.0, rel=1e-3) and t > 1.0 and w[0] == w.max()
+    w2, t2 = trust_region_weights(torch.linspace(0, 1, 100, dtype=torch.float64), 1.0, 0.25)
+    assert t2 == 1.0 and torch.allclose(w2, softmax_weights(torch.linspace(0, 1, 100, dtype=torch.float64), 1.0))

@@ -14,6 +14,7 @@ from one seeded generator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +56,25 @@ def softmax_weights(pseudo: Tensor, temperature: float) -> Tensor:
         raise ValueError("no sample has a finite pseudo-reward (every evaluation failed)")
     logits = torch.where(ok, pseudo.double() / temperature, torch.full_like(pseudo.double(), -torch.inf))
     return torch.softmax(logits, dim=0)
+
+
+def trust_region_weights(pseudo: Tensor, temperature: float, min_ess: float) -> tuple[Tensor, float]:
+    """:func:`softmax_weights` at the lowest temperature ``>= temperature`` whose weights keep an effective
+    sample size of at least ``min_ess`` times the finite samples (a per-round trust region: one sample with
+    an outlying reward cannot take all the weight). Returns ``(weights (N,), temperature used)``."""
+    if not 0 <= min_ess <= 1:
+        raise ValueError(f"min_ess must be in [0, 1], got {min_ess}")
+    w = softmax_weights(pseudo, temperature)
+    need = min_ess * int(torch.isfinite(pseudo).sum())
+    if effective_sample_size(w) >= need:
+        return w, float(temperature)
+    lo, hi = math.log(temperature), math.log(temperature) + 1.0
+    while effective_sample_size(softmax_weights(pseudo, math.exp(hi))) < need and hi < math.log(temperature) + 40:
+        lo, hi = hi, hi + 1.0
+    for _ in range(40):  # ESS grows with the temperature: bisect on log(temperature)
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if effective_sample_size(softmax_weights(pseudo, math.exp(mid))) < need else (lo, mid)
+    return softmax_weights(pseudo, math.exp(hi)), math.exp(hi)
 
 
 def effective_sample_size(w: Tensor) -> float:

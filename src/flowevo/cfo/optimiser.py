@@ -18,8 +18,9 @@ Round ``k`` (``k = 0 .. rounds``):
    does not shrink (:class:`~flowevo.evolve.constraints.Multipliers`);
 3. fine-tune on the pseudo-reward ``r(x) / s_r - sum_j lambda_j * g_j(x)`` (``s_r``: the reward's
    std under the pretrained flow) by reward-weighted flow matching, weights
-   ``softmax(pseudo / temperature)``, with a velocity regression toward the pretrained model
-   (:mod:`flowevo.cfo.finetune`);
+   ``softmax(pseudo / temperature)`` (the temperature raised where needed so the weights keep an
+   effective sample size of at least ``min_ess`` of the samples: a per-round trust region), with a
+   velocity regression toward the pretrained model (:mod:`flowevo.cfo.finetune`);
 4. save the new model (``round_<k+1>.pt``, :func:`~flowevo.flow.save_checkpoint` format) and the
    trace (``trace.json``).
 
@@ -43,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from flowevo.cfo.density import kl_divergence
-from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, softmax_weights
+from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, trust_region_weights
 from flowevo.cfo.sampling import (batch_condition, condition_to_dict, finite_mean, null_condition, residual_shape,
                                   sample_flow)
 from flowevo.evolve.constraints import Multipliers
@@ -60,6 +61,8 @@ class CFOConfig:
         rounds: fine-tuning rounds (``rounds + 1`` sample-and-score rounds).
         samples: flow samples scored per round.
         temperature: softmax temperature on the pseudo-reward (reward in units of its pretrained std).
+        min_ess: the weights' effective sample size is kept at or above this share of the samples by
+            raising the temperature where needed (heavy-tailed rewards otherwise put all weight on a few).
         max_violation: allowed violation rate per constraint (the bound ``b`` of ``E[g] <= b``).
         lam0: initial multiplier.
         rho: initial dual step / penalty parameter.
@@ -77,6 +80,7 @@ class CFOConfig:
     rounds: int = 8
     samples: int = 512
     temperature: float = 1.0
+    min_ess: float = 0.25
     max_violation: float = 0.02
     lam0: float = 0.0
     rho: float = 1.0
@@ -116,6 +120,7 @@ class RoundRecord:
             for the last round, the values it would use next.
         kl / kl_stderr: ``KL(p_round || p_pretrained)`` in nats (Monte Carlo, exact log-densities), 0 at round 0.
         ess: effective sample size of the fine-tuning weights (None on the last round).
+        temperature: the softmax temperature used (>= the configured one; None on the last round).
         train_loss: mean loss of the last 50 fine-tuning steps (None on the last round).
         evaluations: black-box evaluations so far; wall_s: seconds since the start.
         checkpoint: the model saved after this round's fine-tuning (None without ``out_dir`` or on the last round).
@@ -132,6 +137,7 @@ class RoundRecord:
     kl: float
     kl_stderr: float
     ess: float | None
+    temperature: float | None
     train_loss: float | None
     evaluations: int
     wall_s: float
@@ -278,7 +284,7 @@ class ConstrainedFlowOptimiser:
             est = kl_divergence(self.model, self.pretrained, cfg.kl_samples, self.condition.to(self.device),
                                 torch.Generator(device=self.device).manual_seed(self._seed(k, 2)), cfg.kl_grid)
             kl, stderr = est.value, est.stderr
-        ess = loss = None
+        ess = loss = temp = None
         ckpt = None
         if k < cfg.rounds:
             if cfg.fixed_multiplier is None:
@@ -286,7 +292,7 @@ class ConstrainedFlowOptimiser:
             else:
                 mu = self.multipliers.lam.clone()
             pseudo = reward / self.reward_scale - (self._penalty(g, violated) * mu).sum(1)
-            w = softmax_weights(pseudo, cfg.temperature)
+            w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess)
             ess = effective_sample_size(w[:n]) if self.seeds is None else effective_sample_size(w)
             losses = finetune_round(self.model, self.pretrained, z, c_all, w.to(self.device), cfg.finetune,
                                     self._seed(k, 3))
@@ -298,7 +304,7 @@ class ConstrainedFlowOptimiser:
             constraint_satisfaction=dict(zip(self.names, (1 - rate).tolist())), failed=int(failed[:n].sum()),
             multipliers=dict(zip(self.names, self.multipliers.lam.tolist())),
             rho=dict(zip(self.names, self.multipliers.rho.tolist())), kl=kl, kl_stderr=stderr, ess=ess,
-            train_loss=loss, evaluations=self.evaluations, wall_s=time.perf_counter() - self._start,
+            temperature=temp, train_loss=loss, evaluations=self.evaluations, wall_s=time.perf_counter() - self._start,
         )
         self.records.append(rec)
         if k < cfg.rounds:
