@@ -47,6 +47,9 @@ def test_tiny_benchmark_writes_metrics_and_cifs(tmp_path):
                 assert k in b
     assert m["methods"]["exhaustive"]["budgets"]["k1_bkept"]["sites_changed"] <= 1
     assert list((tmp_path / "cif" / "exhaustive" / "k2_bkept").glob("*.cif"))
+    assert (tmp_path / "sr_by_budget.png").is_file() and (tmp_path / "sr_vs_evaluations.png").is_file()
+    curve = m["methods"]["reo"]["budgets"]["k2_bkept"]["curve"]  # SR after every generation
+    assert [c["evaluations"] for c in curve] == [4, 8, 12, 16]
     assert m["methods"]["reo"]["budgets"]["k1"]["evaluations"] < m["methods"]["reo"]["budgets"]["k2"]["evaluations"]
     for name in ("reo", "random", "cma", "leap", "gradient"):  # the same evaluations per source
         assert m["methods"][name]["budgets"]["k2_bkept"]["evaluations"] == 16, name

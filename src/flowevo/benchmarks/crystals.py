@@ -213,6 +213,7 @@ class CrystalBench:
                              self.model.condition([self.target_value] * n))
         self.reo_task = dataclasses.replace(self.task, target_condition=self.model.condition([self.reo_target] * n))
         self._exhaustive_scores: np.ndarray | None = None
+        self.curve: list[dict] | None = None  # per-generation SR of the last Evolver run
 
     # -- helpers ------------------------------------------------------------------------------
     def gens(self, budget: str) -> int:
@@ -238,13 +239,21 @@ class CrystalBench:
     # -- methods ------------------------------------------------------------------------------
     def _reo_run(self, budget: str, variation: Any) -> tuple[list[Kept], float]:
         codec = SiteMaskedCodec(self.model, self.codec.solver.discretisation)
+        curve: list[dict] = []
+
+        def snapshot(evo: Evolver) -> None:  # SR by the independent judge after every generation
+            best = evo.result().best
+            sr = self.sr([r.structure for r in self._kept(best.decoded, best.violation, best.values)])
+            curve.append({"evaluations": evo.evaluations / len(self.task), **sr})
+
         with torch_threads(1):
             extra = seed_genomes(codec, self.x_src, self.reo_task.source_condition, seed_masks())
             evolver = Evolver(codec, self.reo_task, self.evaluator(budget), population_size=self.population,
                               variation=variation(codec), termination=[MaxGenerations(self.gens(budget))],
                               seed=self.seed, extra_seeds=extra, payload=self.payload)
-            res = evolver.run()
+            res = evolver.run(callbacks=[snapshot])
             best = res.best
+        self.curve = curve
         return self._kept(best.decoded, best.violation, best.values), res.evaluations / len(self.task)
 
     def reo(self, budget: str) -> tuple[list[Kept], float]:
@@ -318,6 +327,12 @@ class CrystalBench:
         return out, float(np.mean(counts))
 
     # -- scoring ------------------------------------------------------------------------------
+    def sr(self, structures: list[Any]) -> dict[str, float]:
+        """SR5/10/15 by the independent predictor of one result per source (None: a miss)."""
+        ok = [s for s in structures if s is not None]
+        v = self.independent.predict(ok) if ok else np.zeros(0)
+        return {k: float(np.sum(v < t) / len(structures)) for k, t in self.thresholds.items()}
+
     def score(self, kept: list[Kept]) -> dict[str, Any]:
         """Per-budget figures of one method's kept results (one per source)."""
         n = len(kept)
@@ -392,7 +407,8 @@ def run_crystals_benchmark(out_dir: Path | str, data: str | Path, sources: str |
                            cfm_steps: int = 3000, surrogate_steps: int = 3000, gbr_estimators: int = 1200,
                            chgnet_rows: int = 600, max_rows: int | None = None, command: str | None = None,
                            dev: bool = False, log: Callable[[str], None] = print) -> dict:
-    """Run every method at every budget; write ``out_dir/metrics.json`` and ``out_dir/cif/<method>/<budget>/<i>.cif``.
+    """Run every method at every budget; write ``out_dir/metrics.json``, ``out_dir/cif/<method>/<budget>/<i>.cif``
+    and the figures ``sr_by_budget.png`` / ``sr_vs_evaluations.png``.
 
     ``dev=True``: sources held out from the training part (see :func:`load_crystal_data`)."""
     out_dir = Path(out_dir)
@@ -417,12 +433,15 @@ def run_crystals_benchmark(out_dir: Path | str, data: str | Path, sources: str |
         for budget in budgets:
             log(f"{name} budget={budget}")
             t = time.perf_counter()
+            bench.curve = None
             kept, ev = fn(budget)
             dt = time.perf_counter() - t
             wall += dt
             evals.append(ev)
             sc = bench.score(kept)
             sc.update({"evaluations": ev, "wall_s": dt})
+            if bench.curve is not None:
+                sc["curve"] = bench.curve
             per_budget[budget] = sc
             returned += [r.returned for r in kept]
             write_cifs(out_dir / "cif" / name / budget, kept)
@@ -474,8 +493,14 @@ def run_crystals_benchmark(out_dir: Path | str, data: str | Path, sources: str |
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
                     "cpus": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads()},
     }
-    (out_dir / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2))
-    return _clean(metrics)
+    metrics = _clean(metrics)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from flowevo.benchmarks.crystals_plots import plot_sr_by_budget, plot_sr_vs_evaluations
+
+    plot_sr_by_budget(metrics, out_dir / "sr_by_budget.png")
+    if {"k1_bkept", "k2_bkept"} <= set(budgets):
+        plot_sr_vs_evaluations(metrics, out_dir / "sr_vs_evaluations.png")
+    return metrics
 
 
 def _examples(bench: CrystalBench, kept: list[Kept], k: int) -> list[dict]:

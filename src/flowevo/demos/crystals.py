@@ -1,8 +1,9 @@
 """A short crystal edit run: lower heat_ref of a few held-out Perov-5 crystals with REO under an edit budget.
 
 Trains small models on a split of the user's CSV (CFM, MLP surrogate, gradient-boosting judge,
-CHGNet references), runs REO (black-box constraints: the edit budget, structure validity and
-SMACT ``icsd24`` validity) and writes ``run_dir/report.html`` (formula, sites changed, space
+CHGNet references), runs REO on site-masked genomes (residual + edit region, decoded by flow
+inpainting; black-box constraints: the edit budget, structure validity and SMACT validity with the
+``"strict"`` setting) and writes ``run_dir/report.html`` (formula, sites changed, space
 group, surrogate and CHGNet formation energy before/after, validity, links to the CIFs),
 ``property.png``, ``metrics.json`` and ``cif/source_<i>.cif`` / ``cif/edit_<i>.cif``.
 """
@@ -97,7 +98,8 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 def _report(run_dir: Path, m: dict) -> None:
     r = Report("flowevo crystals demo")
-    r.text(f"{m['n']} held-out crystals of {m['data']}, heat_ref lowered by REO under edit budget {m['budget']!r} "
+    r.text(f"{m['n']} held-out crystals of {m['data']}, heat_ref lowered by REO (residual + edit region, decoded by "
+           f"flow inpainting) under edit budget {m['budget']!r} "
            f"({m['evaluations_per_crystal']:.0f} surrogate queries per crystal). Valid {m['valid_rate']:.0%}, "
            f"improved by the surrogate {m['improved_rate']:.0%}; the CHGNet judge agrees on "
            f"{'-' if m['chgnet_agrees'] is None else format(m['chgnet_agrees'], '.0%')} of the improved ones.")
