@@ -8,17 +8,13 @@ success appeared. Candidates within one batch are counted in batch order (a batc
 before any of its scores are seen, so scoring it one by one and stopping at the first success
 is a valid way to spend that many queries).
 
-Goals:
-
-- toy: the toy benchmark's own success (projection above the 99.9% quantile, realistic);
-- digits ``valid``: the black box's label is the target with p >= tau (feasible);
-- digits ``close``: valid, and pixel distance to the source's reconstruction at most the
-  median distance of LeapFactual's edits (gamma 0.5) on a development split (training digits
-  1000-1099, never the benchmark sources): "a valid edit at least as close as a typical leap edit".
+Goals: on the toy task, the toy benchmark's own success (projection above the 99.9% quantile,
+realistic); on the digits task, ``valid`` and ``close`` (see :mod:`flowevo.benchmarks.query_digits`).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import math
@@ -117,11 +113,14 @@ def summarise(per_seed: dict[str, list[list[float]]], budget: int, rates: Sequen
             "curve_median": np.median(curves, axis=0).tolist(),
             "curve_min": curves.min(axis=0).tolist(), "curve_max": curves.max(axis=0).tolist(),
         }
-    if "reo" in per_seed:
-        reo = out["methods"]["reo"]["median"]
-        out["reo_ratio"] = {m: {r: _ratio(reo[r], out["methods"][m]["median"][r]) for r in reo}
-                            for m in per_seed if m != "reo"}
+    out["ratios"] = _ratios(out["methods"])
     return out
+
+
+def _ratios(methods: dict) -> dict:
+    """For every REO variant (a name starting with ``reo``) and every other method: median evaluations over theirs."""
+    return {r: {o: {rate: _ratio(methods[r]["median"][rate], methods[o]["median"][rate]) for rate in methods[r]["median"]}
+                for o in methods if not o.startswith("reo")} for r in methods if r.startswith("reo")}
 
 
 def _ratio(reo: float | None, other: float | None) -> dict:
@@ -154,75 +153,8 @@ def run_toy_queries(seeds: Sequence[int], log: Callable[[str], None] = lambda s:
 
 def _defaults_of(module: str, function: str, *names: str) -> tuple:
     """Default argument values of a benchmark runner (so this benchmark follows its settings)."""
-    import importlib
-
     params = inspect.signature(getattr(importlib.import_module(module), function)).parameters
     return tuple(params[n].default for n in names)
-
-
-def leap_median_distance(models, population: int, generations: int, tau: float, seed: int = 0,
-                         dev: slice = slice(1000, 1100)) -> dict:
-    """The ``close`` goal's threshold: median pixel distance of leap's valid edits on training digits ``dev``."""
-    from flowevo.benchmarks.digits import DigitsBench
-    from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
-
-    split = load_builtin_digits()
-    x = images_to_tensor(split.train_images[dev])
-    labels = torch.as_tensor(split.train_labels[dev], dtype=torch.long)
-    targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
-    bench = DigitsBench(models, x, labels, targets, seed, population, generations)
-    bench.leap(0.5)
-    edits = bench.last_edits
-    p = bench.oracle.probs(edits)
-    valid = (p.argmax(1) == targets) & (p.gather(1, targets[:, None]).squeeze(1) >= tau)
-    d = (edits - bench.recon).flatten(1).norm(dim=1)
-    return {"threshold": float(d[valid].median()), "dev_rows": f"training digits {dev.start}-{dev.stop - 1}",
-            "leap_gamma": 0.5, "leap_valid_rate": float(valid.double().mean())}
-
-
-def run_digits_queries(seeds: Sequence[int], n: int = 200, tau: float = 0.9,
-                       log: Callable[[str], None] = lambda s: None) -> dict:
-    """Digits counterfactual task (the digits benchmark's models, targets and methods) for each seed."""
-    from flowevo.baselines import cma_search, random_search
-    from flowevo.benchmarks.digits import DigitsBench, load_sources
-    from flowevo.domains.digits.models import load_digit_models
-
-    population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
-    models = load_digit_models()
-    close = leap_median_distance(models, population, generations, tau)
-    d_max = close["threshold"]
-    goals = {"valid": lambda ev, c: ev.violation == 0,
-             "close": lambda ev, c: (ev.violation == 0) & (ev.values[:, 0] <= d_max)}
-
-    class CountingBench(DigitsBench):
-        """The digits benchmark's state; every evaluator it builds is wrapped in a QueryCounter."""
-
-        def evaluator(self, tau: float):
-            counter = QueryCounter(super().evaluator(tau), len(self.x), goals)
-            self.counters.append(counter)
-            return counter
-
-    x, labels = load_sources(None, n)
-    first: dict[str, dict[str, list]] = {g: {m: [] for m in METHODS} for g in goals}
-    final: dict[str, list[dict]] = {m: [] for m in METHODS}
-    runs = {"reo": lambda b: b.reo(tau), "cma": lambda b: b.search(cma_search, tau),
-            "random": lambda b: b.search(random_search, tau)}
-    names = None
-    for seed in seeds:
-        targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
-        bench = CountingBench(models, x, labels, targets, seed, population, generations)
-        bench.counters = []
-        for m in METHODS:
-            log(f"digits seed {seed}: {m}")
-            r = runs[m](bench)
-            counter = bench.counters[-1]
-            names = names or {"objectives": [o.name for o in counter.objectives],
-                              "constraints": [c.name for c in getattr(counter.inner, "constraints", [])]}
-            for g in goals:
-                first[g][m].append(counter.first[g].tolist())
-            final[m].append({k: r.get(k) for k in ("acc", "acc_independent", "mean_p_target", "morph_mean", "evaluations")})
-    return {"budget": population * (generations + 1), "population": population, "generations": generations,
-            "rows": len(x), "tau": tau, "close": close, "evaluator": names, "goals": first, "final": final}
 
 
 # -- the benchmark -----------------------------------------------------------------------------------
@@ -241,9 +173,17 @@ def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3,
         results["toy"] = {**{k: v for k, v in raw.items() if k != "goals"},
                           "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
     if "digits" in tasks:
+        from flowevo.benchmarks.query_digits import run_digits_queries
+
         raw = run_digits_queries(seeds, n, tau, log)
         results["digits"] = {**{k: v for k, v in raw.items() if k != "goals"},
                              "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
+    if "dev" in tasks:
+        from flowevo.benchmarks.query_digits import run_dev_settings
+
+        raw = run_dev_settings(tau=tau, log=log)
+        results["dev"] = {**{k: v for k, v in raw.items() if k != "goals"},
+                          "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
     metrics = {"benchmark": "queries", "command": machine["command"], "seeds": seeds, "rates": list(RATES),
                "counting": "evaluations per source row up to and including its first success; candidates within a "
                            "batch counted in batch order", "tasks": results,
@@ -253,8 +193,9 @@ def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3,
     return metrics
 
 
-def _panels(metrics: dict) -> list[tuple[str, dict, int]]:
-    return [(f"{task}: {goal}", g, t["budget"]) for task, t in metrics["tasks"].items() for goal, g in t["goals"].items()]
+def _panels(metrics: dict) -> list[tuple[str, dict, int, int]]:
+    return [(f"{task}: {goal}", g, t["budget"], len(t.get("seeds", metrics["seeds"])))
+            for task, t in metrics["tasks"].items() for goal, g in t["goals"].items()]
 
 
 def plot_queries(metrics: dict, path: Path | str) -> Path:
@@ -265,13 +206,13 @@ def plot_queries(metrics: dict, path: Path | str) -> Path:
 
     panels = _panels(metrics)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.5), squeeze=False)
-    for ax, (title, g, budget) in zip(axes[0], panels):
+    for ax, (title, g, budget, n_seeds) in zip(axes[0], panels):
         for m, s in g["methods"].items():
             line, = ax.plot(g["grid"], s["curve_median"], label=m)
             ax.fill_between(g["grid"], s["curve_min"], s["curve_max"], color=line.get_color(), alpha=0.2)
         ax.set_xscale("log")
         ax.set(xlabel="black-box evaluations per source", ylabel="sources succeeded", ylim=(0, 1.02), xlim=(1, budget),
-               title=f"{title} ({len(metrics['seeds'])} seeds)")
+               title=f"{title} ({n_seeds} seeds)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     return save_figure(fig, path)
@@ -281,18 +222,19 @@ def query_tables(metrics: dict) -> str:
     """Markdown: per task and goal, median [min–max] evaluations to each success rate, and REO's ratios."""
     fmt = lambda v: "never" if v is None else f"{v:g}"
     lines = []
-    for title, g, budget in _panels(metrics):
+    for title, g, budget, n_seeds in _panels(metrics):
         rates = list(next(iter(g["methods"].values()))["median"])
-        lines += [f"**{title}** (budget {budget} per source; median [min–max] over {len(metrics['seeds'])} seeds; "
+        lines += [f"**{title}** (budget {budget} per source; median [min–max] over {n_seeds} seeds; "
                   f"'never' = not within the budget)", "",
                   "| method | " + " | ".join(f"to {float(r):.0%}" for r in rates) + " | success at budget |",
                   "|---|" + "---:|" * (len(rates) + 1)]
         for m, s in g["methods"].items():
             cells = " | ".join(f"{fmt(s['median'][r])} [{fmt(s['min'][r])}–{fmt(s['max'][r])}]" for r in rates)
             lines.append(f"| {m} | {cells} | {statistics.median(s['final_rate']):.2f} |")
-        for other, ratios in g.get("reo_ratio", {}).items():
-            cells = ", ".join(f"{float(r):.0%}: " + (f"{v['ratio']:.2f}" if v["ratio"] is not None else v["note"])
-                              for r, v in ratios.items())
-            lines.append(f"\nREO / {other} (median evaluations): {cells}")
+        for reo, per in _ratios(g["methods"]).items():
+            for other, ratios in per.items():
+                cells = ", ".join(f"{float(r):.0%}: " + (f"{v['ratio']:.2f}" if v["ratio"] is not None else v["note"])
+                                  for r, v in ratios.items())
+                lines.append(f"\n{reo} / {other} (median evaluations): {cells}")
         lines.append("")
     return "\n".join(lines) + "\n"

@@ -33,7 +33,8 @@ def bench_queries(
     out: Path = typer.Option(..., help="Output directory (metrics.json, queries.png)."),
     n: int = typer.Option(200, min=1, help="Digits sources (the first n held-out digits)."),
     seeds: int = typer.Option(5, min=1, help="Number of seeds (0..seeds-1)."),
-    tasks: str = typer.Option("toy,digits", help="Comma-separated tasks: toy, digits."),
+    tasks: str = typer.Option("toy,digits", help="Comma-separated tasks: toy, digits, dev (REO settings on a "
+                                                 "development split of training digits, seeds 100 and 101)."),
     tau: float = typer.Option(0.9, min=0.0, max=1.0, help="Digits: success needs p(target) >= tau."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
@@ -42,10 +43,10 @@ def bench_queries(
     from flowevo.benchmarks.query_efficiency import run_query_benchmark
 
     names = [t.strip() for t in tasks.split(",") if t.strip()]
-    if not names or any(t not in ("toy", "digits") for t in names):
+    if not names or any(t not in ("toy", "digits", "dev") for t in names):
         from flowevo.cli.common import fail
 
-        fail(f"--tasks: use toy and/or digits, got {tasks!r}")
+        fail(f"--tasks: use toy, digits and/or dev, got {tasks!r}")
     m = guarded(lambda: run_query_benchmark(out, seeds=range(seeds), n=n, tau=tau, tasks=names,
                                             command=invoked_command(), log=logger(quiet)), quiet)
     fmt = lambda v: "never" if v is None else f"{v:g}"

@@ -1,0 +1,223 @@
+"""Query efficiency on the digits counterfactual task: the digits benchmark's own methods, counted.
+
+Each method runs through the digits benchmark's public ``DigitsBench`` methods (``reo``,
+``search(cma_search)``, ``search(random_search)``), so its settings are whatever that benchmark
+uses today. To see every batch the black box scores, whichever way the benchmark builds its
+evaluators, every ``LocalEvaluator`` the digits benchmark module constructs while a method runs
+is wrapped in a :class:`~flowevo.benchmarks.query_efficiency.QueryCounter` (a run that builds
+none is an error, never a silent zero).
+
+Goals (judged here, independently of the method's own objectives where possible):
+
+- ``valid``: the black box's (CNN's) label is the target with probability >= tau;
+- ``close``: valid, and the benchmark's preservation objective (its first objective, e.g. the
+  shape distance to the source's reconstruction) at most the median of that same measure over
+  LeapFactual's valid edits (gamma 0.5) on a development split (training digits 1000-1099,
+  never the benchmark sources): "a valid edit at least as close as a typical leap edit".
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import partial
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from flowevo.benchmarks.query_efficiency import GoalFn, QueryCounter, _defaults_of
+from flowevo.objectives import Candidates, Evaluation
+
+DEV = slice(1000, 1100)
+DEV_SETTINGS = {  # name: (individuals per row, Variation.anchor_rate, ladder seeds); same budget as the benchmark's REO
+    "reo_pop8": (8, 0.0, False), "reo_anchor": (24, 1.0, False), "reo_pop8_anchor": (8, 1.0, False),
+    "reo_pop8_anchor_ladder": (8, 1.0, True),
+}
+
+
+@contextmanager
+def _replaced(module, name: str, value) -> Iterator[None]:
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+class Validity:
+    """``(evaluation, candidates) -> (N,)`` bool: the black box labels the candidate as its target with p >= tau.
+
+    Asks its own :class:`ClassifierOracle` on the same classifier (so the method's query counter is
+    untouched); remembers the last batch, so several goals built on it cost one classifier pass."""
+
+    def __init__(self, classifier: torch.nn.Module, tau: float) -> None:
+        from flowevo.domains.digits.objectives import ClassifierOracle
+
+        self.oracle, self.tau = ClassifierOracle(classifier), tau
+        self._last: tuple[Candidates | None, Tensor | None] = (None, None)
+
+    def __call__(self, ev: Evaluation, c: Candidates) -> Tensor:
+        if self._last[0] is not c:
+            p = self.oracle.probs(c.x)
+            t = c.target.labels.cpu()
+            self._last = (c, (p.argmax(1) == t) & (p.gather(1, t[:, None]).squeeze(1) >= self.tau))
+        return self._last[1]
+
+
+def digit_goals(classifier: torch.nn.Module, tau: float, threshold: float) -> dict[str, GoalFn]:
+    """``valid`` and ``close`` (valid, first objective <= ``threshold``)."""
+    valid = Validity(classifier, tau)
+    return {"valid": valid, "close": lambda ev, c: valid(ev, c) & (ev.values[:, 0] <= threshold)}
+
+
+def _counting_run(bench, run: Callable, goals: dict[str, GoalFn]) -> tuple[dict, list[QueryCounter]]:
+    """Run ``run(bench)`` with every LocalEvaluator the digits benchmark builds wrapped in a QueryCounter."""
+    import flowevo.benchmarks.digits as digits
+    from flowevo.objectives import LocalEvaluator
+
+    counters: list[QueryCounter] = []
+
+    def counted(*args, **kwargs) -> QueryCounter:
+        counters.append(QueryCounter(LocalEvaluator(*args, **kwargs), len(bench.x), goals))
+        return counters[-1]
+
+    with _replaced(digits, "LocalEvaluator", counted):
+        result = run(bench)
+    if not counters:
+        raise RuntimeError("the digits benchmark built no LocalEvaluator during this method: queries cannot be counted")
+    return result, counters
+
+
+def leap_threshold(models, population: int, generations: int, tau: float, seed: int = 0, dev: slice = DEV) -> dict:
+    """The ``close`` goal's threshold: median of the benchmark's preservation objective over leap's valid dev edits."""
+    from flowevo.benchmarks.digits import DigitsBench
+    from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
+
+    split = load_builtin_digits()
+    x = images_to_tensor(split.train_images[dev])
+    labels = torch.as_tensor(split.train_labels[dev], dtype=torch.long)
+    targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
+    bench = DigitsBench(models, x, labels, targets, seed, population, generations)
+    bench.leap(0.5)
+    edits = bench.last_edits
+    evaluator = bench.evaluator(tau)
+    cands = Candidates(x=edits, source_index=torch.arange(len(x)), sources=x, target=bench.tgt_c)
+    ev = evaluator(cands)
+    valid = Validity(models.classifier, tau)(ev, cands)
+    name = evaluator.objectives[0].name
+    return {"threshold": float(ev.values[valid, 0].median()), "objective": name,
+            "dev_rows": f"training digits {dev.start}-{dev.stop - 1}", "leap_gamma": 0.5,
+            "leap_valid_rate": float(valid.double().mean())}
+
+
+def _run_methods(x: Tensor, labels: Tensor, seeds: Sequence[int], methods: dict[str, Callable], models,
+                 population: int, generations: int, goals: dict[str, GoalFn], log: Callable[[str], None],
+                 preservation: str | None = None) -> tuple[dict, dict, dict]:
+    """Per seed and method: per-row first successes per goal, the method's final scores, its evaluator's names.
+
+    ``preservation``: the objective name every method's first objective must have (the ``close`` goal's measure)."""
+    from flowevo.benchmarks.digits import DigitsBench
+
+    first: dict[str, dict[str, list]] = {g: {m: [] for m in methods} for g in goals}
+    final: dict[str, list[dict]] = {m: [] for m in methods}
+    names: dict[str, dict] = {}
+    for seed in seeds:
+        targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
+        bench = DigitsBench(models, x, labels, targets, seed, population, generations)
+        for m, run in methods.items():
+            log(f"digits seed {seed}: {m}")
+            r, counters = _counting_run(bench, run, goals)
+            spent = sum(c.spent for c in counters)
+            for g in goals:
+                first[g][m].append(torch.stack([c.first[g] + (sum(d.spent for d in counters[:i]) if i else 0)
+                                                for i, c in enumerate(counters)]).min(dim=0).values.tolist())
+            names.setdefault(m, {"evaluators": len(counters), "evaluations_per_row": float(spent.double().mean()),
+                                 "objectives": [o.name for o in counters[0].objectives],
+                                 "constraints": [c.name for c in getattr(counters[0].inner, "constraints", [])]})
+            if preservation is not None and names[m]["objectives"][0] != preservation:
+                raise ValueError(f"{m}'s first objective is {names[m]['objectives'][0]!r}, but the close goal's "
+                                 f"threshold is in {preservation!r}")
+            final[m].append({k: r.get(k) for k in ("acc", "acc_independent", "mean_p_target", "morph_mean", "evaluations")})
+    return first, final, names
+
+
+def _benchmark_methods(tau: float) -> dict[str, Callable]:
+    from flowevo.baselines import cma_search, random_search
+
+    return {"reo": lambda b: b.reo(tau), "cma": lambda b: b.search(cma_search, tau),
+            "random": lambda b: b.search(random_search, tau)}
+
+
+def run_digits_queries(seeds: Sequence[int], n: int = 200, tau: float = 0.9,
+                       log: Callable[[str], None] = lambda s: None) -> dict:
+    """The digits benchmark's sources, targets (per seed) and methods; first successes per goal."""
+    from flowevo.benchmarks.digits import load_sources
+    from flowevo.domains.digits.models import load_digit_models
+
+    population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
+    models = load_digit_models()
+    close = leap_threshold(models, population, generations, tau)
+    x, labels = load_sources(None, n)
+    first, final, names = _run_methods(x, labels, seeds, _benchmark_methods(tau), models, population, generations,
+                                       digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"])
+    return {"budget": population * (generations + 1), "population": population, "generations": generations,
+            "rows": len(x), "tau": tau, "close": close, "evaluators": names, "goals": first, "final": final}
+
+
+def anchor_ladder(bench, weights: Sequence[float] = (0.15, 0.3, 0.45, 0.6, 0.75, 0.9)) -> Tensor:
+    """Per row ``(B, 1 + len(weights), *S)``: the target anchor (``bench.target_seeds[:, 0]``, the source
+    inverted under the target) and slerps from it toward the source's own residual by ``weights``
+    (norms interpolated linearly): a ladder from "the source, wrong class" to "swap"."""
+    with torch.inference_mode():
+        r_src = bench.codec.invert(bench.x, bench.src_c)
+    r_tgt = bench.target_seeds[:, 0]
+    a, b = r_tgt.flatten(1), r_src.flatten(1)
+    na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
+    omega = ((a / na) * (b / nb)).sum(1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7).acos()
+    rungs = [((torch.sin((1 - w) * omega) * a / na + torch.sin(w * omega) * b / nb) / omega.sin()) * ((1 - w) * na + w * nb)
+             for w in weights]
+    return torch.stack([a, *rungs], dim=1).reshape(len(r_tgt), len(weights) + 1, *r_tgt.shape[1:])
+
+
+def reo_setting(tau: float, population: int, anchor_rate: float, ladder: bool) -> Callable:
+    """The benchmark's ``reo`` with another population size (same budget), anchor cross-pollination rate
+    and seeding: set through the bench's attributes and its module's ``Variation`` for the one call."""
+
+    def run(bench) -> dict:
+        import flowevo.benchmarks.digits as digits
+        from flowevo.evolve import Variation
+
+        saved = bench.population, bench.generations, bench.target_seeds
+        budget = bench.population * (bench.generations + 1)
+        bench.population, bench.generations = population, budget // population - 1
+        if ladder:
+            bench.target_seeds = anchor_ladder(bench)
+        try:
+            with _replaced(digits, "Variation", partial(Variation, anchor_rate=anchor_rate)):
+                return bench.reo(tau)
+        finally:
+            bench.population, bench.generations, bench.target_seeds = saved
+
+    return run
+
+
+def run_dev_settings(seeds: Sequence[int] = (100, 101), tau: float = 0.9, dev: slice = DEV,
+                     log: Callable[[str], None] = lambda s: None) -> dict:
+    """REO settings against CMA-ES and random search on the development split (never the benchmark sources)."""
+    from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
+    from flowevo.domains.digits.models import load_digit_models
+
+    population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
+    models = load_digit_models()
+    close = leap_threshold(models, population, generations, tau, dev=dev)
+    split = load_builtin_digits()
+    x, labels = images_to_tensor(split.train_images[dev]), torch.as_tensor(split.train_labels[dev], dtype=torch.long)
+    base = _benchmark_methods(tau)
+    methods = {"reo": base["reo"], **{k: reo_setting(tau, *v) for k, v in DEV_SETTINGS.items()},
+               "cma": base["cma"], "random": base["random"]}
+    first, final, names = _run_methods(x, labels, seeds, methods, models, population, generations,
+                                       digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"])
+    return {"budget": population * (generations + 1), "rows": len(x), "dev_rows": close["dev_rows"], "tau": tau,
+            "settings": {k: dict(zip(("population", "anchor_rate", "ladder"), v)) for k, v in DEV_SETTINGS.items()},
+            "close": close, "evaluators": names, "goals": first, "final": final, "seeds": list(seeds)}
