@@ -32,7 +32,7 @@ from flowevo.objectives import FunctionObjective, LocalEvaluator
 from flowevo.progress import progress_bar
 
 POPULATIONS = (4, 8, 16, 32, 64)  # individuals per row (rows fixed): candidates per generation = rows x k
-DIMS = (8, 16, 32, 64, 128, 256)
+DIMS = (8, 64, 256, 512, 1024, 2048)  # wide: the dimension only enters the first and last layers
 RK4_STEPS = (1, 2, 4, 8, 16)  # NFE = 4 x steps
 ACCURACY_STEPS = {"euler": (2, 4, 8, 16, 32, 64, 128), "midpoint": (1, 2, 4, 8, 16, 32, 64), "rk4": (1, 2, 4, 8, 16, 32)}
 ACCURACY_TOLS = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
@@ -121,7 +121,7 @@ def plot_cost(metrics: dict, path: Path | str) -> Path:
 
     from flowevo.report.plots import save_figure
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
     for ax, (name, key, label) in zip(axes, (("population", "candidates", "candidates per generation"),
                                              ("dimension", "dim", "residual dimension"), ("nfe", "nfe", "NFE per decode"))):
         sweep = metrics["sweeps"][name]
@@ -136,6 +136,19 @@ def plot_cost(metrics: dict, path: Path | str) -> Path:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    ax, fit = axes[3], metrics["sweeps"]["flops"]["fit"]
+    for name in ("population", "dimension", "nfe"):
+        pts = metrics["sweeps"][name]["points"]
+        ax.plot([p["flops"] / 1e9 for p in pts], [p["seconds"] for p in pts], "o", label=f"{name} sweep")
+    top = max(p["flops"] for n in ("population", "dimension", "nfe") for p in metrics["sweeps"][n]["points"])
+    grid = np.linspace(0, top, 50)
+    ax.plot(grid / 1e9, fit["slope"] * grid + fit["intercept"], "-", color="grey",
+            label=f"one line, {1e-9 / fit['slope']:.0f} GFLOP/s, R² = {fit['r2']:.3f}")
+    ax.set(xlabel="GFLOP per generation (linear layers)", ylabel="seconds per generation", title="all points")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
@@ -158,12 +171,13 @@ def plot_accuracy(metrics: dict, path: Path | str) -> Path:
 
 
 def run_cost_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, populations: Sequence[int] = POPULATIONS,
-                       dims: Sequence[int] = DIMS, rk4_steps: Sequence[int] = RK4_STEPS, generations: int = 3,
+                       dims: Sequence[int] = DIMS, rk4_steps: Sequence[int] = RK4_STEPS, generations: int = 5,
                        accuracy_samples: int = 256, command: str | None = None, show_progress: bool = False,
                        log: Callable[[str], None] = lambda s: None) -> dict:
     """Run the three timing sweeps and the accuracy curve; write ``metrics.json``, ``cost.png``, ``accuracy.png``.
 
-    Defaults: rk4 with 10 steps, dimension 16 and 16 individuals per row unless swept; ``rows`` sources.
+    Defaults: rk4 with 10 steps, dimension 16 and 16 individuals per row unless swept; ``rows`` sources;
+    each point is the best of ``generations`` timed generations (the least disturbed by other load).
     """
     from flowevo.benchmarks.digits import load_sources
     from flowevo.domains.digits.models import load_digit_models
@@ -199,7 +213,7 @@ def run_cost_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, popul
     curve = roundtrip_curve(models.flow, z, Condition.from_labels(labels))
     curves = {m: [p for p in curve if p["method"] == m] for m in dict.fromkeys(p["method"] for p in curve)}
     accuracy = {"samples": len(z), "model": "shipped digits flow (trained), latents of held-out digits",
-                "curves": curves, "order": {m: convergence_order(pts) for m, pts in curves.items()}}
+                "curves": curves, "order": {m: convergence_order(pts) for m, pts in curves.items() if m in ACCURACY_STEPS}}
 
     metrics = {
         "benchmark": "cost", "command": machine["command"], "seed": seed,
@@ -236,7 +250,7 @@ def cost_tables(metrics: dict) -> str:
     lines += ["", "| solver | setting | NFE / direction | mean rel. error | max rel. error |", "|---|---|---:|---:|---:|"]
     for m, pts in acc["curves"].items():
         for p in pts:
-            setting = f"{p['steps']} steps" if p["steps"] is not None else f"tol {p['tol']:g}"
+            setting = f"{p['steps']} step{'s' * (p['steps'] > 1)}" if p["steps"] is not None else f"tol {p['tol']:g}"
             lines.append(f"| {m} | {setting} | {p['nfe']:g} | {p['mean']:.1e} | {p['max']:.1e} |")
     orders = ", ".join(f"{m} {o:.2f}" for m, o in acc["order"].items() if o is not None)
     lines += ["", f"Empirical order (slope of log error against log NFE, points above 1e-5): {orders}."]
