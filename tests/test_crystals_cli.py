@@ -76,7 +76,7 @@ def test_sources_csv_and_dev_split_via_cli(tmp_path):
 
     m = run_crystals_benchmark(tmp_path / "b", small, sources=src, n=2, population=4, generations=1,
                                methods=("reo", "exhaustive"), budgets=("k1_bkept",), log=lambda s: None, **TINY)
-    assert m["n_sources"] == 2 and m["sources"] == str(src) and m["train_rows"] == 400
+    assert m["n_sources"] == 2 and m["sources"] == str(src) and m["train_rows"] == 400 and m["skipped_sources"] == []
     assert set(m["methods"]) == {"reo", "exhaustive"} and set(m["methods"]["reo"]["budgets"]) == {"k1_bkept"}
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from flowevo.benchmarks.crystals import BUDGETS, CrystalBench, SMACT_SET, _clean, edit_row, load_crystal_data
+from flowevo.benchmarks.crystals import BUDGETS, IMPROVED_BY, SMACT_SET, CrystalBench, _clean, edit_row, load_crystal_data
 from flowevo.report import Report
 from flowevo.report.plots import save_figure
 
@@ -61,10 +61,10 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
         "train_rows": len(train), "evaluations_per_crystal": evals, "reo_wall_s": reo_s,
         "thresholds": bench.thresholds,
         "valid_rate": float(np.mean([r["valid"] for r in rows])),
-        "improved_rate": float(np.mean([r["surrogate_after"] is not None and r["surrogate_after"] < r["surrogate_before"] - 1e-9
+        "improved_rate": float(np.mean([r["surrogate_after"] is not None and r["surrogate_after"] < r["surrogate_before"] - IMPROVED_BY
                                         for r in rows])),
         "chgnet_agrees": float(np.mean([(r["chgnet_formation_after"] < r["chgnet_formation_before"])
-                                        for r in done if r["surrogate_after"] < r["surrogate_before"] - 1e-9] or [np.nan])),
+                                        for r in done if r["surrogate_after"] < r["surrogate_before"] - IMPROVED_BY] or [np.nan])),
         "mean_sites_changed": float(np.mean([r["sites_changed"] for r in done])) if done else None,
         "validity": f"structure: distances >= 0.5 A, volume >= 0.1 A^3; composition: SMACT oxidation_states_set={SMACT_SET!r}",
         "edits": rows, "wall_s": time.perf_counter() - start,

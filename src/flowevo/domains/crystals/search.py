@@ -72,9 +72,9 @@ def leap_edit(model: CrystalModel, codec: ResidualCodec, task: EditTask, source_
     x, current = task.sources, source_values.double()
     target = target_values.double()
     for _ in range(rounds):
-        def read(edits: Tensor) -> Tensor:
+        def read(edits: Tensor, previous: Tensor = current) -> Tensor:  # a failed reading keeps the last one
             ev = scorer(edits, model.encoder.encode(edits) if model.encoder is not None else edits)
-            return torch.where(torch.isfinite(ev.values[:, 0]), ev.values[:, 0], current)
+            return torch.where(torch.isfinite(ev.values[:, 0]), ev.values[:, 0], previous)
 
         res = leap(codec, x, current, target, read, gamma=gamma, rounds=1, condition=model.condition)
         x, current = res.x, res.labels.double()

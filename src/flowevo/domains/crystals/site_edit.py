@@ -41,7 +41,7 @@ from flowevo.flow.solver import Discretisation, ODESolver
 
 from .model import CrystalModel
 
-__all__ = ["N_SITES", "GenomeLayout", "SiteMaskedCodec", "SiteVariation", "composition_keys", "seed_masks"]
+__all__ = ["N_SITES", "GenomeLayout", "SiteMaskedCodec", "SiteVariation", "composition_keys", "seed_genomes", "seed_masks"]
 
 N_SITES = 5
 Key = tuple[str, str, tuple[str, ...]]  # (A, B, sorted anions)
@@ -205,7 +205,8 @@ class SiteVariation:
     self-pollinated (angle scaled by the Evolver's per-row step size); then shell repair. Children
     are decoded under their row's target; those whose composition the row has already proposed
     (or a sibling has) are varied again from the same parent, more boldly each time (both rates
-    move toward 1), up to ``retries`` times (the last attempt is kept either way). The archive of proposed compositions lives in this object: use one per run.
+    move toward 1), up to ``retries`` times (the last attempt is kept either way). The archive of
+    proposed compositions lives in this object (not in the Evolver's checkpoints): one per run.
 
     Args:
         codec: the :class:`SiteMaskedCodec` the Evolver decodes with.
@@ -281,7 +282,7 @@ class SiteVariation:
             lay = self.layout
             src = self.codec.encoder.decode(lay.anchor(population.residuals))
             for r, key in zip(population.row.tolist(), composition_keys(self.codec.crystal_model, src)):
-                self.seen[int(r)].add(key)  # the unedited source is no candidate either
+                self.seen.setdefault(int(r), set()).add(key)  # the unedited source is no candidate either
         k = n // rows
         dev = population.residuals.device
         row = torch.arange(rows, device=dev).repeat_interleave(per_row)
@@ -317,5 +318,3 @@ def seed_genomes(codec: SiteMaskedCodec, sources: Tensor, source_condition: Cond
     out = [lay.with_mask(g, torch.tensor([list(m)] * len(g), dtype=torch.bool, device=g.device)) for m in masks]
     return torch.stack(out, dim=1)
 
-
-__all__ += ["seed_genomes"]
