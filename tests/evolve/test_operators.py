@@ -93,15 +93,16 @@ def test_variation_with_one_row_falls_back_to_self():
     assert (off.origin == SELF).all()
 
 
-def test_anchor_donors_come_from_the_own_row():
-    pop = _pop(rows=3, k=4, d=8)
-    anchors = torch.full((3, 1, 8), 5.0) * torch.arange(1, 4).reshape(3, 1, 1)
-    off = Variation(cross_rate=1.0, anchor_rate=1.0, cross_pollination=CrossPollination(UniformMask(0.5)),
-                    repair=None)(pop, 3, 10, gen(), anchors=anchors)
-    assert (off.origin == CROSS).all() and torch.equal(off.donor_row, off.row)
-    for b in range(3):  # coordinates taken from a donor carry the row's own anchor value
-        vals = off.residuals[off.row == b]
-        taken = vals[(vals - 5.0 * (b + 1)).abs() < 1e-6]
-        assert taken.numel() > 0
-    plain = Variation(cross_rate=0.5)(pop, 3, 10, gen(3))
-    assert torch.equal(plain.residuals, Variation(cross_rate=0.5)(pop, 3, 10, gen(3), anchors=anchors).residuals)
+def test_donors_come_from_rows_of_the_same_group():
+    pop = _pop(rows=6, k=4, d=8)
+    groups = torch.tensor([0, 1, 0, 1, 2, 0])
+    off = Variation(cross_rate=1.0, donor_groups=groups)(pop, 6, 50, gen())
+    assert (off.origin == CROSS).all()
+    assert torch.equal(groups[off.donor_row], groups[off.row])  # same group
+    lonely = off.row == 4
+    assert (off.donor_row[lonely] == 4).all()  # alone in its group: its own row
+    others = ~lonely
+    assert (off.donor_row[others] != off.row[others]).all()
+    assert set(off.donor_row[off.row == 0].tolist()) == {2, 5}  # every other member is drawn
+    with pytest.raises(ValueError, match="one group id per row"):
+        Variation(donor_groups=torch.zeros(5, dtype=torch.long))(pop, 6, 2, gen())

@@ -1,20 +1,24 @@
 """Digits counterfactual benchmark (LeapFactual protocol), all methods on the same models.
 
 Each source gets a uniformly random target class (about 10% equal the source). Methods:
-``reo`` (self- and cross-pollination, feasible = the black box's label is the target with
-probability >= tau, ranked by pixel distance to the source's reconstruction), ``leap``
-(lift/land), ``gradient`` (white-box latent optimisation), ``cma`` (CMA-ES in residual
-space), ``random`` (random residuals), ``swap`` (the source residual decoded under the
-target once). Morphology change is measured against the VAE reconstruction of the source.
+``reo`` (self- and cross-pollination; per digit a Pareto set of shape distance to the
+source's reconstruction vs the black box's target probability, among edits it labels as the
+target with probability >= tau; the reported edit at tau is the least-changed one kept),
+``leap`` (lift/land), ``gradient`` (white-box latent optimisation), ``cma`` (CMA-ES in
+residual space) and ``random`` (random residuals), both minimising the same shape distance
+under the same constraint, ``swap`` (the source residual decoded under the target once).
+Morphology change is measured against the VAE reconstruction of the source.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import platform
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,13 +30,18 @@ from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits, l
 from flowevo.domains.digits.metrics import diversity, morph_mean, morph_rel_change, slant_abs_change
 from flowevo.domains.digits.models import DigitModels, load_digit_models
 from flowevo.domains.digits.morphometrics import measure_batch
-from flowevo.domains.digits.objectives import ClassifierOracle, counterfactual_objectives, target_confidence_constraint
-from flowevo.evolve import EditTask, Evolver, MaxGenerations, Variation
+from flowevo.domains.digits.objectives import (ClassifierOracle, counterfactual_objectives, shape_distance,
+                                               target_confidence_constraint)
+from flowevo.evolve import EditTask, EvolutionResult, Evolver, MaxGenerations, Variation, non_dominated
 from flowevo.flow import Condition, FixedGrid
 from flowevo.objectives import LocalEvaluator
 
 LEAP_GAMMAS = (0.05, 0.1, 0.3, 0.5, 1.0)
 REO_TAUS = (0.5, 0.7, 0.9, 0.95)
+STEPS = 5  # rk4 steps of every method's codec (round-trip relative error ~2e-4)
+CROSS_RATE = 0.3
+LEAP_DEFAULT, REO_DEFAULT = 0.5, 0.9
+FRONT_KEYS = ("mean_p_target", "acc_independent", "morph_mean")
 
 
 def load_sources(path: str | Path | None, n: int) -> tuple[Tensor, Tensor]:
@@ -48,13 +57,16 @@ def load_sources(path: str | Path | None, n: int) -> tuple[Tensor, Tensor]:
 
 
 class DigitsBench:
-    """Shared state of one benchmark run: models, sources, targets, references and oracles."""
+    """Shared state of one benchmark run: models, sources, targets, references and oracles.
+
+    Every method decodes with the same codec (rk4, :data:`STEPS` fixed steps).
+    """
 
     def __init__(self, models: DigitModels, x: Tensor, labels: Tensor, targets: Tensor, seed: int,
                  population: int, generations: int) -> None:
         self.models, self.x, self.labels, self.targets, self.seed = models, x, labels, targets, seed
         self.population, self.generations = population, generations
-        self.codec = models.codec(FixedGrid("rk4", 10))
+        self.codec = models.codec(FixedGrid("rk4", STEPS))
         self.oracle = ClassifierOracle(models.classifier)
         self.judge = ClassifierOracle(models.independent)
         self.src_c, self.tgt_c = Condition.from_labels(labels), Condition.from_labels(targets)
@@ -65,6 +77,7 @@ class DigitsBench:
         self.task = EditTask(x, self.src_c, self.tgt_c)
 
     def evaluator(self, tau: float) -> LocalEvaluator:
+        """Single objective (shape distance to the source reconstruction) under the confidence constraint."""
         return LocalEvaluator(counterfactual_objectives(self.recon), [target_confidence_constraint(self.oracle, tau)])
 
     def score(self, edits: Tensor, kept: list[Tensor] | None, evaluations: float, wall_s: float) -> dict:
@@ -82,24 +95,64 @@ class DigitsBench:
             "mean_p_target": float(p.gather(1, self.targets[:, None]).mean()),
             "morph_rel_change": rel, "morph_mean": morph_mean(rel),
             "slant_abs_change": slant_abs_change(m, self.m_ref),
+            "shape_distance": float(shape_distance(edits, self.recon).mean()),
             "diversity": diversity(kept) if kept is not None else {"pixel": None, "morpho": None, "sources_with_several": 0},
             "evaluations": float(evaluations), "wall_s": wall_s,
         }
 
     # -- methods -------------------------------------------------------------------------------
-    def reo(self, tau: float = 0.9, cross_rate: float = 0.3) -> dict:
-        start = time.perf_counter()
-        evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=self.population,
-                          variation=Variation(cross_rate=cross_rate), termination=[MaxGenerations(self.generations)],
-                          seed=self.seed, extra_seeds=self.target_seeds)
-        res = evolver.run()
+    def reo_run(self, tau: float, cross_rate: float = CROSS_RATE, seed: int | None = None,
+                same_target_donors: bool = True, show_progress: bool = False) -> EvolutionResult:
+        """One REO run: per digit a Pareto set of (shape distance min, target probability max) among
+        edits the black box labels as the target with probability >= ``tau``. Cross-pollination
+        donors come from digits with the same target class (``same_target_donors``) or any digit."""
+        evaluator = LocalEvaluator(counterfactual_objectives(self.recon, self.oracle),
+                                   [target_confidence_constraint(self.oracle, tau)])
+        evolver = Evolver(self.codec, self.task, evaluator, population_size=self.population,
+                          variation=Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None),
+                          termination=[MaxGenerations(self.generations)],
+                          seed=self.seed if seed is None else seed, extra_seeds=self.target_seeds)
+        return evolver.run(show_progress=show_progress)
+
+    def pick(self, res: EvolutionResult, tau: float) -> tuple[Tensor, list[Tensor]]:
+        """Per digit the least-changed survivor with target probability >= ``tau`` ``(N, 28, 28)``
+        (where none reaches ``tau``: the most confident, least violating one), and the kept
+        solutions: the Pareto set (shape distance vs target probability) of the survivors with
+        target probability >= ``tau``, ``(K_b, 28, 28)`` per digit."""
         pop = res.population
-        kept = [pop.decoded[(pop.row == b) & pop.feasible].cpu() for b in range(len(self.x))]
-        out = self.score(res.best.decoded.cpu(), kept, res.evaluations / len(self.x), time.perf_counter() - start)
-        out["history_best_pixel_distance"] = [h.best[0] for h in res.history]
-        out["history_rows_feasible"] = [h.rows_feasible for h in res.history]
-        out["failures"] = len(res.failures)
+        row, ok = pop.row.cpu(), pop.feasible & (pop.values[:, 1] >= tau)
+        key = torch.where(ok, pop.values[:, 0], 1e12 + (1 - pop.values[:, 1]) + pop.violation)
+        key = torch.nan_to_num(key, nan=math.inf)
+        decoded, kept, best = pop.decoded.cpu(), [], []
+        for b in range(res.rows):
+            mine = torch.nonzero(row == b).flatten()
+            best.append(mine[torch.argmin(key[mine])])
+            mine = mine[ok[mine]]
+            kept.append(decoded[mine[non_dominated(pop.values[mine] * torch.tensor([1.0, -1.0], dtype=torch.float64))]])
+        return decoded[torch.stack(best)], kept
+
+    def reo_front(self, taus: Sequence[float], cross_rate: float = CROSS_RATE, seed: int | None = None,
+                  same_target_donors: bool = True) -> dict[float, dict]:
+        """One REO run under the lowest ``tau``; the least-changed kept edit at each ``tau``: ``{tau: metrics}``."""
+        start = time.perf_counter()
+        res = self.reo_run(min(taus), cross_rate, seed, same_target_donors)
+        wall = time.perf_counter() - start
+        out = {}
+        for tau in sorted(taus):
+            edits, kept = self.pick(res, tau)
+            out[tau] = self.score(edits, kept, res.evaluations / len(self.x), wall)
+            out[tau]["edits"] = edits
+        last = out[max(taus)]
+        last["history_best_shape_distance"] = [h.best[0] for h in res.history]
+        last["history_rows_feasible"] = [h.rows_feasible for h in res.history]
+        last["failures"] = len(res.failures)
         return out
+
+    def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None) -> dict:
+        """REO at one confidence threshold (its own run)."""
+        r = self.reo_front([tau], cross_rate, seed)[tau]
+        self.last_edits = r.pop("edits")
+        return r
 
     def leap(self, gamma: float = 0.5) -> dict:
         res = leap(self.codec, self.x, self.labels, self.targets, self.oracle.labels, gamma=gamma, rounds=15)
@@ -153,29 +206,67 @@ class DigitsBench:
 
 
 def plot_fronts(metrics: dict, path: Path | str) -> Path:
-    """Morphology change against mean target probability for leap (over gamma) and REO (over tau)."""
+    """Morphology change against mean target probability (left) and independent ACC (right):
+    leap over gamma, REO over tau."""
     import matplotlib.pyplot as plt
 
     from flowevo.report.plots import save_figure
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name, marker in (("leap", "o"), ("reo", "s")):
-        pts = metrics["fronts"][name]
-        ax.plot([p["mean_p_target"] for p in pts], [p["morph_mean"] for p in pts], marker=marker, label=name)
-        for p in pts:
-            ax.annotate(f"{p['setting']:g}", (p["mean_p_target"], p["morph_mean"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
-    ax.set(xlabel="mean target probability (black box)", ylabel="mean relative morphology change",
-           title=f"fronts on {metrics['n_sources']} digits (labels: gamma / tau)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, key, label in ((axes[0], "mean_p_target", "mean target probability (black box)"),
+                           (axes[1], "acc_independent", "ACC of the independent classifier")):
+        for name, marker in (("leap", "o"), ("reo", "s")):
+            pts = metrics["fronts"][name]
+            ax.plot([p[key] for p in pts], [p["morph_mean"] for p in pts], marker=marker, label=name)
+            for p in pts:
+                ax.annotate(f"{p['setting']:g}", (p[key], p["morph_mean"]), fontsize=7,
+                            textcoords="offset points", xytext=(3, 3))
+        ax.set(xlabel=label)
+        ax.grid(alpha=0.3)
+    axes[0].set(ylabel="mean relative morphology change")
+    axes[0].legend()
+    fig.suptitle(f"fronts on {metrics['n_sources']} digits (labels: leap gamma / REO tau; lower right is better)", fontsize=10)
     return save_figure(fig, path)
 
 
+def plot_examples(bench: DigitsBench, edits: dict[str, Tensor], path: Path | str, k: int = 8) -> Path:
+    """Image grid of the first ``k`` sources: source, reconstruction and each method's edit,
+    captioned with the black box's label and probability."""
+    from flowevo.report import image_grid
+
+    k = min(k, len(bench.x))
+    cols = {"source": bench.x[:k], "reconstruction": bench.recon[:k], **{name: e[:k] for name, e in edits.items()}}
+    caption = lambda im: [f"{int(c)} ({p:.2f})" for p, c in zip(*bench.oracle.probs(im).max(dim=1))]
+    return image_grid({name: v.numpy() for name, v in cols.items()}, path,
+                      row_labels=[f"{int(a)} -> {int(b)}" for a, b in zip(bench.labels[:k], bench.targets[:k])],
+                      cell_labels={name: caption(v) for name, v in cols.items() if name != "source"},
+                      title="digit -> target; captions: black-box label (probability)")
+
+
+# variant -> (cross rate, donors from digits with the same target class)
+ABLATION = {"self_only": (0.0, True), "cross_only": (1.0, True), "both": (CROSS_RATE, True),
+            "both_any_donor": (CROSS_RATE, False)}
+SUMMARY_KEYS = ("acc_independent", "mean_p_target", "morph_mean", "shape_distance")
+
+
+def _summary(runs: list[dict]) -> dict:
+    """Mean and standard deviation over seeds of the ablation's headline figures."""
+    vals = {k: [r[k] for r in runs] for k in SUMMARY_KEYS}
+    vals["diversity_pixel"] = [r["diversity"]["pixel"] for r in runs]
+    vals["diversity_morpho"] = [r["diversity"]["morpho"] for r in runs]
+    return {k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
+            for k, v in vals.items() if None not in v}
+
+
 def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None, n: int = 200, seed: int = 0,
-                         population: int = 24, generations: int = 15, device: str = "cpu",
+                         population: int = 24, generations: int = 15, ablation_seeds: int = 2, device: str = "cpu",
                          log: Callable[[str], None] = print) -> dict:
-    """Run every method and front; write ``out_dir/metrics.json`` and ``out_dir/edits.npz``."""
+    """Run every method and front; write ``out_dir/{metrics.json, edits.npz, fronts.png, examples.png}``.
+
+    The REO front comes from one run (constraint at the lowest tau; at each tau the least-changed
+    kept edit with target probability >= tau). The self/cross ablation repeats REO with
+    ``ablation_seeds`` seeds per variant (seed, seed + 1, ...) and reports each run and the spread.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -183,19 +274,26 @@ def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None,
     x, labels = load_sources(sources, n)
     targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
     bench = DigitsBench(models, x, labels, targets, seed, population, generations)
+    drop = lambda r: {k: v for k, v in r.items() if k != "edits"}
 
     methods, fronts, edits = {}, {"leap": [], "reo": []}, {}
-    for name, settings, default, run in (("leap", LEAP_GAMMAS, 0.5, bench.leap), ("reo", REO_TAUS, 0.9, bench.reo)):
-        for setting in settings:
-            log(f"{name} {setting}")
-            r = run(setting)
-            fronts[name].append({"setting": setting, **{k: r[k] for k in ("mean_p_target", "acc_independent", "morph_mean")}})
-            if setting == default:
-                methods[name], edits[name] = r, bench.last_edits
-    ablation = {"both": methods["reo"]}
-    for name, rate in (("self_only", 0.0), ("cross_only", 1.0)):
-        log(f"reo ablation {name}")
-        ablation[name] = bench.reo(0.9, cross_rate=rate)
+    for gamma in LEAP_GAMMAS:
+        log(f"leap gamma {gamma}")
+        r = bench.leap(gamma)
+        fronts["leap"].append({"setting": gamma, **{k: r[k] for k in FRONT_KEYS}})
+        if gamma == LEAP_DEFAULT:
+            methods["leap"], edits["leap"] = r, bench.last_edits
+    runs: dict[str, list[dict]] = {name: [] for name in ABLATION}
+    for s in range(seed, seed + max(1, ablation_seeds)):
+        for name, (rate, same) in ABLATION.items():
+            log(f"reo {name} seed {s}")
+            front = bench.reo_front(REO_TAUS, cross_rate=rate, seed=s, same_target_donors=same)
+            runs[name].append(drop(front[REO_DEFAULT]))
+            if name == "both" and s == seed:
+                fronts["reo"] = [{"setting": tau, **{k: r[k] for k in FRONT_KEYS}} for tau, r in front.items()]
+                methods["reo"], edits["reo"] = drop(front[REO_DEFAULT]), front[REO_DEFAULT]["edits"]
+    ablation = {name: {"runs": rs, "summary": _summary(rs), "cross_rate": ABLATION[name][0],
+                       "same_target_donors": ABLATION[name][1]} for name, rs in runs.items()}
     for name, run in (("gradient", bench.gradient), ("cma", lambda: bench.search(cma_search)),
                       ("random", lambda: bench.search(random_search)), ("swap", bench.swap)):
         log(name)
@@ -208,13 +306,16 @@ def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None,
         "benchmark": "digits",
         "command": f"flowevo benchmark digits --sources {sources or 'builtin-test'} --n {n} --out {out_dir} --seed {seed}",
         "n_sources": len(x), "seed": seed, "population": population, "generations": generations,
-        "queries_per_source_reo": population * (generations + 1),
+        "queries_per_source_reo": population * (generations + 1), "solver": f"rk4, {STEPS} steps",
+        "defaults": {"leap_gamma": LEAP_DEFAULT, "reo_tau": REO_DEFAULT},
         "methods": methods, "fronts": fronts, "ablation": ablation, "fidelity": fidelity,
         "total_s": time.perf_counter() - t0,
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "load_average_1m": os.getloadavg()[0]},
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_fronts(metrics, out_dir / "fronts.png")
+    plot_examples(bench, edits, out_dir / "examples.png")
     to_u8 = lambda t: (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     np.savez_compressed(out_dir / "edits.npz", sources=to_u8(x), source_labels=labels.numpy(), targets=targets.numpy(),
                         reconstructions=to_u8(bench.recon), **{f"edits_{k}": to_u8(v) for k, v in edits.items()})

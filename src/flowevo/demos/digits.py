@@ -4,7 +4,7 @@ Two tasks on the shipped models (no download, no training):
 
 1. counterfactual: reach a random other class by the black-box CNN's verdict (label is the
    target with probability >= 0.9) while changing the digit as little as possible; REO keeps
-   a Pareto set per digit (pixel distance to the source reconstruction vs target probability);
+   a Pareto set per digit (shape distance to the source reconstruction vs target probability);
 2. attribute edit: make each digit 1.6x thicker (measured by Morpho-MNIST thickness, not
    differentiable) while the black box still reads the same class.
 """
@@ -23,19 +23,13 @@ from flowevo.baselines import cma_search, random_search
 from flowevo.benchmarks.digits import DigitsBench, load_sources
 from flowevo.domains.digits.models import load_digit_models
 from flowevo.domains.digits.morphometrics import METRICS, measure_batch
-from flowevo.domains.digits.objectives import (ClassifierOracle, counterfactual_objectives, keep_class_constraint,
-                                               target_confidence_constraint, thickness_objective)
+from flowevo.domains.digits.objectives import ClassifierOracle, keep_class_constraint, thickness_objective
 from flowevo.evolve import ORIGINS, EditTask, Evolver, MaxGenerations
 from flowevo.flow import Condition
-from flowevo.objectives import FunctionObjective, LocalEvaluator
+from flowevo.objectives import LocalEvaluator
 from flowevo.report import Report, image_grid, plot_front, plot_history
 
 METHODS = ("reo", "leap", "gradient", "cma", "random", "swap")
-
-
-def _p_target(oracle: ClassifierOracle) -> FunctionObjective:
-    return FunctionObjective("p_target", "max",
-                             lambda c: oracle.probs(c.x).gather(1, c.target.labels.cpu()[:, None]).squeeze(1))
 
 
 def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations: int = 15, sources: str | None = None,
@@ -63,13 +57,10 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
 
     log("REO (two objectives, Pareto set per digit)")
     t0 = time.perf_counter()
-    evaluator = LocalEvaluator(counterfactual_objectives(bench.recon) + [_p_target(bench.oracle)],
-                               [target_confidence_constraint(bench.oracle, 0.9)])
-    res = Evolver(bench.codec, bench.task, evaluator, population_size=24, termination=[MaxGenerations(generations)],
-                  seed=seed, extra_seeds=bench.target_seeds).run(show_progress=True)
+    res = bench.reo_run(0.9, show_progress=True)
     pop = res.population
-    kept = [pop.decoded[(pop.row == b) & pop.feasible].cpu() for b in range(n)]
-    results = {"reo": bench.score(res.best.decoded.cpu(), kept, res.evaluations / n, time.perf_counter() - t0)}
+    best, kept = bench.pick(res, 0.9)
+    results = {"reo": bench.score(best, kept, res.evaluations / n, time.perf_counter() - t0)}
     edits = {"reo": bench.last_edits}
     for name, run in (("leap", lambda: bench.leap(0.5)), ("gradient", bench.gradient),
                       ("cma", lambda: bench.search(cma_search)), ("random", lambda: bench.search(random_search)),
@@ -148,7 +139,7 @@ def _report(run_dir: Path, m: dict) -> None:
     r.text("Morphological change is the mean relative change of area, length, thickness, width and height against "
            "the VAE reconstruction of the source (lower preserves more).", note=True)
     r.section("REO: Pareto sets and progress")
-    r.image("front.png", "feasible survivors: pixel distance to the source reconstruction vs target probability")
+    r.image("front.png", "feasible survivors: shape distance (blurred pixel L2 + ink change) to the source reconstruction vs target probability")
     r.image("fitness.png", "mean best value per generation")
     r.table([{"origin of final survivors": k, "count": v} for k, v in m["reo_survivors_by_origin"].items()])
     r.section("Attribute edit: thicker strokes, same class")

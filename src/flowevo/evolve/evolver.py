@@ -193,8 +193,7 @@ class Evolver:
             if self.population is None:
                 pop = self._seed_population()
             else:
-                pop = self.variation(self.population, self.rows, self.k, self.generator, self.step_scale,
-                                     self.extra_seeds)
+                pop = self.variation(self.population, self.rows, self.k, self.generator, self.step_scale)
             target = self.task.target_condition.to(self.device)[pop.row]
             decoded = self.codec.decode(pop.residuals, target)
         self.pending = replace(pop, decoded=decoded)

@@ -6,8 +6,9 @@ import torch
 
 from flowevo.domains.digits.metrics import diversity, morph_mean, morph_rel_change, slant_abs_change
 from flowevo.domains.digits.morphometrics import METRICS
-from flowevo.domains.digits.objectives import (ClassifierOracle, keep_class_constraint, pixel_distance,
-                                               target_confidence_constraint, thickness_objective)
+from flowevo.domains.digits.objectives import (ClassifierOracle, counterfactual_objectives, gaussian_blur,
+                                               keep_class_constraint, pixel_distance, shape_distance,
+                                               target_confidence_constraint, target_probability, thickness_objective)
 from flowevo.flow import Condition
 from flowevo.objectives import Candidates
 
@@ -45,6 +46,44 @@ def test_pixel_distance_uses_the_row_reference():
     x = torch.ones(2, 28, 28)
     c = Candidates(x=x, source_index=torch.tensor([1, 0]))
     assert pixel_distance(c, refs).tolist() == pytest.approx([0.0, 28.0])
+
+
+def bar(col, width=2, rows=(4, 24)):
+    x = torch.zeros(28, 28)
+    x[rows[0]:rows[1], col:col + width] = 1
+    return x
+
+
+def test_gaussian_blur_keeps_ink_and_spreads_it():
+    x = bar(12)[None]
+    b = gaussian_blur(x, 2.0)
+    assert b.shape == x.shape and float(b.sum()) == pytest.approx(float(x.sum()), rel=1e-4)
+    assert float(b.max()) < 1 and float(b[0, 14, 15]) > 0  # ink spread to the neighbouring column
+
+
+def test_shape_distance_prefers_a_nearby_stroke_and_counts_ink():
+    ref = torch.stack([bar(12, 1)] * 3 + [bar(12)])
+    x = torch.stack([bar(12, 1), bar(13, 1), bar(20, 1), bar(12, width=4)])
+    d = shape_distance(x, ref)
+    assert d[0] == pytest.approx(0.0, abs=1e-6)
+    assert d[1] < d[2]  # shifted by one pixel vs moved far: plain L2 calls both the same
+    assert pixel_distance(Candidates(x=x[1:3], source_index=torch.tensor([0, 1])), ref).tolist() == pytest.approx([
+        float((x[1] - ref[0]).norm()), float((x[2] - ref[0]).norm())])
+    assert float((x[1] - ref[0]).norm()) == pytest.approx(float((x[2] - ref[0]).norm()))
+    no_ink = shape_distance(x[3:], ref[3:], ink_weight=0.0)
+    assert d[3] == pytest.approx(float(no_ink[0]) + 3.0 * 1.0)  # twice the ink: relative change 1
+
+
+def test_counterfactual_objectives_read_the_row_reference_and_the_black_box():
+    refs = torch.stack([bar(3, 1), bar(12, 1)])
+    oracle = ClassifierOracle(Fixed())
+    objs = counterfactual_objectives(refs, oracle)
+    assert [(o.name, o.sense) for o in objs] == [("shape_distance", "min"), ("p_target", "max")]
+    c = Candidates(x=refs.flip(0), source_index=torch.tensor([1, 0]), target=Condition.from_labels([3, 3]))
+    assert objs[0](c).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    p = objs[1](c)
+    assert torch.equal(p, target_probability(oracle, c)) and p[1] > 0.9 > p[0]
+    assert len(counterfactual_objectives(refs)) == 1
 
 
 def test_thickness_objective_is_a_measurement():

@@ -1,8 +1,14 @@
-"""Digit objectives: the classifier as a black box, pixel preservation, morphometric targets.
+"""Digit objectives: the classifier as a black box, shape preservation, morphometric targets.
 
 The black-box classifier is wrapped in :class:`ClassifierOracle`, which counts queries and
 exposes only hard labels and probabilities (never gradients). Objectives and constraints
 read ``Candidates.x`` as images ``(N, 28, 28)`` in [0, 1] and ``Candidates.target.labels``.
+
+Preservation is :func:`shape_distance`: pixel L2 after a Gaussian blur (sigma 2 px) plus the
+relative change of ink mass. Plain pixel L2 rewards edits that keep individual pixels while
+moving strokes; on a development split (held-out digits 400-799, not the benchmark's first
+200) the blurred distance changed morphology 15-20% less at the same confidence and kept
+an independent classifier more convinced (docs/benchmarks.md, "Digits counterfactuals").
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from flowevo.domains.digits.morphometrics import METRICS, measure_batch
@@ -44,6 +51,33 @@ def pixel_distance(candidates: Candidates, references: Tensor) -> Tensor:
     return (candidates.x - ref).flatten(1).norm(dim=1)
 
 
+def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur (zero padding) of ``images (N, H, W)`` -> ``(N, H, W)``; kernel radius ``2 sigma``."""
+    radius = max(1, round(2 * sigma))
+    ax = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    k = torch.exp(-ax ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    x = F.conv2d(images[:, None], k.view(1, 1, 1, -1), padding=(0, radius))
+    return F.conv2d(x, k.view(1, 1, -1, 1), padding=(radius, 0))[:, 0]
+
+
+def shape_distance(x: Tensor, references: Tensor, sigma: float = 2.0, ink_weight: float = 3.0) -> Tensor:
+    """How much an image's shape differs from its reference: ``(N, 28, 28), (N, 28, 28) -> (N,)``.
+
+    ``||blur(x) - blur(ref)||_2 + ink_weight * |sum(x) - sum(ref)| / sum(ref)``: pixel L2 at a
+    coarser scale (strokes moved by a pixel cost little, strokes added or removed cost a lot)
+    plus the relative change of ink mass.
+    """
+    d = (gaussian_blur(x, sigma) - gaussian_blur(references, sigma)).flatten(1).norm(dim=1)
+    mass, ref_mass = x.flatten(1).sum(1), references.flatten(1).sum(1).clamp_min(1e-6)
+    return d + ink_weight * (mass - ref_mass).abs() / ref_mass
+
+
+def target_probability(oracle: ClassifierOracle, candidates: Candidates) -> Tensor:
+    """The black box's probability of each candidate's target class, ``(N,)``."""
+    return oracle.probs(candidates.x).gather(1, candidates.target.labels.cpu()[:, None]).squeeze(1)
+
+
 def target_confidence_constraint(oracle: ClassifierOracle, tau: float) -> Constraint:
     """Feasible iff the black box's hard label is the target and its target probability >= ``tau``.
 
@@ -59,9 +93,15 @@ def target_confidence_constraint(oracle: ClassifierOracle, tau: float) -> Constr
     return Constraint(f"label_is_target_p>={tau:g}", g, bound=0.0)
 
 
-def counterfactual_objectives(references: Tensor) -> list[FunctionObjective]:
-    """Preservation (min): pixel L2 to the row's reference (the source's VAE reconstruction)."""
-    return [FunctionObjective("pixel_distance", "min", lambda c: pixel_distance(c, references))]
+def counterfactual_objectives(references: Tensor, oracle: ClassifierOracle | None = None) -> list[FunctionObjective]:
+    """Preservation (min): :func:`shape_distance` to the row's reference (the source's VAE
+    reconstruction); with ``oracle`` also the black box's target probability (max)."""
+    refs = references.cpu()
+    objectives = [FunctionObjective("shape_distance", "min",
+                                    lambda c: shape_distance(c.x, refs.to(c.x.device)[c.source_index]))]
+    if oracle is not None:
+        objectives.append(FunctionObjective("p_target", "max", lambda c: target_probability(oracle, c)))
+    return objectives
 
 
 def thickness_objective(target: float, processes: int | None = None) -> FunctionObjective:

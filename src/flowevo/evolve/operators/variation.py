@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -20,6 +20,21 @@ def _tournament(rows: int, k: int, count: int, generator: torch.Generator, devic
     return torch.minimum(a, b)
 
 
+def _same_group_rows(groups: Tensor, rows: Tensor, generator: torch.Generator) -> Tensor:
+    """For each of ``rows (N,)`` a uniformly random other row with the same ``groups`` id (itself if alone)."""
+    order = torch.argsort(groups, stable=True)
+    position = torch.empty_like(order)
+    position[order] = torch.arange(len(order), device=order.device)
+    _, size = torch.unique_consecutive(groups[order], return_counts=True)
+    start = torch.repeat_interleave(torch.cumsum(size, 0) - size, size)[position[rows]]  # group start per row
+    n = torch.repeat_interleave(size, size)[position[rows]]
+    u = torch.rand(len(rows), generator=generator, device=rows.device)
+    j = (u * (n - 1)).long()
+    own = position[rows] - start
+    j = j + (j >= own).long()
+    return torch.where(n > 1, order[start + j.clamp(max=n - 1)], rows)
+
+
 @dataclass(frozen=True)
 class Variation:
     """Self- and cross-pollination with repair, composed.
@@ -29,36 +44,41 @@ class Variation:
     tournament), otherwise self-pollinated; then repaired. ``cross_rate=0`` is self-only,
     ``cross_rate=1`` cross-only.
 
+    With ``donor_groups`` the donor row is drawn from the other rows of the same group, e.g.
+    rows that share a target class: their residuals already decode to that class, so mixing
+    them trades style between solutions of the same kind (on digit counterfactuals this kept
+    an independent classifier more convinced at the same morphology change than donors from
+    any row; docs/benchmarks.md). A row alone in its group takes donors from itself.
+
     Args:
         self_pollination: the local operator.
         cross_pollination: the recombination operator.
         cross_rate: probability of cross-pollination per offspring.
         repair: shell repair applied to every child (None: off).
-        anchor_rate: when the evolver has per-row anchors (its ``extra_seeds``, e.g. the source
-            inverted under the target condition), the share of cross-pollinations whose donor is
-            one of the row's own anchors instead of another row's individual.
+        donor_groups: optional ``(rows,)`` group id per row (None: donors from any other row).
     """
 
     self_pollination: SelfPollination = SelfPollination()
     cross_pollination: CrossPollination = CrossPollination()
     cross_rate: float = 0.3
     repair: ShellRepair | None = ShellRepair()
-    anchor_rate: float = 0.0
+    donor_groups: Tensor | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.cross_rate <= 1 or not 0 <= self.anchor_rate <= 1:
-            raise ValueError(f"cross_rate and anchor_rate must be in [0, 1], got {self.cross_rate}, {self.anchor_rate}")
+        if not 0 <= self.cross_rate <= 1:
+            raise ValueError(f"cross_rate must be in [0, 1], got {self.cross_rate}")
 
     def __call__(self, population: Population, rows: int, per_row: int, generator: torch.Generator,
-                 step: Tensor | None = None, anchors: Tensor | None = None) -> Population:
+                 step: Tensor | None = None) -> Population:
         """Offspring ``(rows * per_row)`` from a population laid out as ``rows`` blocks of equal size,
         each block sorted best first. Offspring are laid out the same way. ``step (rows,)`` scales
-        the self-pollination angle per row (step-size control); ``anchors (rows, P, *S)`` are
-        per-row donors used with probability ``anchor_rate``."""
+        the self-pollination angle per row (step-size control)."""
         n = len(population)
         if n % rows:
             raise ValueError(f"population of {n} is not {rows} equal row blocks")
         k = n // rows
+        if self.donor_groups is not None and tuple(self.donor_groups.shape) != (rows,):
+            raise ValueError(f"donor_groups must hold one group id per row ({rows}), got shape {tuple(self.donor_groups.shape)}")
         dev = population.residuals.device
         row = torch.arange(rows, device=dev).repeat_interleave(per_row)
         parent = row * k + _tournament(rows, k, per_row, generator, dev)
@@ -67,20 +87,13 @@ class Variation:
         donor_row = torch.full_like(origin, -1)
 
         crossing = torch.rand(rows * per_row, generator=generator, device=dev) < self.cross_rate
-        use_anchor = torch.zeros_like(crossing)
-        if anchors is not None and self.anchor_rate > 0:
-            use_anchor = crossing & (torch.rand(len(crossing), generator=generator, device=dev) < self.anchor_rate)
-            if use_anchor.any():
-                idx = torch.nonzero(use_anchor).flatten()
-                pick = torch.randint(0, anchors.shape[1], (len(idx),), generator=generator, device=dev)
-                donors = anchors.to(dev)[row[idx], pick]
-                children[idx] = self.cross_pollination(children[idx], donors, generator)
-                origin[idx], donor_row[idx] = CROSS, row[idx]
-        crossing = crossing & ~use_anchor
-        if rows > 1 and crossing.any():
+        if (rows > 1 or self.donor_groups is not None) and crossing.any():
             idx = torch.nonzero(crossing).flatten()
-            shift = torch.randint(1, rows, (len(idx),), generator=generator, device=dev)
-            d_row = (row[idx] + shift) % rows  # a uniformly random other row
+            if self.donor_groups is None:
+                shift = torch.randint(1, rows, (len(idx),), generator=generator, device=dev)
+                d_row = (row[idx] + shift) % rows  # a uniformly random other row
+            else:
+                d_row = _same_group_rows(self.donor_groups.to(dev), row[idx], generator)
             donor = d_row * k + _tournament(1, k, len(idx), generator, dev)
             children[idx] = self.cross_pollination(children[idx], population.residuals[donor], generator)
             origin[idx], donor_row[idx] = CROSS, d_row

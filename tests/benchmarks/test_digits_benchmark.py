@@ -1,0 +1,82 @@
+"""The digits benchmark end to end on a few digits: every key the issue lists, fronts, ablation, files."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from flowevo.benchmarks.digits import (
+    LEAP_GAMMAS,
+    REO_TAUS,
+    DigitsBench,
+    load_sources,
+    run_digits_benchmark,
+)
+from flowevo.domains.digits.models import load_digit_models
+
+METHOD_KEYS = {"acc", "acc_independent", "mean_p_target", "morph_rel_change", "slant_abs_change", "diversity",
+               "evaluations", "wall_s"}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits")
+    m = run_digits_benchmark(out, n=6, seed=3, population=6, generations=2, ablation_seeds=2, log=lambda s: None)
+    return out, m
+
+
+def test_metrics_have_every_key_the_issue_lists(small_run):
+    out, m = small_run
+    assert json.loads((out / "metrics.json").read_text())["n_sources"] == 6
+    assert set(m["methods"]) == {"reo", "leap", "gradient", "cma", "random", "swap"}
+    for name, r in m["methods"].items():
+        assert METHOD_KEYS <= set(r), name
+        assert set(r["morph_rel_change"]) == {"area", "length", "thickness", "slant", "width", "height"}
+        assert 0 <= r["acc"] <= 1 and 0 <= r["acc_independent"] <= 1
+    assert m["methods"]["reo"]["evaluations"] == 6 * 3  # population x (generations + 1)
+    assert m["methods"]["reo"]["diversity"]["sources_with_several"] >= 1  # REO keeps a set per digit
+    assert m["methods"]["leap"]["diversity"]["pixel"] is None  # one solution per digit
+    assert [p["setting"] for p in m["fronts"]["leap"]] == list(LEAP_GAMMAS)
+    assert [p["setting"] for p in m["fronts"]["reo"]] == list(REO_TAUS)
+    for pts in m["fronts"].values():
+        assert all({"setting", "mean_p_target", "acc_independent", "morph_mean"} <= set(p) for p in pts)
+    assert set(m["fidelity"]) >= {"residual_class_probe_acc", "swap_morph_rel_change", "roundtrip_rel_error"}
+
+
+def test_reo_front_is_monotone_in_tau_and_the_ablation_has_seeds(small_run):
+    _, m = small_run
+    reo = m["fronts"]["reo"]
+    # a higher tau keeps a subset of the candidates: never a smaller change, never a lower confidence
+    assert all(a["mean_p_target"] <= b["mean_p_target"] + 1e-9 for a, b in itertools.pairwise(reo))
+    assert set(m["ablation"]) == {"self_only", "cross_only", "both", "both_any_donor"}
+    for a in m["ablation"].values():
+        assert len(a["runs"]) == 2 and {"mean", "std"} <= set(a["summary"]["morph_mean"])
+    both = m["ablation"]["both"]["runs"][0]
+    assert both["morph_mean"] == m["methods"]["reo"]["morph_mean"]  # the main run is the first 'both' seed
+
+
+def test_edits_npz_and_plots(small_run):
+    out, _ = small_run
+    e = np.load(out / "edits.npz")
+    assert {"sources", "targets", "edits_reo", "edits_leap", "edits_gradient", "edits_cma", "edits_random",
+            "edits_swap"} <= set(e.files)
+    assert e["edits_reo"].dtype == np.uint8 and e["edits_reo"].shape == (6, 28, 28)
+    assert (out / "fronts.png").stat().st_size > 0 and (out / "examples.png").stat().st_size > 0
+
+
+def test_pick_takes_the_least_changed_edit_above_each_tau():
+    x, labels = load_sources(None, 4)
+    bench = DigitsBench(load_digit_models(), x, labels, (labels + 1) % 10, seed=0, population=6, generations=2)
+    res = bench.reo_run(0.5)
+    pop = res.population
+    for tau in (0.5, 0.9):
+        edits, kept = bench.pick(res, tau)
+        for b in range(4):
+            ok = (pop.row == b) & pop.feasible & (pop.values[:, 1] >= tau)
+            assert 1 <= len(kept[b]) <= int(ok.sum()) or not ok.any()
+            if ok.any():
+                i = torch.nonzero(ok).flatten()[torch.argmin(pop.values[ok, 0])]
+                assert torch.equal(edits[b], pop.decoded[i])
+                assert any(torch.equal(edits[b], k) for k in kept[b])  # the least-changed is on the front
