@@ -79,6 +79,8 @@ def demo_crystals(
     n: int = typer.Option(8, min=1, max=200, help="Held-out crystals to edit."),
     seed: int = typer.Option(0, help="Seed for the split, training and evolution."),
     budget: str = typer.Option("k2_bkept", help="Edit budget: any, k1, k2, k1_bkept, k2_bkept."),
+    constraint: Optional[list[str]] = typer.Option(None, "--constraint", help="Repeatable extra constraint: smact_strict (SMACT, pymatgen_sp)."),
+    energy_ceiling: Optional[float] = typer.Option(None, help="Also require CHGNet formation energy <= this (eV/atom)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -86,7 +88,8 @@ def demo_crystals(
     from flowevo.demos.crystals import run_crystals_demo
 
     log = logger(quiet)
-    m = guarded(lambda: run_crystals_demo(run_dir, data, n=n, seed=seed, budget=budget, log=log), quiet)
+    m = guarded(lambda: run_crystals_demo(run_dir, data, n=n, seed=seed, budget=budget, log=log,
+                                          constraints=tuple(constraint or ()), energy_ceiling=energy_ceiling), quiet)
     rows = [(f"{r['formula_before']} -> {r['formula_after']}",
              f"{r['sites_changed']} sites, surrogate {r['surrogate_before']:.2f} -> "
              + (f"{r['surrogate_after']:.2f}" if r["surrogate_after"] is not None else "-")) for r in m["edits"]]

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from flowevo.benchmarks.crystals import BUDGETS, IMPROVED_BY, SMACT_SET, CrystalBench, _clean, edit_row, load_crystal_data
+from flowevo.objectives import LocalEvaluator
 from flowevo.report import Report
 from flowevo.report.plots import save_figure
 
@@ -25,8 +26,18 @@ from flowevo.report.plots import save_figure
 def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: int = 0, budget: str = "k2_bkept",
                       population: int = 8, generations: int = 8, cfm_steps: int = 1500, surrogate_steps: int = 2000,
                       gbr_estimators: int = 400, chgnet_rows: int = 300, max_rows: int | None = None,
-                      log: Callable[[str], None] = lambda s: None) -> dict:
-    """Edit ``n`` held-out crystals of ``data``; write the run directory; return the metrics."""
+                      log: Callable[[str], None] = lambda s: None, constraints: tuple[str, ...] = (),
+                      energy_ceiling: float | None = None) -> dict:
+    """Edit ``n`` held-out crystals of ``data``; write the run directory; return the metrics.
+
+    ``constraints``: extra named constraints of the search (``"smact_strict"``: SMACT with
+    ``pymatgen_sp``); ``energy_ceiling``: also require the CHGNet formation energy <= this (eV/atom).
+    """
+    from flowevo.domains.crystals.constraints import CRYSTAL_CONSTRAINTS
+
+    unknown = [c for c in constraints if c not in CRYSTAL_CONSTRAINTS]
+    if unknown:
+        raise ValueError(f"unknown crystal constraint(s) {unknown}; use {list(CRYSTAL_CONSTRAINTS)}")
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; use one of {list(BUDGETS)}")
     run_dir = Path(run_dir)
@@ -35,6 +46,10 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
     run_dir.mkdir(parents=True, exist_ok=True)
     bench = CrystalBench(table, train, src, seed, cfm_steps, surrogate_steps, gbr_estimators, chgnet_rows,
                          population, generations, generations_by_budget={}, log=log)
+    extra = _extra_constraints(bench, constraints, energy_ceiling)
+    if extra:  # the search's evaluator gains the extra constraints (feasibility first)
+        base = bench.evaluator
+        bench.evaluator = lambda b: LocalEvaluator(base(b).objectives, base(b).constraints + extra)
     log(f"REO at budget {budget}: {bench.evals_per_source(budget)} evaluations per crystal")
     t0 = time.perf_counter()
     kept, evals = bench.reo(budget)
@@ -68,11 +83,21 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
         "mean_sites_changed": float(np.mean([r["sites_changed"] for r in done])) if done else None,
         "validity": f"structure: distances >= 0.5 A, volume >= 0.1 A^3; composition: SMACT oxidation_states_set={SMACT_SET!r}",
         "edits": rows, "wall_s": time.perf_counter() - start,
+        "extra_constraints": {c.name: c.bound for c in extra},
     }
     metrics = _clean(metrics)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _report(run_dir, metrics)
     return metrics
+
+
+def _extra_constraints(bench: CrystalBench, names: tuple[str, ...], energy_ceiling: float | None) -> list:
+    from flowevo.domains.crystals.constraints import energy_ceiling_constraint, smact_strict_constraint
+
+    extra = [smact_strict_constraint() for n in dict.fromkeys(names) if n == "smact_strict"]
+    if energy_ceiling is not None:
+        extra.append(energy_ceiling_constraint(bench.formation, energy_ceiling))
+    return extra
 
 
 def _plot(rows: list[dict], path: Path) -> None:

@@ -39,3 +39,24 @@ def test_energy_ceiling_is_a_bound_and_missing_structures_fail(perovskite):
     ev = LocalEvaluator([FunctionObjective("zero", "max", lambda b: torch.zeros(len(b)))], [c, smact_strict_constraint()])
     out = ev(_batch(structs))
     assert out.violation[0] == 0 and out.violation[1] == 0.5 and math.isinf(out.violation[2])
+
+
+def test_crystals_demo_with_extra_constraints(tmp_path, perov):
+    from pymatgen.core import Structure
+    from typer.testing import CliRunner
+
+    from flowevo.cli import app
+    from flowevo.demos.crystals import run_crystals_demo
+    from flowevo.domains.crystals.validity import composition_valid
+
+    m = run_crystals_demo(tmp_path, perov.path, n=3, population=4, generations=2, cfm_steps=150, surrogate_steps=200,
+                          gbr_estimators=30, chgnet_rows=40, max_rows=500, constraints=("smact_strict",),
+                          energy_ceiling=1.0)
+    assert m["extra_constraints"] == {"smact_strict": 0.0, "formation_energy": 1.0}
+    kept = [e for e in m["edits"] if e["edit_cif"]]
+    for e in kept:  # every kept edit met the extra constraints
+        assert composition_valid(Structure.from_file(str(tmp_path / e["edit_cif"])), "pymatgen_sp")
+        assert e["chgnet_formation_after"] <= 1.0 + 1e-6
+    out = CliRunner().invoke(app, ["demo", "crystals", "--data", perov.path, "--run-dir", str(tmp_path / "x"),
+                                   "--constraint", "bogus", "--quiet"])
+    assert out.exit_code == 2 and "bogus" in out.output
