@@ -47,6 +47,8 @@ def demo_digits(
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
     weights: Optional[Path] = typer.Option(None, help="A folder of digit models (default: the shipped weights)."),
     retrain: bool = typer.Option(False, "--retrain", help="Train all digit models from scratch first (~5 min)."),
+    thickness_band: Optional[float] = typer.Option(None, help="Constrained thickness edit: least pixel change with |thickness - 1.6x| <= this (px)."),
+    penalty: bool = typer.Option(False, "--penalty", help="Adaptive Lagrangian penalty for the thickness edit's constraints."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -56,7 +58,8 @@ def demo_digits(
     log = logger(quiet)
     m = guarded(lambda: run_digits_demo(run_dir, n=n, seed=seed, generations=generations,
                                          sources=str(sources) if sources else None, device=device_or_fail(device), log=log,
-                                         weights=weights, retrain=retrain), quiet)
+                                         weights=weights, retrain=retrain, thickness_band=thickness_band,
+                                         penalty=penalty), quiet)
     if as_json:
         sys.stdout.write(json.dumps(m, indent=2) + "\n")
         return

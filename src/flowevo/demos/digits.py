@@ -23,10 +23,10 @@ from flowevo.baselines import cma_search, random_search
 from flowevo.benchmarks.digits import DigitsBench, load_sources
 from flowevo.domains.digits.models import load_digit_models
 from flowevo.domains.digits.morphometrics import METRICS, measure_batch
-from flowevo.domains.digits.objectives import ClassifierOracle, keep_class_constraint, thickness_objective
-from flowevo.evolve import ORIGINS, EditTask, Evolver, MaxGenerations
+from flowevo.domains.digits.objectives import ClassifierOracle, keep_class_constraint, pixel_distance, thickness_objective
+from flowevo.evolve import ORIGINS, EditTask, Evolver, LagrangianPenalty, MaxGenerations
 from flowevo.flow import Condition
-from flowevo.objectives import LocalEvaluator
+from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
 from flowevo.report import Report, image_grid, plot_front, plot_history
 
 METHODS = ("reo", "leap", "gradient", "cma", "random", "swap")
@@ -34,8 +34,14 @@ METHODS = ("reo", "leap", "gradient", "cma", "random", "swap")
 
 def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations: int = 15, sources: str | None = None,
                     device: str = "cpu", log: Callable[[str], None] = lambda s: None,
-                    weights: str | Path | None = None, retrain: bool = False) -> dict:
+                    weights: str | Path | None = None, retrain: bool = False, thickness_band: float | None = None,
+                    penalty: bool = False) -> dict:
     """Run both tasks; write ``run_dir`` with report.html, PNGs, metrics.json and edits.npz.
+
+    ``thickness_band``: make the attribute edit a constrained one: change the pixels as little as
+    possible subject to ``|thickness - 1.6 x source| <= thickness_band`` (px) and the class kept;
+    ``penalty``: rank its infeasible candidates by an adaptive Lagrangian penalty
+    (:class:`~flowevo.evolve.LagrangianPenalty`) instead of feasibility first only.
 
     ``weights``: a folder of digit models (default: the shipped ones); ``retrain``: first train
     all four models from scratch into ``run_dir/models`` (about 5 minutes on 2 cores) and use them.
@@ -85,7 +91,7 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
     lineage = {ORIGINS[k]: int((pop.origin == k).sum()) for k in ORIGINS}
 
     log("attribute edit: thicker, same class")
-    thick = _thickness_task(models, x[:6], labels[:6], seed, run_dir)
+    thick = _thickness_task(models, x[:6], labels[:6], seed, run_dir, thickness_band, penalty)
 
     metrics = {"demo": "digits", "n": n, "seed": seed, "targets": targets.tolist(), "methods": results,
                "reo_survivors_by_origin": lineage, "pareto_points_per_digit": float(np.mean([len(res.pareto_set(b)) for b in range(n)])),
@@ -98,7 +104,8 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
     return metrics
 
 
-def _thickness_task(models, x, labels, seed: int, run_dir: Path) -> dict:
+def _thickness_task(models, x, labels, seed: int, run_dir: Path, band: float | None = None,
+                    penalty: bool = False) -> dict:
     codec = models.codec()
     col = METRICS.index("thickness")
     t_src = measure_batch(x.numpy())[:, col]
@@ -109,13 +116,23 @@ def _thickness_task(models, x, labels, seed: int, run_dir: Path) -> dict:
     for b in range(len(x)):  # each digit has its own target value, so one small run per digit
         target = float(1.6 * t_src[b])
         ev = LocalEvaluator([thickness_objective(target, processes=1)], [keep_class_constraint(oracle)])
+        if band is not None:  # constrained form: least pixel change with the thickness within the band
+            src = x[b:b + 1]
+            ev = LocalEvaluator([FunctionObjective("pixel_change", "min", lambda cand, src=src: pixel_distance(cand, src))],
+                                [Constraint("thickness_band", thickness_objective(target, processes=1), bound=band),
+                                 keep_class_constraint(oracle)])
         res = Evolver(codec, EditTask(x[b:b + 1], c[b:b + 1], c[b:b + 1]), ev, population_size=16,
-                      termination=[MaxGenerations(8)], seed=seed).run()
+                      termination=[MaxGenerations(8)], seed=seed,
+                      penalty=LagrangianPenalty() if penalty else None).run()
         edit = res.best.decoded.cpu()
         edits.append(edit[0])
         got = float(measure_batch(edit.numpy())[0, col])
         rows.append({"digit": int(labels[b]), "thickness_source": float(t_src[b]), "target": target, "edit": got,
                      "keeps_class": bool(res.best.violation[0] == 0), "evaluations": res.evaluations})
+        if band is not None or penalty:
+            rows[-1].update(keeps_class=bool(res.best.constraint_values[0, -1] == 0),  # keep-class is the last constraint
+                            feasible=bool(res.best.violation[0] == 0), satisfaction=res.history[-1].satisfaction,
+                            multipliers=res.history[-1].multipliers)
     ed = torch.stack(edits)
     image_grid({"source": x.numpy(), "thicker (REO)": ed.numpy()}, run_dir / "thickness.png",
                cell_labels={"source": [f"t={r['thickness_source']:.2f}" for r in rows],
