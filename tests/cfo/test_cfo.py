@@ -54,7 +54,7 @@ def test_cfo_raises_reward_and_satisfaction(task, tmp_path):
     # round checkpoints: round_000 is the pretrained flow, the last one the final model
     names = sorted(p.name for p in tmp_path.glob("round_*.pt"))
     assert names == [f"round_{k:03d}.pt" for k in range(4)]
-    m0, meta0 = load_checkpoint(tmp_path / "round_000.pt")
+    m0, _ = load_checkpoint(tmp_path / "round_000.pt")
     m3, meta3 = load_checkpoint(tmp_path / "round_003.pt")
     assert meta3["cfo"]["round"] == 3 and len(meta3["cfo"]["trace"]) == 3
     g = lambda: torch.Generator().manual_seed(5)
