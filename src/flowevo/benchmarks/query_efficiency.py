@@ -193,6 +193,14 @@ def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3,
     return metrics
 
 
+def _ratio_text(v: dict, reo: float | None, budget: int, other: str) -> str:
+    if v["ratio"] is not None:
+        return f"{v['ratio']:.2f}"
+    if reo is not None:  # the other method needs more than the budget
+        return f"< {reo / budget:.2f} ({other} not within {budget})"
+    return v["note"]
+
+
 def _panels(metrics: dict) -> list[tuple[str, dict, int, int]]:
     return [(f"{task}: {goal}", g, t["budget"], len(t.get("seeds", metrics["seeds"])))
             for task, t in metrics["tasks"].items() for goal, g in t["goals"].items()]
@@ -233,7 +241,7 @@ def query_tables(metrics: dict) -> str:
             lines.append(f"| {m} | {cells} | {statistics.median(s['final_rate']):.2f} |")
         for reo, per in _ratios(g["methods"]).items():
             for other, ratios in per.items():
-                cells = ", ".join(f"{float(r):.0%}: " + (f"{v['ratio']:.2f}" if v["ratio"] is not None else v["note"])
+                cells = ", ".join(f"{float(r):.0%}: " + _ratio_text(v, g["methods"][reo]["median"][r], budget, other)
                                   for r, v in ratios.items())
                 lines.append(f"\n{reo} / {other} (median evaluations): {cells}")
         lines.append("")
