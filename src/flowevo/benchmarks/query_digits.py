@@ -19,7 +19,6 @@ Goals (judged here, independently of the method's own objectives where possible)
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import partial
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -29,9 +28,8 @@ from flowevo.benchmarks.query_efficiency import GoalFn, QueryCounter, _defaults_
 from flowevo.objectives import Candidates, Evaluation
 
 DEV = slice(1000, 1100)
-DEV_SETTINGS = {  # name: (individuals per row, Variation.anchor_rate, ladder seeds); same budget as the benchmark's REO
-    "reo_pop8": (8, 0.0, False), "reo_anchor": (24, 1.0, False), "reo_pop8_anchor": (8, 1.0, False),
-    "reo_pop8_anchor_ladder": (8, 1.0, True),
+DEV_SETTINGS = {  # name: (individuals per row, ladder seeds); same budget as the benchmark's REO
+    "reo_pop8": (8, False), "reo_ladder": (24, True), "reo_pop8_ladder": (8, True),
 }
 
 
@@ -180,22 +178,18 @@ def anchor_ladder(bench, weights: Sequence[float] = (0.15, 0.3, 0.45, 0.6, 0.75,
     return torch.stack([a, *rungs], dim=1).reshape(len(r_tgt), len(weights) + 1, *r_tgt.shape[1:])
 
 
-def reo_setting(tau: float, population: int, anchor_rate: float, ladder: bool) -> Callable:
-    """The benchmark's ``reo`` with another population size (same budget), anchor cross-pollination rate
-    and seeding: set through the bench's attributes and its module's ``Variation`` for the one call."""
+def reo_setting(tau: float, population: int, ladder: bool) -> Callable:
+    """The benchmark's ``reo`` with another population size (same budget: more generations) and, with
+    ``ladder``, the anchor ladder as its extra seeds; set through the bench's attributes for the one call."""
 
     def run(bench) -> dict:
-        import flowevo.benchmarks.digits as digits
-        from flowevo.evolve import Variation
-
         saved = bench.population, bench.generations, bench.target_seeds
         budget = bench.population * (bench.generations + 1)
         bench.population, bench.generations = population, budget // population - 1
         if ladder:
             bench.target_seeds = anchor_ladder(bench)
         try:
-            with _replaced(digits, "Variation", partial(Variation, anchor_rate=anchor_rate)):
-                return bench.reo(tau)
+            return bench.reo(tau)
         finally:
             bench.population, bench.generations, bench.target_seeds = saved
 
@@ -219,5 +213,5 @@ def run_dev_settings(seeds: Sequence[int] = (100, 101), tau: float = 0.9, dev: s
     first, final, names = _run_methods(x, labels, seeds, methods, models, population, generations,
                                        digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"])
     return {"budget": population * (generations + 1), "rows": len(x), "dev_rows": close["dev_rows"], "tau": tau,
-            "settings": {k: dict(zip(("population", "anchor_rate", "ladder"), v)) for k, v in DEV_SETTINGS.items()},
+            "settings": {k: dict(zip(("population", "ladder"), v)) for k, v in DEV_SETTINGS.items()},
             "close": close, "evaluators": names, "goals": first, "final": final, "seeds": list(seeds)}
