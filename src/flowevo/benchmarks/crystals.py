@@ -8,7 +8,7 @@ subset of the training rows).
 
 Every method runs once per edit budget (``any``, ``k1``, ``k2``, ``k1_bkept``, ``k2_bkept``;
 budgets are black-box constraints of the search, together with structure validity and SMACT
-validity with the ``"strict"`` setting, see :mod:`flowevo.domains.crystals.validity`) and keeps,
+validity with the ``"icsd24_common"`` setting, see :mod:`flowevo.domains.crystals.validity`) and keeps,
 per source, the best *valid* result by the surrogate (feasible first; a source with no feasible
 result counts as a miss). Residual methods decode under the lowest ``heat_ref`` of the training
 data.
@@ -62,7 +62,7 @@ from flowevo.evolve import EditTask, Evolver, MaxGenerations
 from flowevo.flow import FixedGrid
 from flowevo.objectives import Candidates, Constraint, LocalEvaluator
 
-SMACT_SET = "strict"
+SMACT_SET = "icsd24_common"
 BUDGET_NAMES = tuple(BUDGETS)  # any, k1, k2, k1_bkept, k2_bkept
 METHODS = ("reo", "masked_random", "random", "cma", "leap", "gradient", "exhaustive")
 K1_GENERATIONS = {"k1": 2, "k1_bkept": 2}  # 8 x 3 = 24 evaluations per source at the 1-site budgets

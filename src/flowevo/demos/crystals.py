@@ -3,7 +3,7 @@
 Trains small models on a split of the user's CSV (CFM, MLP surrogate, gradient-boosting judge,
 CHGNet references), runs REO on site-masked genomes (residual + edit region, decoded by flow
 inpainting; black-box constraints: the edit budget, structure validity and SMACT validity with the
-``"strict"`` setting) and writes ``run_dir/report.html`` (formula, sites changed, space
+``"icsd24_common"`` setting) and writes ``run_dir/report.html`` (formula, sites changed, space
 group, surrogate and CHGNet formation energy before/after, validity, links to the CIFs),
 ``property.png``, ``metrics.json`` and ``cif/source_<i>.cif`` / ``cif/edit_<i>.cif``.
 """

@@ -54,10 +54,10 @@ def test_composition_valid_smact():
     for odd in ("NaCl2", "SrO3", "NaO3"):
         assert not composition_valid(odd, "icsd24")
     assert composition_valid("Fe", "icsd24")  # single element / alloys count as valid
-    # "strict": the default table without rare oxidation states, alloys not exempt
-    assert composition_valid("SrTiO3", "strict") and composition_valid("CsPbF3", "strict")
+    # "icsd24_common": the default table without rare oxidation states, alloys not exempt
+    assert composition_valid("SrTiO3", "icsd24_common") and composition_valid("CsPbF3", "icsd24_common")
     for odd in ("SrTiO5", "SrTiO7", "BaTiO4", "AlFeCu", "FeCu"):  # (smact passes any single element)
-        assert composition_valid(odd, "default") and not composition_valid(odd, "strict"), odd
+        assert composition_valid(odd, "default") and not composition_valid(odd, "icsd24_common"), odd
     with pytest.raises(ValueError, match="oxidation_states_set"):
         composition_valid("SrTiO3", "no_such_set")
 
@@ -68,13 +68,13 @@ def test_smact_acceptance_rates_on_val():
 
     table = load_cdvae_csv(VAL_CSV)
     comps = [s.composition for s in table.structures]
-    keys = ("default", "icsd24", "pymatgen_sp", "strict")
+    keys = ("default", "icsd24", "pymatgen_sp", "icsd24_common")
     ok = {k: np.array([composition_valid(c, k) for c in comps]) for k in keys}
     rates = {k: float(v.mean()) for k, v in ok.items()}
     # measured with smact 4.0.0: 0.9897, 0.9852, 0.6728, 0.872
     assert rates["default"] > 0.97 and rates["icsd24"] > 0.97
     assert 0.55 < rates["pymatgen_sp"] < 0.80
-    assert 0.8 < rates["strict"] < 0.95 and not (ok["strict"] & ~ok["default"]).any()  # stricter than the defaults
+    assert 0.8 < rates["icsd24_common"] < 0.95 and not (ok["icsd24_common"] & ~ok["default"]).any()  # stricter than the defaults
     assert all(structure_valid(s) for s in table.structures[::10])
 
 

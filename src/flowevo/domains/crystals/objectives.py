@@ -141,7 +141,7 @@ def structure_validity_constraint(
 
 
 def composition_validity_constraint(
-    oxidation_states_set: str = "strict", representation: CrystalRepresentation | None = None
+    oxidation_states_set: str = "icsd24_common", representation: CrystalRepresentation | None = None
 ) -> Constraint:
     """Violation 1 where SMACT rejects the composition (or it is missing), else 0."""
     return Constraint(

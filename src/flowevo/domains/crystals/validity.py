@@ -4,10 +4,10 @@
   images of the same atom included) >= ``min_dist`` and volume >= ``min_volume``.
 * :func:`composition_valid`: SMACT charge neutrality + Pauling electronegativity
   test via ``smact.screening.smact_validity`` (smact >= 3).  Metal-only
-  compositions count as valid (``include_alloys=True``, as in CDVAE) except under ``"strict"``.
+  compositions count as valid (``include_alloys=True``, as in CDVAE) except under ``"icsd24_common"``.
   ``oxidation_states_set`` picks the oxidation-state table:
 
-  - ``"strict"`` (what the crystal benchmark and demo use): SMACT's default ICSD 2024 table
+  - ``"icsd24_common"`` (what the crystal benchmark and demo use): SMACT's default ICSD 2024 table
     (oxidation states reported by >= 3 sources) further restricted to states that make up
     >= 1% of an element's ICSD 2024 occurrences (``ICSD24FilterConfig(commonality=1)``), and
     all-metal compositions are *not* exempt (``include_alloys=False``). It accepts a strict
@@ -18,7 +18,7 @@
     in at least 3 sources (``ICSD24FilterConfig()``);
   - ``"pymatgen_sp"``, ``"icsd16"``, ``"smact14"``, ``"wiki"``: smact's other tables.
 
-  Acceptance on Perov-5 val.csv (3,787 rows, smact 4.0): 98.97% (default), 87.2% (strict),
+  Acceptance on Perov-5 val.csv (3,787 rows, smact 4.0): 98.97% (default), 87.2% (icsd24_common),
   98.52% (icsd24), 67.28% (pymatgen_sp), 98.73% (smact14), 98.92% (icsd16).
   The ICSD-based tables are permissive: they list O(-1) and Sr(+4), so e.g.
   SrTiO5 ... SrTiO7 pass "icsd24" and "default"; "pymatgen_sp" (O: -2 only)
@@ -64,7 +64,7 @@ def composition_valid(structure_or_composition: Any, oxidation_states_set: str =
 
     Accepts a pymatgen ``Structure``, ``Composition`` or formula string.
     ``oxidation_states_set``: ``"default"`` (smact's filtered ICSD24 default),
-    ``"strict"`` (the default table without oxidation states below 1% of an element's
+    ``"icsd24_common"`` (the default table without oxidation states below 1% of an element's
     occurrences, and no exemption for alloys), ``"icsd24"``, ``"pymatgen_sp"``, ``"icsd16"``, ``"smact14"``, ``"wiki"``
     or a path to a smact oxidation-state file.
     """
@@ -78,7 +78,7 @@ def composition_valid(structure_or_composition: Any, oxidation_states_set: str =
     comp = Composition({el.symbol: amt for el, amt in comp.element_composition.items()})
     if any(abs(v - round(v)) > 1e-6 for v in comp.values()):
         raise ValueError(f"composition {comp} has non-integer amounts")
-    ox = None if oxidation_states_set in ("default", "strict") else oxidation_states_set
+    ox = None if oxidation_states_set in ("default", "icsd24_common") else oxidation_states_set
     if ox is not None and ox not in _SMACT_NAMED:
         from pathlib import Path
 
@@ -86,7 +86,7 @@ def composition_valid(structure_or_composition: Any, oxidation_states_set: str =
             raise ValueError(f"unknown oxidation_states_set {oxidation_states_set!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # smact warns for the "wiki" set
-        if oxidation_states_set == "strict":
+        if oxidation_states_set == "icsd24_common":
             return bool(smact_validity(comp, use_pauling_test=True, include_alloys=False,
                                        icsd_filter=ICSD24FilterConfig(consensus=3, commonality=1)))
         return bool(smact_validity(comp, use_pauling_test=True, include_alloys=True, oxidation_states_set=ox))
