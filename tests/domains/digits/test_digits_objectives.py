@@ -108,3 +108,16 @@ def test_morph_changes_and_diversity():
     a[2, 5:20, 14:18] = 1
     div = diversity([a[1:], a[:1]], processes=1)
     assert div["sources_with_several"] == 1 and div["pixel"] > 0
+
+
+def test_oracle_answers_the_same_batch_once_and_chunks_do_not_change_answers():
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    x = torch.rand(7, 28, 28)
+    oracle = ClassifierOracle(model, batch_size=3)
+    p = oracle.probs(x)
+    assert oracle.probs(x) is p and oracle.queries == 7  # objective and constraint of one evaluation: one query each
+    assert torch.allclose(oracle.probs(x.clone()), p) and oracle.queries == 14  # another batch is asked again
+    assert torch.allclose(ClassifierOracle(model, batch_size=4096).probs(x), p, atol=1e-6)
