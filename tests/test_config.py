@@ -59,6 +59,8 @@ def test_yaml_and_json_files(tmp_path):
     ("[[optimize.objectives]]\nuse = 'x'\ncommand = ['p', '{input}']\n", ["exactly one of 'use'"]),
     ("[optimize]\ntarget = { klass = 2 }\n", ["optimize.target.klass", "unknown key", "class, values"]),
     ("[train]\nencoder = 'vae'\n", ["train.encoder", "'pca'", "vae"]),
+    ("[[optimize.constraints]]\nuse = 'x'\nupper = nan\n", ["optimize.constraints[0].upper", "finite number"]),
+    ("[optimize]\ntarget = { values = [inf] }\n", ["optimize.target.values[0]", "finite number"]),
     ("bogus = 1\n", ["bogus", "unknown key", "optimize"]),
     ("[train\n", ["cannot parse"]),
 ])

@@ -42,9 +42,9 @@ __all__ = ["CallableSpec", "Config", "ConstraintSpec", "ObjectiveSpec", "Optimiz
 
 
 class Strict(BaseModel):
-    """Base: unknown keys are errors; values are validated on assignment too."""
+    """Base: unknown keys are errors, floats must be finite; values are validated on assignment too."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class TrainSection(Strict):
