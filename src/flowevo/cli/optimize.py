@@ -11,8 +11,8 @@ from flowevo.cli import configured
 from flowevo.cli.app import app
 from flowevo.cli.common import fail, guarded, logger, print_metrics
 
-EXAMPLE = ("Example: flowevo optimize --model models/blobs --sources examples/blobs_sources.npz --target 2 "
-           "--objective target_probability --objective examples/blobs_objectives.py:spread@min "
+EXAMPLE = ("Example: flowevo optimize --model models/blobs --sources data/blobs_sources.npz --target 'class=3 values=2.5' "
+           "--objective target_probability --objective examples/blob_objectives.py:brightness@max "
            "--constraint 'distance_to_source<=6' --run-dir runs/blobs")
 
 OBJECTIVE_HELP = ("Repeatable. A built-in (distance_to_source, target_probability, target_label, target_value_error, "

@@ -11,7 +11,7 @@ from flowevo.cli import configured
 from flowevo.cli.app import app
 from flowevo.cli.common import guarded, logger, print_metrics
 
-EXAMPLE = "Example: flowevo train --data examples/blobs.npz --out models/blobs --steps 1500"
+EXAMPLE = "Example: flowevo train --data data/blobs.npz --out models/blobs   (python examples/make_blobs.py --out data)"
 
 
 @app.command("train", epilog=EXAMPLE)
