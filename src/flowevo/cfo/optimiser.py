@@ -1,7 +1,7 @@
 """Constrained flow optimisation (CFO): fine-tune a flow so its samples maximise a black-box reward
 subject to black-box constraints, by an augmented Lagrangian over rounds of ordinary fine-tuning.
 
-Problem (the CFO formulation, docs/architecture.md): maximise ``E_p[r(x)]`` while staying close to
+Problem (the CFO formulation; method and measurements in docs/benchmarks.md): maximise ``E_p[r(x)]`` while staying close to
 the pretrained flow, subject to ``E_p[g_j(x)] <= b_j`` for every constraint ``j``. Here ``g_j`` is
 the **violation indicator** of the evaluator's per-sample black-box constraint
 (``1`` where ``g(x) > bound`` or the evaluation failed) and ``b_j = max_violation``, so the
@@ -47,7 +47,7 @@ from flowevo.cfo.density import kl_divergence
 from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, trust_region_weights
 from flowevo.cfo.sampling import (batch_condition, condition_to_dict, finite_mean, null_condition, residual_shape,
                                   sample_flow)
-from flowevo.evolve.constraints import Multipliers
+from flowevo.evolve.constraints import Multipliers, finite_std
 from flowevo.flow import Condition, Encoder, FixedGrid, save_checkpoint
 from flowevo.objectives import Candidates, Evaluator, Failure
 from flowevo.progress import progress_bar
@@ -74,6 +74,8 @@ class CFOConfig:
         discretisation: the solver grid used to sample.
         kl_samples: samples for the KL estimate per round (0: skip).
         kl_grid: solver grid of the KL estimate.
+        softness: the penalty uses the smoothed violation indicator ``sigmoid((g - bound) / s)`` with
+            ``s = softness * std(g)`` of the pretrained samples (a margin from the boundary); 0: the hard indicator.
         seed: seeds sampling, fine-tuning and the KL estimate (same seed, same result).
     """
 
@@ -159,6 +161,7 @@ class CFOResult:
 
     @property
     def final(self) -> RoundRecord:
+        """The last round's record (the fine-tuned flow's own samples)."""
         return self.records[-1]
 
 
@@ -218,6 +221,7 @@ class ConstrainedFlowOptimiser:
         self.records: list[RoundRecord] = []
         self.failures: list[Failure] = []
         self.evaluations = 0
+        self._start = time.perf_counter()  # reset by run(); set here so step() works on its own
 
     # -- one round ----------------------------------------------------------------------------------
     def _score(self, x: Tensor, c: Condition) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -258,6 +262,7 @@ class ConstrainedFlowOptimiser:
         if self.out_dir is not None:
             trace = {"reward": self.reward_name, "constraints": dict(zip(self.names, self.bounds.tolist())),
                      "config": _plain(asdict(self.config)), "rounds": [r.to_dict() for r in self.records]}
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "trace.json").write_text(json.dumps(_plain(trace), indent=2))
 
     def step(self, k: int) -> RoundRecord:
@@ -274,10 +279,8 @@ class ConstrainedFlowOptimiser:
         reward, violated, failed, g = self._score(x, c_all)
         own_r, own_v = reward[:n], violated[:n]
         if self.reward_scale is None:
-            ok = own_r[torch.isfinite(own_r)]
-            s = float(ok.std()) if ok.numel() > 1 else 0.0
-            self.reward_scale = s if s > 0 and math.isfinite(s) else 1.0
-            self.g_scale = cfg.softness * torch.stack([_spread(g[:n, j]) for j in range(g.shape[1])]) if g.shape[1] else None
+            self.reward_scale = float(finite_std(own_r[:, None])[0])
+            self.g_scale = cfg.softness * finite_std(g[:n]) if g.shape[1] else None
         rate = own_v.double().mean(0)
         kl = stderr = 0.0
         if k > 0 and cfg.kl_samples:
@@ -329,13 +332,6 @@ class ConstrainedFlowOptimiser:
                 advance(1, reward=rec.reward_mean, satisfied=rec.satisfaction, max_lambda=lam, kl=rec.kl)
         return CFOResult(self.model, self.pretrained, list(self.records), list(self.failures),
                          [c for c in checkpoints if c])
-
-
-def _spread(g: Tensor) -> Tensor:
-    """Std of the finite entries of ``g (N,)`` (1 where undefined or 0)."""
-    ok = g[torch.isfinite(g)]
-    s = float(ok.std()) if ok.numel() > 1 else 0.0
-    return torch.tensor(s if s > 0 and math.isfinite(s) else 1.0, dtype=torch.float64)
 
 
 def _plain(obj: Any) -> Any:

@@ -12,7 +12,7 @@ individuals that violate it minus the share allowed to (a chance constraint, ``E
 augmented-Lagrangian rule). :class:`Multipliers` holds this state; the constrained flow optimiser
 (``flowevo.cfo``) uses the same class.
 
-:class:`LagrangianPenalty` is the Evolver's strategy object (``Evolver(..., constraints=...)``;
+:class:`LagrangianPenalty` is the Evolver's strategy object (``Evolver(..., penalty=LagrangianPenalty())``;
 ``None`` keeps plain feasibility-first survival). Each row keeps its ``elites`` best individuals
 feasibility-first (so the best feasible edit is never lost); the other slots are ranked by the
 penalised objectives ``F + scale_F * sum_j lambda_j * v_j / scale_j`` (``v_j = max(0, g_j - b_j)``),
@@ -124,8 +124,8 @@ def _scale(x: Tensor) -> Tensor:
     return torch.where(s > 0, s, torch.ones_like(s))
 
 
-def _std(x: Tensor) -> Tensor:
-    """Per column of ``x (N, M)``: std over finite entries (1 where undefined or 0)."""
+def finite_std(x: Tensor) -> Tensor:
+    """Per column of ``x (N, M)``: std over finite entries, ``(M,)`` (1 where undefined or 0)."""
     out = []
     for j in range(x.shape[1]):
         col = x[:, j][torch.isfinite(x[:, j])]
@@ -164,7 +164,7 @@ class LagrangianPenalty:
     Example::
 
         evolver = Evolver(codec, task, LocalEvaluator([objective], [Constraint("g", fn, bound=1.0)]),
-                          constraints=LagrangianPenalty())
+                          penalty=LagrangianPenalty())
     """
 
     def __init__(self, lam0: float = 1.0, rho: float = 0.5, growth: float = 1.0, elites: int = 1,
@@ -183,6 +183,7 @@ class LagrangianPenalty:
     # -- setup ----------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
+        """True once :meth:`setup` has fixed the units (after generation 0)."""
         return self.multipliers is not None
 
     def setup(self, names: list[str], bounds: Tensor, F: Tensor, g: Tensor) -> None:
@@ -190,7 +191,7 @@ class LagrangianPenalty:
         self.names = list(names)
         self.bounds = torch.as_tensor(bounds, dtype=torch.float64)
         self.g_scale = _scale(g.double() - self.bounds)
-        self.f_scale = _std(F.double())
+        self.f_scale = finite_std(F.double())
         self.multipliers = Multipliers.full(len(names), self.lam0, self.rho0, growth=self.growth)
 
     # -- use ------------------------------------------------------------------------------------
