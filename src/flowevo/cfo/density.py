@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
+from flowevo.cfo.sampling import batch_condition, residual_shape
 from flowevo.flow import Condition, FixedGrid
 
 EXACT_MAX_DIM = 8
@@ -96,12 +97,8 @@ def kl_divergence(p: nn.Module, q: nn.Module, n: int, c: Condition, generator: t
     """
     if n < 2:
         raise ValueError(f"need at least 2 samples for a KL estimate, got {n}")
-    shape = tuple(getattr(p, "shape", ()))
-    if not shape:
-        raise ValueError("p must expose its residual `shape` (e.g. an MLPVelocity)")
-    cn = c if len(c) == n else c.repeat_interleave(n) if len(c) == 1 else None
-    if cn is None:
-        raise ValueError(f"condition must have batch 1 or {n}, got {len(c)}")
+    shape = residual_shape(p)
+    cn = batch_condition(c, n)
     device = next(p.parameters()).device
     noise = torch.randn((n, *shape), generator=generator, device=device)
     probe_gen = torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
