@@ -24,6 +24,7 @@ from torch import Tensor
 
 from flowevo.objectives import Candidates, Constraint
 
+from .objectives import _structures, formation_energy_objective
 from .representation import CrystalRepresentation
 from .validity import composition_valid
 
@@ -33,16 +34,6 @@ __all__ = ["STRICT_SMACT_SET", "CompositionCheck", "smact_strict_constraint", "e
 STRICT_SMACT_SET = "pymatgen_sp"
 #: the named constraints the CLI offers (``--constraint NAME``).
 CRYSTAL_CONSTRAINTS = ("smact_strict",)
-
-
-def _structures(c: Candidates, representation: CrystalRepresentation | None) -> list[Any]:
-    if "structures" in c.extra:
-        return list(c.extra["structures"])
-    if representation is None:
-        raise KeyError("candidates carry no extra['structures']; pass a representation or use structures_payload")
-    from .objectives import structures_payload
-
-    return structures_payload(representation)(c.x)["structures"]
 
 
 class CompositionCheck:
@@ -88,13 +79,4 @@ def energy_ceiling_constraint(formation: Callable[[Sequence[Any]], np.ndarray], 
     """
     if not math.isfinite(ceiling):
         raise ValueError(f"energy ceiling must be a finite number of eV/atom, got {ceiling}")
-
-    def fn(c: Candidates) -> Tensor:
-        structures = _structures(c, representation)
-        ok = [i for i, s in enumerate(structures) if s is not None]
-        out = torch.full((len(structures),), math.nan, dtype=torch.float64)
-        if ok:
-            out[ok] = torch.as_tensor(np.asarray(formation([structures[i] for i in ok]), dtype=np.float64))
-        return out
-
-    return Constraint(name, fn, bound=float(ceiling))
+    return Constraint(name, formation_energy_objective(formation, name, representation).fn, bound=float(ceiling))
