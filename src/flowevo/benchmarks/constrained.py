@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from flowevo.benchmarks.machine import load_average, machine_info
 from flowevo.cfo import CFOConfig, CFOResult, ConstrainedFlowOptimiser, FinetuneConfig, null_condition, sample_flow
 from flowevo.flow import Condition, FixedGrid, MLPVelocity, TrainConfig, train_flow
 from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
@@ -276,9 +275,9 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     configs = default_configs(seed, rounds, samples)
+    machine = machine_info(command or f"flowevo benchmark constrained --out {out_dir} --seed {seed}")
     metrics: dict[str, Any] = {
-        "benchmark": "constrained",
-        "command": command or f"flowevo benchmark constrained --out {out_dir} --seed {seed}",
+        "benchmark": "constrained", "command": machine["command"],
         "seed": seed, "variants": list(VARIANTS), "fixed_multipliers": FIXED,
         "multiplier_units": "reward standard deviations (of the pretrained samples) per unit of the smoothed "
                             "violation indicator sigmoid((g - bound) / (0.1 * pretrained std of g))",
@@ -286,9 +285,7 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
                                         "exact flow log-densities (2-D: exact divergence; crystals, 22-D latent: "
                                         "Hutchinson estimator), rk4 with 10 steps",
         "tasks": {}, "bars": {}, "setup": {},
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-                    "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average_start": list(os.getloadavg())},
+        "machine": machine,
     }
     if "synthetic" in tasks:
         t0 = time.perf_counter()
@@ -310,7 +307,7 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
             "p0": {"centres": [list(c) for c in task.centres], "sd": task.sigma}, "reward": f"-|x - {list(task.target)}|",
             "constraint": f"x_0 <= {task.bound}", "hard_constrained_optimum": task.hard_optimum(),
             "unconstrained_optimum": {"point": list(task.target), "reward": 0.0},
-            "config": _config_dict(cfg), "frontier_constrained": constrained, "frontier_unconstrained": free,
+            "config": asdict(cfg), "frontier_constrained": constrained, "frontier_unconstrained": free,
             "optimum_reward_at_same_kl": "the exact optimum of max E[r] - alpha KL(p||p0) s.t. violation rate <= "
                                          "max_violation (unconstrained variant: no constraint) at the variant's KL",
             "wall_s": time.perf_counter() - t0,
@@ -342,23 +339,17 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
                                                 f"{setup.chgnet_rows} training crystals <= {setup.ceiling:.4f} eV/atom "
                                                 f"(the training median of heat_ref)"},
             "ceiling_ev_per_atom": setup.ceiling, "condition": "null (unconditional samples of the heat_ref CFM)",
-            "cfm_steps": cfm_steps, "config": _config_dict(cfg),
+            "cfm_steps": cfm_steps, "config": asdict(cfg),
             "chgnet_ms_per_structure": setup.formation.energy.ms_per_structure,
             "wall_s": time.perf_counter() - t0,
         }
         metrics["bars"]["crystals"] = bar_check("crystals", tm)
         plot_rounds(tm, "crystals", out_dir / "crystals_rounds.png", BARS["crystals"], 1 - 2 * cfg.max_violation)
     metrics["total_s"] = time.perf_counter() - t_start
-    metrics["machine"]["load_average_end"] = list(os.getloadavg())
+    metrics["machine"]["load_average_end"] = load_average()
     metrics = _clean(metrics)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
-
-
-def _config_dict(cfg: CFOConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(cfg)
 
 
 def _clean(obj: Any) -> Any:
