@@ -174,13 +174,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     return config.model_dump(mode="json", by_alias=True)
 
 
-def write_resolved(config: Config, directory: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+def write_resolved(config: Config, directory: str | Path) -> Path:
     """Write ``directory/config.resolved.json`` (the full configuration after defaults and overrides)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    data = config_to_dict(config)
-    if extra:
-        data = {**data, **extra}
     path = out / RESOLVED_NAME
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(config_to_dict(config), indent=2) + "\n", encoding="utf-8")
     return path

@@ -42,12 +42,11 @@ from torch import Tensor
 
 from flowevo.config.models import CallableSpec, ConstraintSpec, ObjectiveSpec
 from flowevo.domains.generic import objectives as generic
-from flowevo.domains.generic.model import GenericModel
 from flowevo.objectives import Candidates, CommandObjective, Constraint, FunctionObjective
 from flowevo.objectives.resolve import callable_objective, is_import_string
 
 __all__ = ["BUILTINS", "Builtin", "BuiltinContext", "build_constraint", "build_objective", "default_objectives",
-           "describe_builtins", "objective_role"]
+           "objective_role"]
 
 BatchFn = Callable[[Candidates], Tensor]
 
@@ -65,11 +64,6 @@ class BuiltinContext:
     shape: tuple[int, ...]
     judge: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_model(cls, model: GenericModel) -> BuiltinContext:
-        """The context of a generic model."""
-        return cls("generic", model.kind, tuple(model.shape), model.judge)
 
 
 @dataclass(frozen=True)
@@ -340,9 +334,4 @@ def default_objectives(ctx: BuiltinContext, has_class: bool, has_values: bool) -
         out.append(ObjectiveSpec(use="target_value_error"))
     out.append(ObjectiveSpec(use="distance_to_source"))
     return out
-
-
-def describe_builtins() -> list[dict[str, Any]]:
-    """Rows for help texts: name, default sense, role, description."""
-    return [{"name": k, "sense": b.sense or "(give one)", "role": b.role, "what": b.doc} for k, b in BUILTINS.items()]
 
