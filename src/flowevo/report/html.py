@@ -52,6 +52,7 @@ class Report:
         self.parts.append(f'<h2 id="{html.escape(slug)}">{html.escape(heading)}</h2>')
 
     def text(self, text: str, note: bool = False) -> None:
+        """A paragraph (escaped); ``note``: smaller, grey."""
         cls = ' class="note"' if note else ""
         self.parts.append(f"<p{cls}>{html.escape(text)}</p>")
 
@@ -76,13 +77,16 @@ class Report:
         self.parts.append(f'<div class="scroll">{table}</div>' if nowrap else table)
 
     def image(self, relative_path: str, caption: str = "") -> None:
+        """An image by its path relative to ``report.html``, with a caption."""
         self.parts.append(f'<figure><img src="{html.escape(relative_path)}" alt="{html.escape(caption)}">'
                           f"<figcaption class=\"note\">{html.escape(caption)}</figcaption></figure>")
 
     def json(self, obj: Any) -> None:
+        """``obj`` as indented JSON in a preformatted block."""
         self.parts.append(f"<pre>{html.escape(json.dumps(obj, indent=2, default=str))}</pre>")
 
     def render(self) -> str:
+        """The whole page as one HTML string (inline CSS, no scripts)."""
         nav = ""
         if self.toc and self.sections:
             nav = "<nav>" + "".join(f'<a href="#{html.escape(a)}">{html.escape(h)}</a>' for h, a in self.sections) + "</nav>"
@@ -90,6 +94,7 @@ class Report:
                 f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>{nav}{''.join(self.parts)}</body></html>")
 
     def write(self, run_dir: Path | str) -> Path:
+        """Write ``run_dir/report.html``; returns its path."""
         path = Path(run_dir) / "report.html"
         path.write_text(self.render(), encoding="utf-8")
         return path

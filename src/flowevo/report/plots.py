@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from flowevo.evolve.history import GenerationRecord  # noqa: E402
 
 
-def save_figure(fig, path: Path | str, dpi: int = 110) -> Path:
+def save_figure(fig: plt.Figure, path: Path | str, dpi: int = 110) -> Path:
     """Lay out, write and close a matplotlib figure; returns the path."""
     fig.tight_layout()
     path = Path(path)
@@ -33,22 +33,30 @@ def plot_history(history: Sequence[GenerationRecord], names: Sequence[str], path
         ax.plot(gens, [h.best[j] for h in history], marker=".", color="C0")
         ax.set(title=f"{name} (mean best over rows)", xlabel="generation")
         ax.grid(alpha=0.3)
-    ax = axes[0, m]
-    ax.plot(gens, [h.rows_feasible for h in history], marker=".", color="C2", label="rows with a feasible edit")
-    ax.plot(gens, [h.feasible_fraction for h in history], marker=".", color="C1", label="feasible new candidates")
-    for i, name in enumerate(sorted({c for h in history for c in h.satisfaction})):
-        ax.plot(gens, [h.satisfaction.get(name, np.nan) for h in history], ls="--", lw=1, color=f"C{(5 + i) % 10}",
-                label=f"{name} satisfied (new)")
+    _feasibility(axes[0, m], [h.to_dict() for h in history], legend_size=8)
+    return save_figure(fig, path)
+
+
+def _feasibility(ax, history: Sequence[dict], legend_size: float) -> None:
+    """The feasibility panel from :meth:`GenerationRecord.to_dict` dicts: sources with a feasible edit,
+    feasible new candidates, per-constraint satisfaction (dashed) and, under a
+    :class:`~flowevo.evolve.LagrangianPenalty`, each multiplier (dotted, right axis)."""
+    gens = [h["generation"] for h in history]
+    ax.plot(gens, [h["rows_feasible"] for h in history], marker=".", color="C2", label="sources with a feasible edit")
+    ax.plot(gens, [h["feasible_fraction"] for h in history], marker=".", color="C1", label="feasible new candidates")
+    for i, name in enumerate(sorted({c for h in history for c in h.get("satisfaction") or {}})):
+        ax.plot(gens, [(h.get("satisfaction") or {}).get(name, np.nan) for h in history], ls="--", lw=1,
+                color=f"C{(5 + i) % 10}", label=f"{name} satisfied (new)")
     ax.set(title="feasibility", xlabel="generation", ylim=(-0.05, 1.05))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size, loc="best", framealpha=0.6)
     ax.grid(alpha=0.3)
-    lams = sorted({c for h in history for c in h.multipliers})
+    lams = sorted({c for h in history for c in h.get("multipliers") or {}})
     if lams:  # adaptive Lagrangian penalty: its multipliers on a second axis
         ax2 = ax.twinx()
         for i, name in enumerate(lams):
-            ax2.plot(gens, [h.multipliers.get(name, np.nan) for h in history], ls=":", color=f"C{(5 + i) % 10}")
+            ax2.plot(gens, [(h.get("multipliers") or {}).get(name, np.nan) for h in history], ls=":",
+                     color=f"C{(5 + i) % 10}")
         ax2.set_ylabel("multiplier (dotted)", fontsize=8)
-    return save_figure(fig, path)
 
 
 def plot_front(values: np.ndarray, names: Sequence[str], path: Path | str, colour: np.ndarray | None = None,
@@ -85,7 +93,7 @@ def plot_losses(losses: Sequence[float], steps: int, path: Path | str) -> Path:
 
 def plot_curves(history: Sequence[dict], names: Sequence[str], senses: Sequence[str], path: Path | str) -> Path:
     """Per objective, the mean over rows of each row's best feasible value per generation; then hypervolume
-    (several objectives) and feasibility. ``history`` holds :meth:`GenerationRecord.to_dict` dicts."""
+    (several objectives) and feasibility (with the Lagrange multipliers of a penalised run). ``history`` holds :meth:`GenerationRecord.to_dict` dicts."""
     gens = [h["generation"] for h in history]
     hv = [h.get("hypervolume") for h in history]
     has_hv = any(v is not None for v in hv)
@@ -112,16 +120,8 @@ def plot_curves(history: Sequence[dict], names: Sequence[str], senses: Sequence[
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
         k += 1
-    ax = flat[k]
-    ax.plot(gens, [h["rows_feasible"] for h in history], marker=".", color="C2", label="sources with a feasible edit")
-    ax.plot(gens, [h["feasible_fraction"] for h in history], marker=".", color="C1", label="feasible new candidates")
-    for i, name in enumerate(sorted({c for h in history for c in h.get("satisfaction") or {}})):
-        ax.plot(gens, [(h.get("satisfaction") or {}).get(name, np.nan) for h in history], ls="--", lw=1,
-                color=f"C{(5 + i) % 10}", label=f"{name} satisfied (new)")
-    ax.set(title="feasibility", xlabel="generation", ylim=(-0.05, 1.05))
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=6, loc="best", framealpha=0.6)
-    ax.grid(alpha=0.3)
+    _feasibility(flat[k], history, legend_size=6)
+    flat[k].title.set_fontsize(9)
     for ax in flat[k + 1:]:
         ax.set_visible(False)
     return save_figure(fig, path)
