@@ -11,6 +11,7 @@ from flowevo.benchmarks.digits import (
     LEAP_GAMMAS,
     REO_TAUS,
     DigitsBench,
+    compare_fronts,
     load_sources,
     run_digits_benchmark,
 )
@@ -43,6 +44,7 @@ def test_metrics_have_every_key_the_issue_lists(small_run):
     for pts in m["fronts"].values():
         assert all({"setting", "mean_p_target", "acc_independent", "morph_mean"} <= set(p) for p in pts)
     assert set(m["fidelity"]) >= {"residual_class_probe_acc", "swap_morph_rel_change", "roundtrip_rel_error"}
+    assert len(m["fronts_comparison"]) == len(LEAP_GAMMAS) and m["no_edit"]["acc"] <= 1
 
 
 def test_reo_front_is_monotone_in_tau_and_the_ablation_has_seeds(small_run):
@@ -55,6 +57,16 @@ def test_reo_front_is_monotone_in_tau_and_the_ablation_has_seeds(small_run):
         assert len(a["runs"]) == 2 and {"mean", "std"} <= set(a["summary"]["morph_mean"])
     both = m["ablation"]["both"]["runs"][0]
     assert both["morph_mean"] == m["methods"]["reo"]["morph_mean"]  # the main run is the first 'both' seed
+
+
+def test_compare_fronts_matches_confidence():
+    fronts = {"leap": [{"setting": 0.3, "mean_p_target": 0.88, "morph_mean": 0.16},
+                       {"setting": 1.0, "mean_p_target": 0.99, "morph_mean": 0.24}],
+              "reo": [{"setting": 0.5, "mean_p_target": 0.87, "morph_mean": 0.10},
+                      {"setting": 0.9, "mean_p_target": 0.95, "morph_mean": 0.17}]}
+    c = compare_fronts(fronts)
+    assert c[0]["reo_morph_at_p_or_more"] == 0.17 and c[0]["reo_lower"] is False  # the 0.87 point is less confident
+    assert c[1]["reo_morph_at_p_or_more"] is None and c[1]["reo_lower"] is None
 
 
 def test_edits_npz_and_plots(small_run):

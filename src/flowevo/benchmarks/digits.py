@@ -132,15 +132,19 @@ class DigitsBench:
         return decoded[torch.stack(best)], kept
 
     def reo_front(self, taus: Sequence[float], cross_rate: float = CROSS_RATE, seed: int | None = None,
-                  same_target_donors: bool = True) -> dict[float, dict]:
-        """One REO run under the lowest ``tau``; the least-changed kept edit at each ``tau``: ``{tau: metrics}``."""
+                  same_target_donors: bool = True, diversity_at: float | None = REO_DEFAULT) -> dict[float, dict]:
+        """One REO run under the lowest ``tau``; the least-changed kept edit at each ``tau``: ``{tau: metrics}``.
+
+        Diversity (morphometrics of every kept solution: the slow part) only at ``diversity_at``
+        (and at the only tau when there is one)."""
         start = time.perf_counter()
         res = self.reo_run(min(taus), cross_rate, seed, same_target_donors)
         wall = time.perf_counter() - start
         out = {}
         for tau in sorted(taus):
             edits, kept = self.pick(res, tau)
-            out[tau] = self.score(edits, kept, res.evaluations / len(self.x), wall)
+            keep = kept if tau == diversity_at or len(taus) == 1 else None
+            out[tau] = self.score(edits, keep, res.evaluations / len(self.x), wall)
             out[tau]["edits"] = edits
         last = out[max(taus)]
         last["history_best_shape_distance"] = [h.best[0] for h in res.history]
@@ -244,6 +248,18 @@ def plot_examples(bench: DigitsBench, edits: dict[str, Tensor], path: Path | str
 
 
 # variant -> (cross rate, donors from digits with the same target class)
+def compare_fronts(fronts: dict) -> list[dict]:
+    """For each leap point: REO's least morphology change among its points at least as confident
+    (mean target probability >= leap's), and whether it is lower (None: REO has no such point)."""
+    out = []
+    for lp in fronts["leap"]:
+        reo = [r["morph_mean"] for r in fronts["reo"] if r["mean_p_target"] >= lp["mean_p_target"]]
+        best = min(reo) if reo else None
+        out.append({"leap_setting": lp["setting"], "leap_p": lp["mean_p_target"], "leap_morph": lp["morph_mean"],
+                    "reo_morph_at_p_or_more": best, "reo_lower": None if best is None else best < lp["morph_mean"]})
+    return out
+
+
 ABLATION = {"self_only": (0.0, True), "cross_only": (1.0, True), "both": (CROSS_RATE, True),
             "both_any_donor": (CROSS_RATE, False)}
 SUMMARY_KEYS = ("acc_independent", "mean_p_target", "morph_mean", "shape_distance")
@@ -260,7 +276,7 @@ def _summary(runs: list[dict]) -> dict:
 
 def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None, n: int = 200, seed: int = 0,
                          population: int = 24, generations: int = 15, ablation_seeds: int = 2, device: str = "cpu",
-                         log: Callable[[str], None] = print) -> dict:
+                         command: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Run every method and front; write ``out_dir/{metrics.json, edits.npz, fronts.png, examples.png}``.
 
     The REO front comes from one run (constraint at the lowest tau; at each tau the least-changed
@@ -298,17 +314,21 @@ def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None,
                       ("random", lambda: bench.search(random_search)), ("swap", bench.swap)):
         log(name)
         methods[name], edits[name] = run(), bench.last_edits
+    no_edit = bench.score(bench.recon, None, 0.0, 0.0)  # the reconstruction itself: where every front starts
     log("fidelity")
     fidelity = bench.fidelity()
     fidelity["swap_morph_rel_change"] = methods["swap"]["morph_mean"]
 
     metrics = {
         "benchmark": "digits",
-        "command": f"flowevo benchmark digits --sources {sources or 'builtin-test'} --n {n} --out {out_dir} --seed {seed}",
+        "command": command or (f"flowevo benchmark digits{f' --sources {sources}' if sources else ''} --n {n} "
+                               f"--out {out_dir} --seed {seed} --ablation-seeds {ablation_seeds}"),
         "n_sources": len(x), "seed": seed, "population": population, "generations": generations,
         "queries_per_source_reo": population * (generations + 1), "solver": f"rk4, {STEPS} steps",
         "defaults": {"leap_gamma": LEAP_DEFAULT, "reo_tau": REO_DEFAULT},
-        "methods": methods, "fronts": fronts, "ablation": ablation, "fidelity": fidelity,
+        "methods": methods, "fronts": fronts, "fronts_comparison": compare_fronts(fronts), "ablation": ablation,
+        "fidelity": fidelity,
+        "no_edit": {k: no_edit[k] for k in ("acc", "acc_independent", "mean_p_target", "morph_mean")},
         "total_s": time.perf_counter() - t0,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "load_average_1m": os.getloadavg()[0]},

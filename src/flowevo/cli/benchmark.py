@@ -35,6 +35,7 @@ def bench_digits(
     sources: Optional[Path] = typer.Option(None, help="A .npz with images and labels (default: built-in held-out digits)."),
     n: int = typer.Option(200, min=1, help="Number of sources (the first n)."),
     seed: int = typer.Option(0, help="Seed for targets and every method."),
+    ablation_seeds: int = typer.Option(2, min=1, help="Seeds per variant of the REO self/cross ablation."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
@@ -43,7 +44,8 @@ def bench_digits(
     from flowevo.benchmarks.digits import run_digits_benchmark
 
     log = logger(quiet)
-    m = guarded(lambda: run_digits_benchmark(out, sources=sources, n=n, seed=seed, device=device_or_fail(device), log=log), quiet)
+    m = guarded(lambda: run_digits_benchmark(out, sources=sources, n=n, seed=seed, ablation_seeds=ablation_seeds,
+                                             device=device_or_fail(device), command=invoked_command(), log=log), quiet)
     rows = [(name, f"acc {r['acc']:.2f} / indep {r['acc_independent']:.2f} / morph {r['morph_mean']:.3f} / "
                    f"{r['evaluations']:.0f} evals") for name, r in m["methods"].items()]
     print_metrics(m, as_json, f"digits benchmark -> {out}/metrics.json", rows)

@@ -62,14 +62,20 @@ def pixel_distance(candidates: Candidates, references: Tensor) -> Tensor:
     return (candidates.x - ref).flatten(1).norm(dim=1)
 
 
-def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur (zero padding) of ``images (N, H, W)`` -> ``(N, H, W)``; kernel radius ``2 sigma``."""
+def _blur_matrix(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(n, n)`` banded Gaussian smoothing matrix (zero padding), kernel radius ``2 sigma``."""
     radius = max(1, round(2 * sigma))
-    ax = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    k = torch.exp(-ax ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    x = F.conv2d(images[:, None], k.view(1, 1, 1, -1), padding=(0, radius))
-    return F.conv2d(x, k.view(1, 1, -1, 1), padding=(radius, 0))[:, 0]
+    ax = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    i = torch.arange(n, dtype=dtype, device=device)
+    d = i[:, None] - i[None, :]
+    return torch.exp(-d ** 2 / (2 * sigma ** 2)) * (d.abs() <= radius) / torch.exp(-ax ** 2 / (2 * sigma ** 2)).sum()
+
+
+def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur (zero padding, kernel radius ``2 sigma``) of ``images (N, H, W)`` -> ``(N, H, W)``."""
+    rows = _blur_matrix(images.shape[-2], sigma, images.dtype, images.device)
+    cols = _blur_matrix(images.shape[-1], sigma, images.dtype, images.device)
+    return rows @ images @ cols.T
 
 
 def shape_distance(x: Tensor, references: Tensor, sigma: float = 2.0, ink_weight: float = 3.0) -> Tensor:
@@ -79,9 +85,23 @@ def shape_distance(x: Tensor, references: Tensor, sigma: float = 2.0, ink_weight
     coarser scale (strokes moved by a pixel cost little, strokes added or removed cost a lot)
     plus the relative change of ink mass.
     """
-    d = (gaussian_blur(x, sigma) - gaussian_blur(references, sigma)).flatten(1).norm(dim=1)
-    mass, ref_mass = x.flatten(1).sum(1), references.flatten(1).sum(1).clamp_min(1e-6)
-    return d + ink_weight * (mass - ref_mass).abs() / ref_mass
+    return ShapeReference(references, sigma, ink_weight).distance(x, torch.arange(len(x), device=x.device))
+
+
+class ShapeReference:
+    """References for :func:`shape_distance`, blurred once: ``distance(x (N, 28, 28), index (N,)) -> (N,)``
+    against ``references[index]``."""
+
+    def __init__(self, references: Tensor, sigma: float = 2.0, ink_weight: float = 3.0) -> None:
+        self.sigma, self.ink_weight = sigma, ink_weight
+        self.blurred = gaussian_blur(references, sigma)
+        self.mass = references.flatten(1).sum(1).clamp_min(1e-6)
+
+    def distance(self, x: Tensor, index: Tensor) -> Tensor:
+        index = index.to(self.blurred.device)
+        ref, mass = self.blurred[index].to(x.device), self.mass[index].to(x.device)
+        d = (gaussian_blur(x, self.sigma) - ref).flatten(1).norm(dim=1)
+        return d + self.ink_weight * (x.flatten(1).sum(1) - mass).abs() / mass
 
 
 def target_probability(oracle: ClassifierOracle, candidates: Candidates) -> Tensor:
@@ -107,9 +127,8 @@ def target_confidence_constraint(oracle: ClassifierOracle, tau: float) -> Constr
 def counterfactual_objectives(references: Tensor, oracle: ClassifierOracle | None = None) -> list[FunctionObjective]:
     """Preservation (min): :func:`shape_distance` to the row's reference (the source's VAE
     reconstruction); with ``oracle`` also the black box's target probability (max)."""
-    refs = references.cpu()
-    objectives = [FunctionObjective("shape_distance", "min",
-                                    lambda c: shape_distance(c.x, refs.to(c.x.device)[c.source_index]))]
+    refs = ShapeReference(references)
+    objectives = [FunctionObjective("shape_distance", "min", lambda c: refs.distance(c.x, c.source_index))]
     if oracle is not None:
         objectives.append(FunctionObjective("p_target", "max", lambda c: target_probability(oracle, c)))
     return objectives
