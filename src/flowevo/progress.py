@@ -1,4 +1,5 @@
-"""Progress bars for long work (rich), silent when disabled or when ``FLOWEVO_QUIET=1``."""
+"""Progress bars for long work (rich, on stderr so ``--json`` output stays clean), silent when disabled or
+when ``FLOWEVO_QUIET=1``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -22,7 +24,7 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, transient=False, console=Console(stderr=True)) as progress:
         task = progress.add_task(description, total=total, info="")
 
         def advance(n: int = 1, **fields: float) -> None:
