@@ -158,6 +158,10 @@ def test_bad_inputs_exit_2_with_one_line(workspace, tmp_path):
         (["--sources", root / "sources.npz", "--target", "values=0.5"], ["no float conditions"]),
         (["--sources", root / "sources.npz"], ["optimize.target: required"]),
         (["--sources", root / "sources.npz", "--target", "1", "--objective", f"{HERE}:nope"], ["has no attribute 'nope'"]),
+        (["--sources", root / "sources.npz", "--target", "1", "--constraint", "distance_to_source<=4"],  # default objectives
+         ["'distance_to_source']", "distinct names", "@name="]),
+        (["--sources", root / "sources.npz", "--target", "1", "--constraint", "distance_to_source<=nan"],
+         ["optimize.constraints[0].upper", "finite number"]),
     ]
     for extra, words in cases:
         out = runner.invoke(app, [str(a) for a in base + extra])

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from flowevo.cli.app import app
-from flowevo.cli.common import guarded, print_metrics
+from flowevo.cli.common import guarded, logger, print_metrics
 
 
 @app.command("resume", epilog="Example: flowevo resume runs/toy")
@@ -21,7 +21,7 @@ def resume(
     from flowevo.workflows import is_optimize_run, resume_optimize
 
     if is_optimize_run(run_dir):
-        m = guarded(lambda: resume_optimize(run_dir, show_progress=not quiet), quiet)
+        m = guarded(lambda: resume_optimize(run_dir, show_progress=not quiet, log=logger(quiet)), quiet)
     else:
         m = guarded(lambda: resume_toy_demo(run_dir, show_progress=not quiet), quiet)
     print_metrics(m, as_json, f"resumed -> {run_dir}", [("evaluations", str(m["evaluations"])),

@@ -68,6 +68,11 @@ class Prepared:
             config = config.model_copy(update={"optimize": o.model_copy(update={"objectives": specs})})
             o = config.optimize
         self.config = _absolute(config)
+        names = [s.label for s in o.objectives + o.constraints]
+        if len(set(names)) < len(names):
+            raise ConfigError(f"optimize: objectives {[s.label for s in o.objectives]} and constraints "
+                              f"{[s.label for s in o.constraints]} must have distinct names: rename one "
+                              "(name = ... in the file, @name=... on the command line)")
         try:
             self.objectives = [build_objective(s, ctx) for s in o.objectives]
             self.constraints = [build_constraint(s, ctx) for s in o.constraints]
