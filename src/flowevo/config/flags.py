@@ -24,12 +24,13 @@ _SPEC_KEYS = {"name", "role", "timeout_s", "payload_format", "max_parallel"}
 
 def _spec(text: str, flag: str) -> dict[str, Any]:
     text = text.strip()
-    spec, sep, opts = text.rpartition("@") if "@" in text else (text, "", "")
+    spec, sep, opts = text.rpartition("@")
     if not sep:
-        spec = text
+        spec, opts = text, ""
     if not spec:
         raise ConfigError(f"{flag} {text!r}: nothing before '@'")
     out: dict[str, Any] = {}
+    argv: list[str] = []
     if spec.startswith("cmd:"):
         argv = shlex.split(spec[4:])
         if not argv:
@@ -48,8 +49,8 @@ def _spec(text: str, flag: str) -> dict[str, Any]:
             (out if k.strip() in _SPEC_KEYS else params)[k.strip()] = parse_value(v.strip())
         else:
             raise ConfigError(f"{flag} {text!r}: unknown option {opt!r} (expected min, max, per_item or key=value)")
-    if "command" in out and "name" not in out:
-        out["name"] = shlex.split(spec[4:])[-2 if len(shlex.split(spec[4:])) > 1 else -1].rsplit("/", 1)[-1].split(".")[0]
+    if argv and "name" not in out:  # the script before {input}, e.g. "python score.py {input}" -> "score"
+        out["name"] = argv[-2 if len(argv) > 1 else -1].rsplit("/", 1)[-1].split(".")[0]
     if params:
         out["params"] = params
     return out
