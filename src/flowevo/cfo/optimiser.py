@@ -101,8 +101,8 @@ class CFOConfig:
             raise ValueError(f"need rounds >= 0 and samples >= 2, got {self.rounds}, {self.samples}")
         if not 0 <= self.max_violation < 1:
             raise ValueError(f"max_violation must be in [0, 1), got {self.max_violation}")
-        if self.temperature <= 0 or self.rho <= 0 or self.lam0 < 0:
-            raise ValueError("temperature and rho must be positive, lam0 >= 0")
+        if self.temperature <= 0 or self.rho <= 0 or self.lam0 < 0 or self.softness < 0:
+            raise ValueError("temperature and rho must be positive, lam0 and softness >= 0")
         if self.fixed_multiplier is not None and self.fixed_multiplier < 0:
             raise ValueError(f"fixed_multiplier must be >= 0, got {self.fixed_multiplier}")
         if self.kl_samples == 1 or self.kl_samples < 0:
