@@ -63,7 +63,7 @@ class TrainSection(Strict):
     encoder_steps: int | None = Field(None, gt=0)
     judge: bool = True
     judge_steps: int | None = Field(None, gt=0)
-    holdout: float = Field(0.1, ge=0, le=0.5)
+    holdout: float = Field(0.1, ge=0, le=0.5, description="share of samples kept out of judge training to measure it")
     property: str = Field("heat_ref", description="crystals (.csv data): the conditioning property column")
     max_rows: int | None = Field(None, gt=0, description="crystals (.csv data): read at most this many CSV rows")
 

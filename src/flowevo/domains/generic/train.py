@@ -4,7 +4,7 @@
 :meth:`GenericTrainConfig.resolve`: the encoder kind and width, step counts, batch size and
 network width. :func:`train_generic` then fits, in order, the encoder, the flow (by
 conditional flow matching through :func:`~flowevo.flow.train_flow`) and the judge, each with
-a progress bar, and measures the round-trip error on held-out samples.
+a progress bar, and measures the round-trip error (invert, then decode) on 64 of the training samples.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class GenericTrainConfig:
         encoder_steps: autoencoder steps (auto: about 30 epochs, 500 .. 3000).
         judge: also train the :class:`~flowevo.domains.generic.judge.ConditionPredictor`.
         judge_steps: its steps (auto: about 20 epochs, 300 .. 2000).
-        holdout: fraction of samples kept out of judge training and used for the round-trip check.
+        holdout: fraction of samples kept out of judge training to measure the judge (the flow trains on all).
         seed: seeds every part (same seed, same weights).
 
     Example:
