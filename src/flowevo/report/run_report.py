@@ -201,7 +201,9 @@ def write_run_report(run_dir: str | Path) -> Path:
 
     r.section("Objective curves")
     plot_curves(history, names, senses, run_dir / "curves.png")
-    r.image("curves.png", "per objective: mean over sources of each source's best feasible value, per generation")
+    r.image("curves.png", "per objective: mean over sources of each source's best feasible value, per generation; "
+                          "feasibility: per-constraint satisfaction of the new candidates (dashed) and, with "
+                          "constraint_handling = lagrangian, each constraint's multiplier (dotted, right axis)")
 
     r.section("Pareto front")
     feas = np.isfinite(pop["violation"]) & (pop["violation"] == 0)
