@@ -16,6 +16,7 @@ import numpy as np
 
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
 from flowevo.domains.generic import GenericModel, GenericTrainConfig, load_npz, save_model, train_generic
+from flowevo.flow import FixedGrid
 
 __all__ = ["run_train", "train_config"]
 
@@ -116,7 +117,7 @@ def _train_crystals(config: Config, show_progress: bool, log: Callable[[str], No
     x = model.encode(table.structures[:64], table.formulas[:64])
     c = model.condition(table.properties[t.property][:64])
     with torch.inference_mode():
-        rt = {f"rk4_{k}_median_rel_error": float(model.codec(_grid(k)).roundtrip_error(x, c).median()) for k in (10, 20)}
+        rt = {f"rk4_{k}_median_rel_error": float(model.codec(FixedGrid("rk4", k)).roundtrip_error(x, c).median()) for k in (10, 20)}
         rmse = float(((model.encoder.decode(model.encoder.encode(x)) - x) ** 2).mean().sqrt()) if model.encoder else 0.0
     _write_resolved(config, out, {"steps": steps, "batch_size": batch, "hidden": hidden, "judge_steps": judge_steps})
     losses = model.info.get("losses") or []
@@ -127,9 +128,3 @@ def _train_crystals(config: Config, show_progress: bool, log: Callable[[str], No
             "encoder": {"kind": "whitening" if model.encoder else "none", "reconstruction_rmse": rmse}, "steps": steps,
             "final_loss": model.info["final_loss"], "judge": judge, "roundtrip": rt,
             "wall_s": time.perf_counter() - start}
-
-
-def _grid(steps: int):
-    from flowevo.flow import FixedGrid
-
-    return FixedGrid("rk4", steps)
