@@ -69,7 +69,12 @@ class TrainSection(Strict):
 
 
 class TargetSpec(Strict):
-    """``target``: the condition to edit toward: a class id, float values (data units), or both."""
+    """``target``: the condition to edit toward: a class id, float values (data units), or both.
+
+    Example:
+        >>> TargetSpec.model_validate({"class": 3, "values": [2.5]}).class_
+        3
+    """
 
     class_: int | None = Field(None, alias="class", ge=0)
     values: list[float] | None = None
@@ -115,7 +120,12 @@ class CallableSpec(Strict):
 
 
 class ObjectiveSpec(CallableSpec):
-    """``[[optimize.objectives]]``: a callable plus its sense (built-ins have a default sense) and role."""
+    """``[[optimize.objectives]]``: a callable plus its sense (built-ins have a default sense) and role.
+
+    Example:
+        >>> ObjectiveSpec(use="examples/blob_objectives.py:brightness", sense="max").label
+        'brightness'
+    """
 
     sense: Literal["min", "max"] | None = None
     role: Literal["alignment", "preservation", "other"] | None = Field(
@@ -123,7 +133,12 @@ class ObjectiveSpec(CallableSpec):
 
 
 class ConstraintSpec(CallableSpec):
-    """``[[optimize.constraints]]``: a callable ``g`` with bounds: ``g <= upper`` and/or ``g >= lower``."""
+    """``[[optimize.constraints]]``: a callable ``g`` with bounds: ``g <= upper`` and/or ``g >= lower``.
+
+    Example:
+        >>> ConstraintSpec(use="distance_to_source", upper=4.0).upper
+        4.0
+    """
 
     upper: float | None = None
     lower: float | None = None
