@@ -146,6 +146,7 @@ class RoundRecord:
     checkpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as a plain dict (what history.json / trace.json hold)."""
         return asdict(self)
 
 

@@ -42,4 +42,5 @@ class GenerationRecord:
     multipliers: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The record as a plain dict (what history.json / trace.json hold)."""
         return asdict(self)
