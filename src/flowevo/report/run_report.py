@@ -118,7 +118,8 @@ def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, obj
         short = names[0] if len(names[0]) <= 10 else names[0][:9] + "."
         captions = {"best edit": [f"{short}={best_vals[b, 0]:.3g}" + ("" if best_viol[b] == 0 else " (infeasible)")
                                   for b in range(n)]}
-        # up to three more members of each source's Pareto set, ordered by the first objective
+        # up to three more members of each source's Pareto set, ordered by the first objective; empty cells white
+        blank = hi if pop["decoded"].ndim == 4 and pop["decoded"].shape[1] > 1 else lo  # RGB as is; grey: gray_r
         order = np.lexsort((pop["values"][:, 0] * (1 if objs[0]["sense"] == "min" else -1), pop["row"]))
         for k in range(3):
             col, cap = [], []
@@ -129,7 +130,7 @@ def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, obj
                     col.append(pop["decoded"][i])
                     cap.append(f"{short}={pop['values'][i, 0]:.3g} ({ORIGIN_NAMES[pop['origin'][i]]})")
                 else:
-                    col.append(np.full_like(pop["decoded"][0], lo))
+                    col.append(np.full_like(pop["decoded"][0], blank))
                     cap.append("")
             if any(cap):
                 cols[f"Pareto {k + 2}"] = imgs(np.stack(col))
