@@ -174,6 +174,8 @@ def test_bad_inputs_exit_2_with_one_line(workspace, tmp_path):
     out = runner.invoke(app, ["optimize", "--model", str(tmp_path / "nomodel"), "--sources", str(root / "sources.npz"),
                               "--target", "1", "--run-dir", str(tmp_path / "r2"), "--quiet"])
     assert out.exit_code == 2 and "nomodel" in out.output
+    out = runner.invoke(app, ["sample", "--model", str(root / "model" / "flow.pt"), "--n", "2", "--out", str(tmp_path / "s.npz")])
+    assert out.exit_code == 2 and "generic MODEL_DIR" in out.output and not (tmp_path / "s.npz").exists()
 
 
 def test_lagrangian_constraint_handling_from_a_set_override(workspace):

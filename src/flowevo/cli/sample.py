@@ -48,9 +48,13 @@ def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed:
     import torch
 
     from flowevo.cfo import sample_flow
+    from flowevo.domains.generic import FORMAT as GENERIC_FORMAT
     from flowevo.flow import FixedGrid, load_checkpoint
 
     model, meta = load_checkpoint(model_path)
+    if meta.get("format") == GENERIC_FORMAT:  # its samples would be in the encoder's space, not data units
+        raise ValueError(f"{model_path}: the flow of a generic MODEL_DIR (flowevo train) cannot be sampled on its own "
+                         "(it lives behind the folder's encoder); edit with flowevo optimize --model DIR")
     crystal = None
     if str(meta.get("kind", "")).startswith("flowevo.crystals.CrystalModel"):
         from flowevo.domains.crystals.model import load_crystal_model
