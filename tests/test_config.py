@@ -142,3 +142,11 @@ def test_example_config_is_valid():
     cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "blobs.toml")
     assert cfg.optimize.target.class_ == 3 and len(cfg.optimize.objectives) == 3
     assert cfg.optimize.constraints[0].per_item and cfg.optimize.constraints[0].upper == 6.0
+
+
+def test_command_objectives_may_take_cif_payloads():
+    spec = parse_objective_flag("cmd:python score.py {input}@min,payload_format=cif")
+    cfg = load_config(flags={"optimize.objectives": [spec]})
+    assert cfg.optimize.objectives[0].payload_format == "cif" and cfg.optimize.objectives[0].name == "score"
+    with pytest.raises(ConfigError, match="payload_format"):
+        load_config(flags={"optimize.objectives": [{**spec, "payload_format": "xyz"}]})

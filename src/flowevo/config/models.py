@@ -97,7 +97,8 @@ class CallableSpec(Strict):
     per_item: bool = Field(False, description="call a Python function once per candidate: fn(x) or fn(x, source)")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for a built-in or factory")
     timeout_s: float = Field(60.0, gt=0, description="command only: limit per candidate")
-    payload_format: Literal["npz", "json"] = "npz"
+    payload_format: Literal["npz", "json", "cif"] = Field(
+        "npz", description="command only: how a candidate is written (cif: crystal runs, the decoded structure)")
     max_parallel: int = Field(1, gt=0, description="command only: candidates run at once")
 
     @model_validator(mode="after")
