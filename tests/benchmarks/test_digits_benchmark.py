@@ -42,7 +42,7 @@ def test_metrics_have_every_key_the_issue_lists(small_run):
     assert [p["setting"] for p in m["fronts"]["leap"]] == list(LEAP_GAMMAS)
     assert [p["setting"] for p in m["fronts"]["reo"]] == list(REO_TAUS)
     for pts in m["fronts"].values():
-        assert all({"setting", "mean_p_target", "acc_independent", "morph_mean"} <= set(p) for p in pts)
+        assert all({"setting", "acc", "mean_p_target", "acc_independent", "morph_mean"} <= set(p) for p in pts)
     assert set(m["fidelity"]) >= {"residual_class_probe_acc", "swap_morph_rel_change", "roundtrip_rel_error"}
     assert len(m["fronts_comparison"]) == len(LEAP_GAMMAS) and m["no_edit"]["acc"] <= 1
 
@@ -67,6 +67,10 @@ def test_compare_fronts_matches_confidence():
     c = compare_fronts(fronts)
     assert c[0]["reo_morph_at_p_or_more"] == 0.17 and c[0]["reo_lower"] is False  # the 0.87 point is less confident
     assert c[1]["reo_morph_at_p_or_more"] is None and c[1]["reo_lower"] is None
+    fronts["leap"][0]["mean_p_target"] = 0.47  # below every REO point: mix REO's 0.87 point with no edit (p 0.07)
+    c = compare_fronts(fronts, {"mean_p_target": 0.07, "morph_mean": 0.0})
+    assert c[0]["reo_mix_share"] == pytest.approx(0.5) and c[0]["reo_mix_morph"] == pytest.approx(0.05)
+    assert "reo_mix_morph" not in c[1]
 
 
 def test_edits_npz_and_plots(small_run):

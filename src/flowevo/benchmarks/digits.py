@@ -41,7 +41,7 @@ REO_TAUS = (0.5, 0.7, 0.9, 0.95)
 STEPS = 5  # rk4 steps of every method's codec (round-trip relative error ~2e-4)
 CROSS_RATE = 0.3
 LEAP_DEFAULT, REO_DEFAULT = 0.5, 0.9
-FRONT_KEYS = ("mean_p_target", "acc_independent", "morph_mean")
+FRONT_KEYS = ("acc", "mean_p_target", "acc_independent", "morph_mean")
 
 
 def load_sources(path: str | Path | None, n: int) -> tuple[Tensor, Tensor]:
@@ -222,11 +222,18 @@ def plot_fronts(metrics: dict, path: Path | str) -> Path:
         for name, marker in (("leap", "o"), ("reo", "s")):
             pts = metrics["fronts"][name]
             ax.plot([p[key] for p in pts], [p["morph_mean"] for p in pts], marker=marker, label=name)
-            for p in pts:
+            for i, p in enumerate(pts):
+                offset = (3, 3) if name == "leap" else (-6 + 10 * (i % 2), -11 - 7 * (i % 2))
                 ax.annotate(f"{p['setting']:g}", (p[key], p["morph_mean"]), fontsize=7,
-                            textcoords="offset points", xytext=(3, 3))
+                            textcoords="offset points", xytext=offset, color=f"C{0 if name == 'leap' else 1}")
         ax.set(xlabel=label)
         ax.grid(alpha=0.3)
+    if "no_edit" in metrics:
+        ne = metrics["no_edit"]
+        low = min(metrics["fronts"]["reo"], key=lambda r: r["mean_p_target"])
+        axes[0].plot([ne["mean_p_target"], low["mean_p_target"]], [ne["morph_mean"], low["morph_mean"]], ls="--",
+                     color="C1", alpha=0.6, label="REO on a share of digits, rest unedited")
+        axes[0].plot([ne["mean_p_target"]], [ne["morph_mean"]], marker="x", color="grey", ls="", label="no edit")
     axes[0].set(ylabel="mean relative morphology change")
     axes[0].legend()
     fig.suptitle(f"fronts on {metrics['n_sources']} digits (labels: leap gamma / REO tau; lower right is better)", fontsize=10)
@@ -248,15 +255,27 @@ def plot_examples(bench: DigitsBench, edits: dict[str, Tensor], path: Path | str
 
 
 # variant -> (cross rate, donors from digits with the same target class)
-def compare_fronts(fronts: dict) -> list[dict]:
+def compare_fronts(fronts: dict, no_edit: dict | None = None) -> list[dict]:
     """For each leap point: REO's least morphology change among its points at least as confident
-    (mean target probability >= leap's), and whether it is lower (None: REO has no such point)."""
+    (mean target probability >= leap's), and whether it is lower (None: REO has no such point).
+
+    With ``no_edit`` (the unedited reconstructions' mean target probability and morphology
+    change), also the mixture "REO's least confident edit on a random share f of the digits,
+    the rest unedited" at leap's mean target probability (``reo_mix_morph``): where leap's point
+    lies below every REO point in confidence, that is how REO reaches the same confidence.
+    """
     out = []
+    low = min(fronts["reo"], key=lambda r: r["mean_p_target"])
     for lp in fronts["leap"]:
         reo = [r["morph_mean"] for r in fronts["reo"] if r["mean_p_target"] >= lp["mean_p_target"]]
         best = min(reo) if reo else None
-        out.append({"leap_setting": lp["setting"], "leap_p": lp["mean_p_target"], "leap_morph": lp["morph_mean"],
-                    "reo_morph_at_p_or_more": best, "reo_lower": None if best is None else best < lp["morph_mean"]})
+        row = {"leap_setting": lp["setting"], "leap_p": lp["mean_p_target"], "leap_morph": lp["morph_mean"],
+               "reo_morph_at_p_or_more": best, "reo_lower": None if best is None else best < lp["morph_mean"]}
+        if no_edit is not None and no_edit["mean_p_target"] <= lp["mean_p_target"] < low["mean_p_target"]:
+            f = (lp["mean_p_target"] - no_edit["mean_p_target"]) / (low["mean_p_target"] - no_edit["mean_p_target"])
+            row["reo_mix_share"] = f
+            row["reo_mix_morph"] = f * low["morph_mean"] + (1 - f) * no_edit["morph_mean"]
+        out.append(row)
     return out
 
 
@@ -315,6 +334,7 @@ def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None,
         log(name)
         methods[name], edits[name] = run(), bench.last_edits
     no_edit = bench.score(bench.recon, None, 0.0, 0.0)  # the reconstruction itself: where every front starts
+    no_edit = {k: no_edit[k] for k in ("acc", "acc_independent", "mean_p_target", "morph_mean")}
     log("fidelity")
     fidelity = bench.fidelity()
     fidelity["swap_morph_rel_change"] = methods["swap"]["morph_mean"]
@@ -326,9 +346,9 @@ def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None,
         "n_sources": len(x), "seed": seed, "population": population, "generations": generations,
         "queries_per_source_reo": population * (generations + 1), "solver": f"rk4, {STEPS} steps",
         "defaults": {"leap_gamma": LEAP_DEFAULT, "reo_tau": REO_DEFAULT},
-        "methods": methods, "fronts": fronts, "fronts_comparison": compare_fronts(fronts), "ablation": ablation,
+        "methods": methods, "fronts": fronts, "fronts_comparison": compare_fronts(fronts, no_edit), "ablation": ablation,
         "fidelity": fidelity,
-        "no_edit": {k: no_edit[k] for k in ("acc", "acc_independent", "mean_p_target", "morph_mean")},
+        "no_edit": no_edit,
         "total_s": time.perf_counter() - t0,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "load_average_1m": os.getloadavg()[0]},
