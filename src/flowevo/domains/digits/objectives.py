@@ -78,30 +78,18 @@ def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
     return rows @ images @ cols.T
 
 
-def shape_distance(x: Tensor, references: Tensor, sigma: float = 2.0, ink_weight: float = 3.0) -> Tensor:
+def shape_distance(x: Tensor, references: Tensor, sigma: float = 2.0, ink_weight: float = 3.0,
+                   blurred_references: Tensor | None = None) -> Tensor:
     """How much an image's shape differs from its reference: ``(N, 28, 28), (N, 28, 28) -> (N,)``.
 
     ``||blur(x) - blur(ref)||_2 + ink_weight * |sum(x) - sum(ref)| / sum(ref)``: pixel L2 at a
     coarser scale (strokes moved by a pixel cost little, strokes added or removed cost a lot)
-    plus the relative change of ink mass.
+    plus the relative change of ink mass. ``blurred_references``: ``blur(ref)`` if already known.
     """
-    return ShapeReference(references, sigma, ink_weight).distance(x, torch.arange(len(x), device=x.device))
-
-
-class ShapeReference:
-    """References for :func:`shape_distance`, blurred once: ``distance(x (N, 28, 28), index (N,)) -> (N,)``
-    against ``references[index]``."""
-
-    def __init__(self, references: Tensor, sigma: float = 2.0, ink_weight: float = 3.0) -> None:
-        self.sigma, self.ink_weight = sigma, ink_weight
-        self.blurred = gaussian_blur(references, sigma)
-        self.mass = references.flatten(1).sum(1).clamp_min(1e-6)
-
-    def distance(self, x: Tensor, index: Tensor) -> Tensor:
-        index = index.to(self.blurred.device)
-        ref, mass = self.blurred[index].to(x.device), self.mass[index].to(x.device)
-        d = (gaussian_blur(x, self.sigma) - ref).flatten(1).norm(dim=1)
-        return d + self.ink_weight * (x.flatten(1).sum(1) - mass).abs() / mass
+    ref_blur = gaussian_blur(references, sigma) if blurred_references is None else blurred_references
+    mass, ref_mass = x.flatten(1).sum(1), references.flatten(1).sum(1).clamp_min(1e-6)
+    d = (gaussian_blur(x, sigma) - ref_blur).flatten(1).norm(dim=1)
+    return d + ink_weight * (mass - ref_mass).abs() / ref_mass
 
 
 def target_probability(oracle: ClassifierOracle, candidates: Candidates) -> Tensor:
@@ -127,8 +115,14 @@ def target_confidence_constraint(oracle: ClassifierOracle, tau: float) -> Constr
 def counterfactual_objectives(references: Tensor, oracle: ClassifierOracle | None = None) -> list[FunctionObjective]:
     """Preservation (min): :func:`shape_distance` to the row's reference (the source's VAE
     reconstruction); with ``oracle`` also the black box's target probability (max)."""
-    refs = ShapeReference(references)
-    objectives = [FunctionObjective("shape_distance", "min", lambda c: refs.distance(c.x, c.source_index))]
+    refs = references.cpu()
+    blurred = gaussian_blur(refs, 2.0)  # once, not per batch
+
+    def preservation(c: Candidates) -> Tensor:
+        i = c.source_index.cpu()
+        return shape_distance(c.x, refs[i].to(c.x.device), blurred_references=blurred[i].to(c.x.device))
+
+    objectives = [FunctionObjective("shape_distance", "min", preservation)]
     if oracle is not None:
         objectives.append(FunctionObjective("p_target", "max", lambda c: target_probability(oracle, c)))
     return objectives
