@@ -77,8 +77,11 @@ class DigitsBench:
         self.task = EditTask(x, self.src_c, self.tgt_c)
 
     def evaluator(self, tau: float) -> LocalEvaluator:
-        """Single objective (shape distance to the source reconstruction) under the confidence constraint."""
-        return LocalEvaluator(counterfactual_objectives(self.recon), [target_confidence_constraint(self.oracle, tau)])
+        """Shape distance to the source reconstruction (min; the first objective, the only one
+        CMA-ES and random search rank by) and the black box's target probability (max), under
+        the confidence constraint at ``tau``."""
+        return LocalEvaluator(counterfactual_objectives(self.recon, self.oracle),
+                              [target_confidence_constraint(self.oracle, tau)])
 
     def score(self, edits: Tensor, kept: list[Tensor] | None, evaluations: float, wall_s: float) -> dict:
         """Metrics of the kept edit per source ``(N, 28, 28)``; ``kept`` = all solutions kept per source.
@@ -106,9 +109,7 @@ class DigitsBench:
         """One REO run: per digit a Pareto set of (shape distance min, target probability max) among
         edits the black box labels as the target with probability >= ``tau``. Cross-pollination
         donors come from digits with the same target class (``same_target_donors``) or any digit."""
-        evaluator = LocalEvaluator(counterfactual_objectives(self.recon, self.oracle),
-                                   [target_confidence_constraint(self.oracle, tau)])
-        evolver = Evolver(self.codec, self.task, evaluator, population_size=self.population,
+        evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=self.population,
                           variation=Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None),
                           termination=[MaxGenerations(self.generations)],
                           seed=self.seed if seed is None else seed, extra_seeds=self.target_seeds)
