@@ -160,7 +160,7 @@ def tables(metrics: dict) -> str:
            "cost": cost_tables, "queries": query_tables, "scaling": scaling_tables}
     mc = metrics["machine"]
     out = [f"# Benchmark tables\n\nCommand: `{metrics['command']}`\n\nMachine: {mc['cpu_model']}, {mc['cores']} cores, "
-           f"torch {mc['torch']} with {mc['torch_threads']} threads, BLAS {mc['blas']}; load average at start "
+           f"torch {mc['torch']}, torch threads: {mc['torch_threads']}, BLAS {mc['blas']}; load average at start "
            f"{mc['load_average_start']}, at end {mc.get('load_average_end')}.\n"]
     for name, entry in metrics["parts"].items():
         head = (f"## {name}\n\nCommand: `{entry['metrics'].get('command', '')}` — {entry['wall_s']:.0f} s, "

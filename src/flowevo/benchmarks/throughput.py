@@ -122,8 +122,9 @@ def throughput_tables(metrics: dict) -> str:
     d = metrics["throughput"]["decode"]
     e2e = metrics["throughput"]["end_to_end_digits"]
     return "\n".join([
-        f"Matmul rate {metrics['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s (best of before / after the decodes; {metrics['machine'].get('torch_threads')} "
-        f"torch threads); {metrics['model']['flops_per_sample_per_call'] / 1e6:.2f} MFLOP per sample per call x "
+        f"Matmul rate {metrics['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s (best of before / after the decodes; torch "
+        f"threads: {metrics['machine'].get('torch_threads')}); "
+        f"{metrics['model']['flops_per_sample_per_call'] / 1e6:.2f} MFLOP per sample per call x "
         f"NFE {metrics['model']['nfe']}: bound {metrics['flop_bound_candidates_per_s']:,.0f} decodes / s.", "",
         "| batch | " + " | ".join(d) + " |", "|---|" + "---:|" * len(d),
         "| decodes / s | " + " | ".join(f"{r['candidates_per_s']:,.0f}" for r in d.values()) + " |",
