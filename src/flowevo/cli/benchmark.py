@@ -80,12 +80,13 @@ def bench_crystals(
 def bench_throughput(
     out: Path = typer.Option(..., help="Output directory (metrics.json)."),
     seed: int = typer.Option(0, help="Seed."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
     """Decode throughput per batch size against the FLOP bound measured in the same run, and end-to-end REO."""
     from flowevo.benchmarks.throughput import run_throughput_benchmark
 
-    m = guarded(lambda: run_throughput_benchmark(out, seed=seed), False)
+    m = guarded(lambda: run_throughput_benchmark(out, seed=seed), quiet)
     rows = [(f"decode batch {b}", f"{r['candidates_per_s']:.0f} cand/s, {r['fraction_of_flop_bound']:.0%} of bound")
             for b, r in m["throughput"]["decode"].items()]
     rows.append(("end-to-end digits REO", f"{m['throughput']['end_to_end_digits']['candidates_per_s']:.0f} cand/s"))
@@ -96,12 +97,13 @@ def bench_throughput(
 def bench_scaling(
     out: Path = typer.Option(..., help="Output directory (metrics.json)."),
     seed: int = typer.Option(0, help="Seed."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
     """Candidates per second of each evaluation backend (in process, process pool, Dask) with 1 and 2 workers."""
     from flowevo.benchmarks.scaling import run_scaling_benchmark
 
-    m = guarded(lambda: run_scaling_benchmark(out, seed=seed), False)
+    m = guarded(lambda: run_scaling_benchmark(out, seed=seed), quiet)
     rows = [(f"{name} x{w}", f"{r.get('candidates_per_s', float('nan')):.1f} cand/s, overhead {r.get('overhead_ms', float('nan')):.2f} ms")
             for name, per in m["backends"].items() for w, r in per.items() if isinstance(r, dict)]
     print_metrics(m, as_json, f"scaling benchmark -> {out}/metrics.json", rows)

@@ -59,11 +59,12 @@ def bench_queries(
 def bench_profile(
     out: Path = typer.Option(..., help="Output directory (metrics.json, top_functions.md)."),
     seed: int = typer.Option(0, help="Seed."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
     """cProfile of the end-to-end digits REO generation and of the decode path: stage shares, top functions."""
     from flowevo.benchmarks.profile import run_profile
 
-    m = guarded(lambda: run_profile(out, seed=seed, command=invoked_command()), False)
+    m = guarded(lambda: run_profile(out, seed=seed, command=invoked_command()), quiet)
     rows = [(f"{name}: {stage}", f"{v['share']:.0%}") for name, p in m["profiles"].items() for stage, v in p["stages"].items()]
     print_metrics(m, as_json, f"profile -> {out}/top_functions.md", rows)
