@@ -5,7 +5,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import flowevo.benchmarks.digits as digits
 from flowevo.benchmarks.query_digits import _counting_run, anchor_ladder
 from flowevo.flow import Condition, FixedGrid, MLPVelocity, ResidualCodec
 from flowevo.objectives import Candidates, FunctionObjective, LocalEvaluator
@@ -13,11 +12,20 @@ from flowevo.objectives import Candidates, FunctionObjective, LocalEvaluator
 GOALS = {"big": lambda ev, c: ev.values[:, 0] > 2}
 
 
-def test_counting_run_wraps_every_evaluator_the_digits_module_builds():
-    bench = SimpleNamespace(x=torch.zeros(2, 3))
+class FakeBench:
+    """The shape of DigitsBench that counting needs: ``x`` and ``evaluator(tau)``."""
 
-    def run(b):  # as a benchmark method would: build an evaluator in the digits module, score two batches
-        ev = digits.LocalEvaluator([FunctionObjective("sum", "min", lambda c: c.x.sum(1))])
+    x = torch.zeros(2, 3)
+
+    def evaluator(self, tau: float) -> LocalEvaluator:
+        return LocalEvaluator([FunctionObjective("sum", "min", lambda c: c.x.sum(1))])
+
+
+def test_counting_run_wraps_every_evaluator_the_bench_builds():
+    bench = FakeBench()
+
+    def run(b):  # as a benchmark method would: build an evaluator through the bench, score two batches
+        ev = b.evaluator(0.9)
         ev(Candidates(x=torch.ones(4, 3) * torch.tensor([0.0, 0.0, 0.0, 1.0])[:, None], source_index=torch.tensor([0, 0, 1, 1])))
         ev(Candidates(x=torch.ones(4, 3), source_index=torch.tensor([0, 0, 1, 1])))
         return {"acc": 1.0}
@@ -25,8 +33,8 @@ def test_counting_run_wraps_every_evaluator_the_digits_module_builds():
     result, counters = _counting_run(bench, run, GOALS)
     assert result == {"acc": 1.0} and len(counters) == 1
     assert counters[0].spent.tolist() == [4, 4] and counters[0].first["big"].tolist() == [3, 2]
-    assert digits.LocalEvaluator is LocalEvaluator  # put back
-    with pytest.raises(RuntimeError, match="no LocalEvaluator"):
+    assert type(bench.evaluator(0.9)) is LocalEvaluator  # put back
+    with pytest.raises(RuntimeError, match="no evaluator"):
         _counting_run(bench, lambda b: {}, GOALS)
 
 

@@ -3,7 +3,7 @@
 Each method runs through the digits benchmark's public ``DigitsBench`` methods (``reo``,
 ``search(cma_search)``, ``search(random_search)``), so its settings are whatever that benchmark
 uses today. To see every batch the black box scores, whichever way the benchmark builds its
-evaluators, every ``LocalEvaluator`` the digits benchmark module constructs while a method runs
+evaluators, every evaluator the digits benchmark builds (``DigitsBench.evaluator``) while a method runs
 is wrapped in a :class:`~flowevo.benchmarks.query_efficiency.QueryCounter` (a run that builds
 none is an error, never a silent zero).
 
@@ -18,8 +18,7 @@ Goals (judged here, independently of the method's own objectives where possible)
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -31,16 +30,6 @@ DEV = slice(1000, 1100)
 DEV_SETTINGS = {  # name: (individuals per row, ladder seeds); same budget as the benchmark's REO
     "reo_pop8": (8, False), "reo_ladder": (24, True), "reo_pop8_ladder": (8, True),
 }
-
-
-@contextmanager
-def _replaced(module, name: str, value) -> Iterator[None]:
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, old)
 
 
 class Validity:
@@ -70,20 +59,24 @@ def digit_goals(classifier: torch.nn.Module, tau: float, threshold: float) -> di
 
 
 def _counting_run(bench, run: Callable, goals: dict[str, GoalFn]) -> tuple[dict, list[QueryCounter]]:
-    """Run ``run(bench)`` with every LocalEvaluator the digits benchmark builds wrapped in a QueryCounter."""
-    import flowevo.benchmarks.digits as digits
-    from flowevo.objectives import LocalEvaluator
+    """Run ``run(bench)`` with every evaluator ``bench.evaluator(tau)`` builds wrapped in a QueryCounter.
 
+    Every search method of :class:`~flowevo.benchmarks.digits.DigitsBench` gets its evaluator there,
+    so this counts the benchmark's own methods without a copy of their settings."""
     counters: list[QueryCounter] = []
+    build = bench.evaluator
 
-    def counted(*args, **kwargs) -> QueryCounter:
-        counters.append(QueryCounter(LocalEvaluator(*args, **kwargs), len(bench.x), goals))
+    def counted(tau: float) -> QueryCounter:
+        counters.append(QueryCounter(build(tau), len(bench.x), goals))
         return counters[-1]
 
-    with _replaced(digits, "LocalEvaluator", counted):
+    bench.evaluator = counted  # this instance only
+    try:
         result = run(bench)
+    finally:
+        del bench.evaluator
     if not counters:
-        raise RuntimeError("the digits benchmark built no LocalEvaluator during this method: queries cannot be counted")
+        raise RuntimeError("the method built no evaluator through bench.evaluator: queries cannot be counted")
     return result, counters
 
 
