@@ -39,6 +39,7 @@ import torch
 from flowevo.benchmarks.machine import load_average, machine_info
 from flowevo.cfo import CFOConfig, CFOResult, ConstrainedFlowOptimiser, FinetuneConfig, null_condition, sample_flow
 from flowevo.flow import Condition, FixedGrid, MLPVelocity, TrainConfig, train_flow
+from flowevo.jsonio import strict_json
 from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
 
 VARIANTS = ("pretrained", "unconstrained", "fixed_small", "fixed_large", "cfo")
@@ -347,21 +348,7 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
         plot_rounds(tm, "crystals", out_dir / "crystals_rounds.png", BARS["crystals"], 1 - 2 * cfg.max_violation)
     metrics["total_s"] = time.perf_counter() - t_start
     metrics["machine"]["load_average_end"] = load_average()
-    metrics = _clean(metrics)
+    metrics = strict_json(metrics)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
-
-def _clean(obj: Any) -> Any:
-    """NaN/inf -> None, numpy scalars and tuples -> Python, so the JSON is strict."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj

@@ -60,6 +60,7 @@ from flowevo.domains.crystals.site_edit import SiteMaskedCodec, SiteVariation, s
 from flowevo.domains.crystals.validity import composition_valid, sites_changed, space_group, structure_valid
 from flowevo.evolve import EditTask, Evolver, MaxGenerations
 from flowevo.flow import FixedGrid
+from flowevo.jsonio import strict_json
 from flowevo.objectives import Candidates, Constraint, LocalEvaluator
 
 SMACT_SET = "icsd24_common"
@@ -507,7 +508,7 @@ def run_crystals_benchmark(out_dir: Path | str, data: str | Path, sources: str |
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
                     "cpus": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads()},
     }
-    metrics = _clean(metrics)
+    metrics = strict_json(metrics)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     from flowevo.benchmarks.crystals_plots import plot_sr_by_budget, plot_sr_vs_evaluations
 
@@ -550,17 +551,3 @@ def _nanmean(v: list[float]) -> float:
     a = np.array([x for x in v if x is not None and np.isfinite(x)], dtype=float)
     return float(a.mean()) if len(a) else math.nan
 
-
-def _clean(obj: Any) -> Any:
-    """NaN -> None and numpy scalars -> Python, so the JSON is strict."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj

@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from flowevo.benchmarks.crystals import BUDGETS, IMPROVED_BY, SMACT_SET, CrystalBench, _clean, edit_row, load_crystal_data
+from flowevo.benchmarks.crystals import BUDGETS, IMPROVED_BY, SMACT_SET, CrystalBench, edit_row, load_crystal_data
+from flowevo.jsonio import strict_json
 from flowevo.objectives import LocalEvaluator
 from flowevo.report import Report
 from flowevo.report.plots import save_figure
@@ -85,7 +86,7 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
         "edits": rows, "wall_s": time.perf_counter() - start,
         "extra_constraints": {c.name: c.bound for c in extra},
     }
-    metrics = _clean(metrics)
+    metrics = strict_json(metrics)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _report(run_dir, metrics)
     return metrics

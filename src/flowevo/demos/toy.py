@@ -17,6 +17,7 @@ import torch  # noqa: E402
 from flowevo.domains.toy import ToyMixture, train_toy_flow  # noqa: E402
 from flowevo.evolve import Checkpointer, EditTask, Evolver, MaxGenerations, load_run_state, non_dominated  # noqa: E402
 from flowevo.flow import Condition, FixedGrid, ResidualCodec, TrainConfig, load_checkpoint, save_checkpoint  # noqa: E402
+from flowevo.jsonio import read_json  # noqa: E402
 from flowevo.objectives import FunctionObjective, LocalEvaluator  # noqa: E402
 from flowevo.report.plots import plot_front, plot_history, save_figure  # noqa: E402
 
@@ -27,10 +28,7 @@ def resume_toy_demo(run_dir: Path | str, show_progress: bool = True) -> dict:
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a flowevo run directory (no config.json)")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    cfg = read_json(cfg_path)
     if cfg.get("demo") != "toy":
         raise ValueError(f"{run_dir}: resume supports toy demo runs; this run is {cfg.get('demo')!r}")
     return run_toy_demo(run_dir, seed=cfg["seed"], rows=cfg["rows"], generations=cfg["generations"],

@@ -8,12 +8,12 @@ and the files. Images are PNG files next to ``report.html``; the page opens from
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from flowevo.jsonio import read_json
 from flowevo.report.grids import image_grid
 from flowevo.report.html import Report
 from flowevo.report.plots import plot_curves, plot_lineage, plot_pareto
@@ -31,10 +31,7 @@ def _load_json(path: Path, default: Any = None) -> Any:
             return default
         raise FileNotFoundError(f"{path.parent}: no {path.name}; not a finished optimize run directory "
                                 "(run flowevo optimize, or flowevo resume if it was killed)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    return read_json(path)
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ from flowevo.config import Config, ConfigError, config_to_dict, validate_config,
 from flowevo.config.loading import RESOLVED_NAME
 from flowevo.evolve import (ORIGINS, Checkpointer, EditTask, EvolutionResult, Evolver, LagrangianPenalty, MaxGenerations,
                             Variation, load_run_state, non_dominated)
+from flowevo.jsonio import read_json
 from flowevo.objectives import LocalEvaluator
 from flowevo.workflows.builtins import BuiltinContext, build_constraint, build_objective, default_objectives, objective_role
 from flowevo.workflows.domains import load_domain
@@ -246,11 +247,7 @@ def resume_optimize(run_dir: str | Path, show_progress: bool = True, log: Callab
     cfg_path = run_dir / RESOLVED_NAME
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {RESOLVED_NAME}; not an optimize run directory")
-    try:
-        data = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{cfg_path}: not valid JSON ({exc})") from exc
-    config = validate_config(data, str(cfg_path))
+    config = validate_config(read_json(cfg_path), str(cfg_path))
     if config.optimize.run_dir is None or Path(config.optimize.run_dir).resolve() != run_dir.resolve():
         config = config.model_copy(update={"optimize": config.optimize.model_copy(update={"run_dir": run_dir.resolve()})})
     return run_optimize(config, show_progress=show_progress, log=log, resume=True)

@@ -29,6 +29,7 @@ from flowevo.flow.solver import Discretisation
 # registers the encoder / judge classes with the checkpoint loader
 from flowevo.domains.generic import encoder as _encoder  # noqa: F401
 from flowevo.domains.generic.judge import ConditionPredictor
+from flowevo.jsonio import read_json
 
 __all__ = ["FORMAT", "GenericModel", "ScaledConditions", "load_model", "save_model"]
 
@@ -166,10 +167,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Gen
         raise FileNotFoundError(f"{folder}: no such model folder (train one with: flowevo train --data FILE --out {folder})")
     if not meta_path.is_file():
         raise FileNotFoundError(f"{folder}: not a flowevo model folder (no model.json); train one with flowevo train")
-    try:
-        info = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{meta_path}: not valid JSON ({exc})") from exc
+    info = read_json(meta_path)
     if info.get("format") != FORMAT:
         raise ValueError(f"{meta_path}: not a flowevo generic model (expected format {FORMAT!r})")
     info.pop("format")
