@@ -3,14 +3,45 @@
 A :class:`Condition` is a batch: ``labels`` is ``(N,)`` long, ``values`` is ``(N, K)`` float,
 ``null`` is ``(N,)`` bool (True rows are the null condition, used for classifier-free
 guidance and unconditional sampling). :class:`ConditionEmbedding` maps a batch to ``(N, E)``.
+
+Checks that read tensor contents (NaN values, unknown class ids) wait for the device. They run
+where a condition enters the library: a :class:`Condition` built by the caller, a velocity model
+called directly, and the first velocity call of each ODE solve. Inside a solve the remaining
+calls run under :func:`unchecked_conditions`, so no solver stage waits for the device.
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
+
+_CHECKS = threading.local()
+
+
+def condition_checks_enabled() -> bool:
+    """False inside :func:`unchecked_conditions` (in this thread), else True."""
+    return getattr(_CHECKS, "enabled", True)
+
+
+@contextmanager
+def unchecked_conditions() -> Iterator[None]:
+    """Skip the content checks of conditions (NaN values, class ids) in this thread.
+
+    For solvers: a condition is checked on the first velocity call of a solve; later calls
+    with the same condition skip the checks, which would wait for the device at every stage.
+    Shape and layout checks still run (they need no device data).
+    """
+    previous = condition_checks_enabled()
+    _CHECKS.enabled = False
+    try:
+        yield
+    finally:
+        _CHECKS.enabled = previous
 
 
 @dataclass(frozen=True)
@@ -43,7 +74,7 @@ class Condition:
         if self.values is not None:
             if self.values.ndim != 2 or not self.values.is_floating_point():
                 raise ValueError(f"values must be a 2-D float tensor (N, K), got {tuple(self.values.shape)}")
-            if not torch.isfinite(self.values).all():
+            if condition_checks_enabled() and not torch.isfinite(self.values).all():
                 raise ValueError("condition values contain NaN or inf")
 
     # -- constructors -------------------------------------------------------------------------
@@ -61,7 +92,7 @@ class Condition:
     @classmethod
     def null_like(cls, c: Condition) -> Condition:
         """The null condition with the same batch size and layout as ``c``."""
-        return cls(labels=c.labels, values=c.values, null=torch.ones(len(c), dtype=torch.bool, device=c.device))
+        return cls._derived(c.labels, c.values, torch.ones(len(c), dtype=torch.bool, device=c.device))
 
     # -- batch operations ------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -74,8 +105,14 @@ class Condition:
     def device(self) -> torch.device:
         return next(t for t in (self.labels, self.values, self.null) if t is not None).device
 
+    @classmethod
+    def _derived(cls, labels: Tensor | None, values: Tensor | None, null: Tensor | None) -> Condition:
+        """A condition made from parts of checked conditions: layout checks only (no device wait)."""
+        with unchecked_conditions():
+            return cls(labels, values, null)
+
     def _map(self, fn) -> Condition:
-        return Condition(*(None if t is None else fn(t) for t in (self.labels, self.values, self.null)))
+        return Condition._derived(*(None if t is None else fn(t) for t in (self.labels, self.values, self.null)))
 
     def __getitem__(self, index: Tensor | slice | int) -> Condition:
         if isinstance(index, int):
@@ -95,7 +132,7 @@ class Condition:
 
     def with_null(self, mask: Tensor) -> Condition:
         """Copy with rows where ``mask`` is True set to null (OR-ed with existing null rows)."""
-        return Condition(self.labels, self.values, self.null_mask() | mask)
+        return Condition._derived(self.labels, self.values, self.null_mask() | mask)
 
     @staticmethod
     def cat(conditions: list[Condition]) -> Condition:
@@ -108,7 +145,7 @@ class Condition:
             if any((t is None) != (ts[0] is None) for t in ts):
                 raise ValueError(f"cannot concatenate conditions with and without {name}")
             parts.append(None if ts[0] is None else torch.cat(ts))
-        return Condition(*parts)
+        return Condition._derived(*parts)
 
 
 class ConditionEmbedding(nn.Module):
@@ -137,7 +174,11 @@ class ConditionEmbedding(nn.Module):
         self.null_value = nn.Parameter(torch.zeros(dim)) if value_dim > 0 else None
 
     def validate(self, c: Condition) -> None:
-        """Raise ValueError if ``c`` does not fit this embedding (unknown class, wrong width)."""
+        """Raise ValueError if ``c`` does not fit this embedding (unknown class, wrong width).
+
+        Reads the class ids, so it waits for the device; :meth:`forward` calls it except under
+        :func:`unchecked_conditions` (solver stages after the first).
+        """
         null = c.null_mask()
         if self.label_embedding is not None and c.labels is None and not null.all():
             raise ValueError("this model is conditioned on class labels; the condition has none")
@@ -153,7 +194,8 @@ class ConditionEmbedding(nn.Module):
 
     def forward(self, c: Condition) -> Tensor:
         """``Condition`` of batch N -> ``(N, dim)``."""
-        self.validate(c)
+        if condition_checks_enabled():
+            self.validate(c)
         null = c.null_mask()
         out = torch.zeros(len(c), self.dim, device=null.device)
         if self.label_embedding is not None:
