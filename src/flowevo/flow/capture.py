@@ -125,7 +125,8 @@ class CaptureCache:
         self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         self._seen: OrderedDict[tuple, None] = OrderedDict()
         self._compiled: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
-        self.captures = 0
+        self.captures = 0  # graphs captured so far
+        self.compiles = 0  # models wrapped by torch.compile so far
 
     @staticmethod
     def key(velocity: Any, x: Tensor, c: Condition | None, *grid: Any) -> tuple:
@@ -160,6 +161,7 @@ class CaptureCache:
         if hit is None or hit[0] is not velocity:
             hit = (velocity, torch.compile(velocity))
             self._compiled[id(velocity)] = hit
+            self.compiles += 1
             while len(self._compiled) > self.size:
                 self._compiled.popitem(last=False)
         return hit[1]
