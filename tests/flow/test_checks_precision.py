@@ -68,9 +68,8 @@ def test_unchecked_conditions_is_scoped_and_per_thread():
         t = threading.Thread(target=lambda: seen.append(condition_checks_enabled()))
         t.start()
         t.join()
-        with pytest.raises(RuntimeError):
-            with unchecked_conditions():
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError), unchecked_conditions():
+            raise RuntimeError("boom")
         assert not condition_checks_enabled()  # the inner scope restored the outer one
     assert seen == [True] and condition_checks_enabled()
     with pytest.raises(ValueError, match="NaN"):

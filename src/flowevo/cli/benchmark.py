@@ -76,20 +76,38 @@ def bench_crystals(
     print_metrics(m, as_json, f"crystals benchmark -> {out}/metrics.json", rows)
 
 
-@bench_app.command("throughput", epilog="Example: flowevo benchmark throughput --out out/throughput")
+@bench_app.command("throughput", epilog="Example: flowevo benchmark throughput --out out/throughput  "
+                                          "(on a GPU: --device cuda)")
 def bench_throughput(
     out: Path = typer.Option(..., help="Output directory (metrics.json)."),
     seed: int = typer.Option(0, help="Seed."),
+    device: str = typer.Option("cpu", help="cpu, or cuda[:N]: batches 1,024 to 1,048,576 per precision, CUDA events."),
+    captures: str = typer.Option("none,graph,compile,graph+compile",
+                                 help="On CUDA: capture modes compared at fp32 / batch 4,096 and tf32 / batch 65,536 "
+                                      "(comma-separated; '' for none)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
     """Decode throughput per batch size against the FLOP bound measured in the same run, and end-to-end REO."""
     from flowevo.benchmarks.throughput import run_throughput_benchmark
 
-    m = guarded(lambda: run_throughput_benchmark(out, seed=seed), quiet)
-    rows = [(f"decode batch {b}", f"{r['candidates_per_s']:.0f} cand/s, {r['fraction_of_flop_bound']:.0%} of bound")
-            for b, r in m["throughput"]["decode"].items()]
-    rows.append(("end-to-end digits REO", f"{m['throughput']['end_to_end_digits']['candidates_per_s']:.0f} cand/s"))
+    modes = [m.strip() for m in captures.split(",") if m.strip()]
+    m = guarded(lambda: run_throughput_benchmark(out, seed=seed, command=invoked_command(), device=device_or_fail(device),
+                                                 captures=modes), quiet)
+    d = m["throughput"]["decode"]
+    if "gpu" not in m:  # the CPU run
+        rows = [(f"decode batch {b}", f"{r['candidates_per_s']:.0f} cand/s, {r['fraction_of_flop_bound']:.0%} of bound")
+                for b, r in d.items()]
+        rows.append(("decode batch 1024, bf16", f"{m['bf16']['decode']['1024']['candidates_per_s']:.0f} cand/s, "
+                                                f"{m['bf16']['decode']['1024']['fraction_of_flop_bound']:.0%} of bf16 bound"))
+    else:
+        rows = [(f"decode {p} batch {b}", f"{r['candidates_per_s']:.0f} cand/s, {r['fraction_of_flop_bound']:.0%} of {p} bound")
+                for p, per in d.items() for b, r in per.items()]
+        rows += [(f"capture {mode} {p} batch {b}", f"{r['candidates_per_s']:.0f} cand/s, {r['fraction_of_flop_bound']:.0%}")
+                 for mode, per in m["throughput"]["decode_by_capture"].items() for p, rs in per.items() for b, r in rs.items()]
+    rows += [(f"round trip {p}, median", f"{v['median']:.1e}") for p, v in m["roundtrip_rel_error"].items()]
+    e2e = m["throughput"]["end_to_end_digits"]
+    rows.append(("end-to-end digits REO", f"{e2e['candidates_per_s']:.0f} cand/s" if "error" not in e2e else e2e["error"]))
     print_metrics(m, as_json, f"throughput benchmark -> {out}/metrics.json", rows)
 
 

@@ -16,6 +16,8 @@ Rules that keep a replay equal to the eager solve:
   for the device); the graph holds the remaining calls, with the checks off.
 - A solve is captured the second time the same (velocity object, parameter storage, shapes,
   dtypes, grid, precision) is seen, so a velocity made for one call is never captured.
+- A velocity that cannot be captured (it waits for the device, e.g. ``.item()`` in its forward):
+  under ``auto`` a warning, and that solve runs eagerly from then on; under ``graph`` a ValueError.
 - Only solves without autograd (under ``torch.no_grad`` or ``torch.inference_mode``) are captured
   or compiled; with autograd on, the eager stepper runs, so gradients flow as before.
 - A captured velocity must depend only on ``(x, t, c)``, its parameters and buffers (read at
@@ -91,7 +93,7 @@ class _Graph:
     def replay(self, x: Tensor, k0: Tensor, c: Condition | None) -> Tensor:
         self.x.copy_(x)
         self.k0.copy_(k0)
-        for static, new in zip(_parts(self.c), _parts(c)):
+        for static, new in zip(_parts(self.c), _parts(c), strict=True):
             if static is not None:
                 static.copy_(new)
         self.graph.replay()
@@ -125,13 +127,23 @@ class CaptureCache:
         self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         self._seen: OrderedDict[tuple, None] = OrderedDict()
         self._compiled: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+        self._failed: set[tuple] = set()
         self.captures = 0  # graphs captured so far
         self.compiles = 0  # models wrapped by torch.compile so far
 
     @staticmethod
     def key(velocity: Any, x: Tensor, c: Condition | None, *grid: Any) -> tuple:
-        """Everything a graph depends on besides the input values."""
-        return (id(velocity), storage_key(velocity), tuple(x.shape), x.dtype, x.device, _layout(c), *grid)
+        """Everything a graph depends on besides the input values (inference mode too: its static
+        buffers are inference tensors or not)."""
+        return (id(velocity), storage_key(velocity), tuple(x.shape), x.dtype, x.device, _layout(c),
+                torch.is_inference_mode_enabled(), *grid)
+
+    def failed(self, key: tuple) -> bool:
+        """True if capturing ``key`` failed before (it then runs eagerly)."""
+        return key in self._failed
+
+    def add_failure(self, key: tuple) -> None:
+        self._failed.add(key)
 
     def seen_before(self, key: tuple) -> bool:
         """True if ``key`` was asked for before (records it either way)."""
@@ -171,3 +183,4 @@ class CaptureCache:
         self._graphs.clear()
         self._seen.clear()
         self._compiled.clear()
+        self._failed.clear()

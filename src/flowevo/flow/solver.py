@@ -16,6 +16,7 @@ each solve only (:func:`~flowevo.flow.condition.unchecked_conditions` for the re
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -133,7 +134,8 @@ class ODESolver:
         # sample meets the tolerance, however many are solved together
         return odeint(f, x, span, method=d.method, rtol=d.rtol, atol=d.atol, options={"norm": _max_norm})[-1]
 
-    def _fixed(self, d: FixedGrid, velocity: VelocityFn, x: Tensor, c: Condition | None, t0: float, t1: float) -> Tensor:
+    def _fixed(self, d: FixedGrid, velocity: VelocityFn, x: Tensor, c: Condition | None, t0: float,
+               t1: float) -> Tensor:
         steps = max(1, round(d.steps * abs(t1 - t0)))
         calls = steps * _FIXED_STAGES[d.method]
         mode = resolve_capture(d.capture, x.device)
@@ -151,16 +153,30 @@ class ODESolver:
             with unchecked_conditions(), precision_context(d.precision, y.device):
                 return integrate_fixed(_stage_fn(model, cond, y.shape[0], y.dtype), y, t0, t1, steps, d.method, k0=k)
 
-        if "graph" in mode:
-            graph = self.captured.graph(key)
-            if graph is None:  # one warm-up solve, then the capture (neither is counted in nfe)
-                graph = capture_graph(velocity, rest, x, k0, c)
-                self.captured.add_graph(key, graph)
-            out = graph.replay(x, k0, c)
-        else:
-            out = rest(x, k0, c)
+        graph = self._graph(d, key, velocity, rest, x, k0, c) if "graph" in mode else None
+        out = graph.replay(x, k0, c) if graph is not None else rest(x, k0, c)
         self.nfe += calls - 1
         return out
+
+    def _graph(self, d: FixedGrid, key: tuple, velocity: VelocityFn, rest, x: Tensor, k0: Tensor,
+               c: Condition | None):
+        """The CUDA graph for ``key``: captured now if new (one warm-up solve, then the capture; neither
+        is counted in ``nfe``); None where capturing failed under ``capture="auto"``."""
+        graph = self.captured.graph(key)
+        if graph is not None or self.captured.failed(key):
+            return graph
+        try:
+            graph = capture_graph(velocity, rest, x, k0, c)
+        except Exception as exc:  # e.g. a velocity that waits for the device inside its forward
+            if d.capture != "auto":
+                raise ValueError(f"could not capture the solve as a CUDA graph ({type(exc).__name__}: {exc}); "
+                                 "use FixedGrid(capture='none') for this velocity model") from exc
+            warnings.warn(f"flowevo: this solve could not be captured as a CUDA graph ({type(exc).__name__}: {exc}); "
+                          "it runs eagerly", RuntimeWarning, stacklevel=4)
+            self.captured.add_failure(key)
+            return None
+        self.captured.add_graph(key, graph)
+        return graph
 
 
 def _stage_fn(velocity: VelocityFn, c: Condition | None, n: int, dtype: torch.dtype) -> StageFn:
