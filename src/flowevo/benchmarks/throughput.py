@@ -53,10 +53,11 @@ def _timed(fn) -> float:
 def run_throughput_benchmark(out_dir: Path | str, seed: int = 0, command: str | None = None) -> dict:
     """Decode throughput of the shipped digits flow per batch size vs the FLOP bound, and end-to-end REO.
 
-    End to end is the digits benchmark's own REO (``DigitsBench.reo`` at tau 0.9: flow decode, VAE
+    End to end is the digits benchmark's own REO (``DigitCounterfactuals.reo`` at tau 0.9: flow decode, VAE
     decode, CNN black box, pixel-distance objective, survival) on 200 sources x 24 residuals for
     3 generations after generation 0; candidates per second over the evolver's wall time."""
-    from flowevo.benchmarks.digits import DigitsBench, load_sources
+    from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
+    from flowevo.domains.digits.data import load_source_digits
     from flowevo.domains.digits.models import load_digit_models
 
     out_dir = Path(out_dir)
@@ -93,10 +94,11 @@ def run_throughput_benchmark(out_dir: Path | str, seed: int = 0, command: str | 
     for r in [*decode.values(), chunked]:
         r["fraction_of_flop_bound"] = r["candidates_per_s"] / bound
 
-    x, labels = load_sources(None, 200)
+    x, labels = load_source_digits(None, 200)
     targets = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(seed))
-    bench = DigitsBench(models, x, labels, targets, seed, population=24, generations=3)
-    reo = bench.reo(0.9)
+    cf = DigitCounterfactuals(models, x, labels, targets, seed, population=24, generations=3)
+    res = cf.reo(0.9)
+    reo = {"evaluations": float(res.evaluations_per_row.mean()), "wall_s": res.wall_s}
     e2e = reo["evaluations"] * len(x) / reo["wall_s"]
 
     metrics = {

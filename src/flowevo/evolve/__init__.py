@@ -9,6 +9,7 @@ from flowevo.evolve.operators import (
 )
 from flowevo.evolve.population import CROSS, ORIGINS, SEED, SELF, Population
 from flowevo.evolve.result import EditResult
+from flowevo.evolve.seeds import slerp_ladder
 from flowevo.evolve.survival import Elitist, RankAndCrowding, hypervolume, non_dominated
 from flowevo.evolve.task import EditTask
 from flowevo.evolve.termination import MaxEvaluations, MaxGenerations, Stagnation
@@ -18,5 +19,5 @@ __all__ = [
     "GenerationRecord", "LagrangianPenalty", "MaxEvaluations", "MaxGenerations", "Multipliers", "ORIGINS", "Population",
     "RankAndCrowding", "SEED", "SELF", "SelfPollination", "ShellRepair", "Slerp", "Stagnation", "UniformMask",
     "Variation", "VariationStrategy", "hypervolume", "load_run_state", "non_dominated", "save_run_state",
-    "summarise_generation",
+    "slerp_ladder", "summarise_generation",
 ]
