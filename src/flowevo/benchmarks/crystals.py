@@ -1,10 +1,10 @@
 """Crystal property-optimisation benchmark (CDVAE protocol on Perov-5) at edit budgets.
 
 Task: lower ``heat_ref`` of held-out ABX3 crystals. Models trained on a split of the user's
-CSV: the property-conditioned CFM, the **surrogate** (MLP; the only thing optimised
-against), the **independent** predictor (gradient boosting; judge only) and the CHGNet
-formation-energy judge (CHGNet energy per atom minus per-element references fitted on a
-subset of the training rows).
+CSV (:func:`~flowevo.domains.crystals.fitting.fit_crystal_models`): the property-conditioned CFM,
+the **surrogate** (MLP; the only thing optimised against), the **independent** predictor
+(gradient boosting; judge only) and the CHGNet formation-energy judge (CHGNet energy per atom
+minus per-element references fitted on a subset of the training rows).
 
 Every method runs once per edit budget (``any``, ``k1``, ``k2``, ``k1_bkept``, ``k2_bkept``;
 budgets are black-box constraints of the search, together with structure validity and SMACT
@@ -15,16 +15,20 @@ data.
 
 Methods (the same evaluations per source for every search method):
 
-* ``reo``: the Evolver on site-masked genomes (:mod:`flowevo.domains.crystals.site_edit`):
-  residual + which sites may change, decoded by flow inpainting; generation 0 is the source's
-  residual with each small edit region; :class:`SiteVariation` never re-proposes a composition.
-* ``masked_random``: ablation of REO's search: fresh N(0, I) residuals with edit regions drawn at
-  random, through the same site-masked decoder, no selection or inheritance.
+* ``reo``: :func:`~flowevo.domains.crystals.editing.site_masked_reo`, the Evolver on site-masked
+  genomes (residual + which sites may change, decoded by flow inpainting); generation 0 is the
+  source's residual with each small edit region; the variation never re-proposes a composition.
+* ``masked_random``: ablation of REO's search, the same call with ``move=RandomRegions()``: fresh
+  N(0, I) residuals with edit regions drawn at random, through the same site-masked decoder.
 * ``random``: random residuals decoded under the target (plain decoder); ``cma``: CMA-ES from the
   source residual; ``leap``: LeapFactual-style lift/land rounds (every round scored);
   ``gradient``: AdamW on the residual through a soft relaxation of the surrogate (white box).
 * ``exhaustive``: every A/B/anion-multiset substitution within the budget over the training
-  vocabulary, scored by the surrogate; the ceiling reference and its evaluation count.
+  vocabulary, scored by the surrogate (:class:`~flowevo.domains.crystals.exhaustive.ExhaustiveSearch`);
+  the ceiling reference and its evaluation count.
+
+Every method returns an :class:`~flowevo.evolve.EditResult`; this module only scores each source's
+best feasible edit (``result.best``) with the judges and writes the figures.
 
 ``dev=True`` holds out sources from the *training* part instead (models trained on the rest):
 the split on which REO's settings were chosen; the benchmark sources are never used for that.
