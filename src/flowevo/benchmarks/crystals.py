@@ -76,8 +76,8 @@ Key = tuple[str, str, tuple[str, ...]]  # (A, B, sorted anions)
 
 def load_crystal_data(data: str | Path, sources: str | Path | None, n: int, seed: int,
                       max_rows: int | None = None, dev: bool = False) -> tuple[CrystalTable, CrystalTable, CrystalTable]:
-    """``(full table, training table, sources)`` of the benchmark (:func:`~flowevo.domains.crystals.data.load_edit_split`
-    on ``heat_ref``)."""
+    """``(full table, training table, sources)`` of the benchmark
+    (:func:`~flowevo.domains.crystals.data.load_edit_split` on ``heat_ref``)."""
     return load_edit_split(data, sources, n, seed, max_rows, dev, ("heat_ref",))
 
 
@@ -92,8 +92,9 @@ class CrystalBench:
         self.generations_by_budget = dict(K1_GENERATIONS if generations_by_budget is None else generations_by_budget)
         self.log = log
         self.train = train
-        self.models = fit_crystal_models(train, "heat_ref", seed, cfm_steps, surrogate_steps, gbr_estimators=gbr_estimators,
-                                         chgnet_rows=chgnet_rows, percentiles=PERCENTILES, log=log)
+        self.models = fit_crystal_models(train, "heat_ref", seed, cfm_steps, surrogate_steps,
+                                         gbr_estimators=gbr_estimators, chgnet_rows=chgnet_rows,
+                                         percentiles=PERCENTILES, log=log)
         self.model, self.rep = self.models.model, self.models.representation
         self.surrogate, self.independent, self.formation = (self.models.surrogate, self.models.independent,
                                                             self.models.formation)

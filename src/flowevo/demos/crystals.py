@@ -69,7 +69,8 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
     done = [r for r in rows if r["surrogate_after"] is not None]
     metrics = {
         "demo": "crystals", "data": str(data), "n": len(rows), "seed": seed, "budget": budget,
-        "train_rows": len(train), "evaluations_per_crystal": float(result.evaluations_per_row.mean()), "reo_wall_s": reo_s,
+        "train_rows": len(train), "evaluations_per_crystal": float(result.evaluations_per_row.mean()),
+        "reo_wall_s": reo_s,
         "thresholds": m.thresholds, "skipped_sources": skipped,
         "valid_rate": float(np.mean([r["valid"] for r in rows])),
         "improved_rate": float(np.mean([r["surrogate_after"] is not None and r["surrogate_after"] < r["surrogate_before"] - IMPROVED_BY

@@ -115,3 +115,12 @@ def test_composition_check_is_cached_and_a_missing_structure_is_invalid():
     kto3 = Structure(Lattice.cubic(3.9), ["K", "Ti", "O", "O", "O"],
                      [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
     assert not crystal_valid(kto3) and crystal_valid(kto3, CompositionCheck("icsd24"))
+
+
+@pytest.mark.parametrize("name", ["validity", "constraints"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"flowevo.domains.crystals.{name}"))
+    assert result.failed == 0 and result.attempted > 0, result

@@ -99,7 +99,9 @@ def encodable_sources(model: CrystalModel, sources: CrystalTable,
 
 
 def _values(v: float | Values, n: int, name: str) -> list[float]:
-    out = [float(v)] * n if isinstance(v, (int, float)) else [float(a) for a in np.asarray(v, dtype=np.float64).reshape(-1)]
+    if isinstance(v, (int, float)):
+        return [float(v)] * n
+    out = [float(a) for a in np.asarray(v, dtype=np.float64).reshape(-1)]
     if len(out) != n:
         raise ValueError(f"{name}: {len(out)} values for {n} sources")
     return out

@@ -117,5 +117,6 @@ def fit_crystal_models(
         formation = FormationEnergy.fit(fit, train.properties[reference_property][rows], CHGNetEnergy())
         used = len(rows)
     y = train.properties[property]
-    thresholds = {k: float(np.percentile(y, p)) for k, p in (PERCENTILES if percentiles is None else percentiles).items()}
+    pct = PERCENTILES if percentiles is None else percentiles
+    thresholds = {k: float(np.percentile(y, p)) for k, p in pct.items()}
     return CrystalModels(model, surrogate, independent, formation, used, thresholds, time.perf_counter() - t0)

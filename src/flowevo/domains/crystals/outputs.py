@@ -56,7 +56,8 @@ def _space_group(s: Any) -> int | None:
 
 
 def edit_rows(sources: Sequence[Any], edits: Sequence[Any], violation: Sequence[float] | Any | None = None,
-              predictors: Mapping[str, Predictor] | None = None, columns: Mapping[str, Sequence[Any] | Any] | None = None,
+              predictors: Mapping[str, Predictor] | None = None,
+              columns: Mapping[str, Sequence[Any] | Any] | None = None,
               composition: CompositionCheck | None = None) -> list[dict[str, Any]]:
     """One dict per source: the before/after figures of its edit (see the module doc).
 
@@ -104,7 +105,8 @@ def edit_rows(sources: Sequence[Any], edits: Sequence[Any], violation: Sequence[
 
 
 def write_edit_outputs(run_dir: str | Path, sources: Sequence[Any], edits: Sequence[Any],
-                       violation: Sequence[float] | Any | None = None, predictors: Mapping[str, Predictor] | None = None,
+                       violation: Sequence[float] | Any | None = None,
+                       predictors: Mapping[str, Predictor] | None = None,
                        columns: Mapping[str, Sequence[Any] | Any] | None = None, cif_dir: str = "cif",
                        table: str | None = "crystals.json", composition: CompositionCheck | None = None
                        ) -> list[dict[str, Any]]:

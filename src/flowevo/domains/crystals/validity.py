@@ -111,7 +111,8 @@ class CompositionCheck:
 
         >>> from pymatgen.core import Lattice, Structure
         >>> check = CompositionCheck("icsd24_common")
-        >>> s = Structure(Lattice.cubic(3.9), ["Sr", "Ti", "O", "O", "O"], [[0, 0, 0], [.5, .5, .5], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
+        >>> frac = [[0, 0, 0], [.5, .5, .5], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]]
+        >>> s = Structure(Lattice.cubic(3.9), ["Sr", "Ti", "O", "O", "O"], frac)
         >>> check(s), check(None)
         (True, False)
     """
