@@ -46,8 +46,13 @@ print(json.dumps({"flowevo": flowevo.__file__, "decodes_per_s": 1024 / best, "ma
 
 
 def measure(src: str, threads: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": src, "AB_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-           "MKL_NUM_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": src,
+        "AB_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
     out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -64,25 +69,42 @@ def main() -> None:
     runs: dict[str, dict[str, list]] = {str(t): {"before": [], "after": []} for t in a.threads}
     for k in range(a.rounds):
         for t in a.threads:
-            for side in (("before", "after") if k % 2 == 0 else ("after", "before")):
+            for side in ("before", "after") if k % 2 == 0 else ("after", "before"):
                 m = measure(sides[side], t)
                 runs[str(t)][side].append(m)
-                print(f"round {k} threads {t} {side:6s}: {m['decodes_per_s']:7.0f} decodes/s, share {m['share']:.2f}, "
-                      f"load {m['load_1min'][0]:.1f}", flush=True)
+                print(
+                    f"round {k} threads {t} {side:6s}: {m['decodes_per_s']:7.0f} decodes/s, share {m['share']:.2f}, "
+                    f"load {m['load_1min'][0]:.1f}",
+                    flush=True,
+                )
     summary = {}
     for t, per in runs.items():
-        med = {side: {"share_median": statistics.median(r["share"] for r in rs),
-                      "decodes_per_s_median": statistics.median(r["decodes_per_s"] for r in rs),
-                      "share_all": [round(r["share"], 3) for r in rs]} for side, rs in per.items()}
+        med = {
+            side: {
+                "share_median": statistics.median(r["share"] for r in rs),
+                "decodes_per_s_median": statistics.median(r["decodes_per_s"] for r in rs),
+                "share_all": [round(r["share"], 3) for r in rs],
+            }
+            for side, rs in per.items()
+        }
         paired = [b["share"] / a_["share"] for a_, b in zip(per["before"], per["after"])]
-        med["after_over_before_share"] = {"median": statistics.median(paired), "per_round": [round(x, 3) for x in paired]}
+        med["after_over_before_share"] = {
+            "median": statistics.median(paired),
+            "per_round": [round(x, 3) for x in paired],
+        }
         summary[t] = med
-        print(f"threads {t}: share before {med['before']['share_median']:.2f}, after {med['after']['share_median']:.2f}, "
-              f"after / before (paired by round) median {med['after_over_before_share']['median']:.3f}")
+        print(
+            f"threads {t}: share before {med['before']['share_median']:.2f}, after {med['after']['share_median']:.2f}, "
+            f"after / before (paired by round) median {med['after_over_before_share']['median']:.3f}"
+        )
     if a.out is not None:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({"sides": sides, "rounds": a.rounds, "summary": summary, "runs": runs,
-                                     "cores": os.cpu_count()}, indent=2))
+        a.out.write_text(
+            json.dumps(
+                {"sides": sides, "rounds": a.rounds, "summary": summary, "runs": runs, "cores": os.cpu_count()},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -38,3 +38,24 @@ def strict_json(obj: Any) -> Any:
     if isinstance(obj, np.bool_):
         return bool(obj)
     return obj
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
+    """Write ``strict_json(obj)`` (tensors as lists) to ``path`` atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(strict_json(_plain(obj)), indent=indent))
+    tmp.replace(path)
+    return path
+
+
+def _plain(obj: Any) -> Any:
+    """Tensors and numpy arrays -> lists, recursively (other values unchanged)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("torch") and hasattr(obj, "tolist"):
+        return obj.tolist()
+    return obj

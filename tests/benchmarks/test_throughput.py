@@ -64,7 +64,8 @@ def test_device_run_smoke_on_cpu(tmp_path, monkeypatch):
     (tmp_path / "throughput").mkdir()
     (tmp_path / "throughput" / "metrics.json").write_text(json.dumps(m))
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "summary.py"
-    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    run = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, check=True)
+    out = run.stdout
     assert "BAR fp32 decode at batch 4,096" in out and "-> n/a" in out and "fastest: none" in out
     assert "BAR tf32 decode at batch >= 65,536" in out and "digits --device cuda / cpu: not run" in out
 

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from flowevo.evolve import (Checkpointer, EditTask, Evolver, MaxGenerations, load_run_state, model_identity,
-                            save_run_state)
-from flowevo.flow import Condition, FixedGrid, MLPVelocity, ResidualCodec
+from flowevo.evolve import Checkpointer, EditTask, Evolver, MaxGenerations, load_run_state, save_run_state
+from flowevo.flow import Condition, FixedGrid, MLPVelocity, ResidualCodec, weights_identity
 from flowevo.objectives import FunctionObjective, LocalEvaluator
 
 
@@ -50,10 +49,10 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(toy16, tmp_path):
         load_run_state(other, ok)
 
 
-def test_model_identity_tracks_weights():
+def test_weights_identity_tracks_weights_and_the_codec_reports_it():
     a = MLPVelocity((2,), num_classes=2, hidden=8, depth=1)
-    h = model_identity(a)
-    assert h == model_identity(a)
+    h = weights_identity(a)
+    assert h == weights_identity(a) == ResidualCodec(a).identity()
     with torch.no_grad():
         next(a.parameters()).add_(1e-3)
-    assert model_identity(a) != h
+    assert weights_identity(a) != h

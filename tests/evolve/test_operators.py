@@ -79,24 +79,24 @@ def _pop(rows=3, k=4, d=8):
 
 def test_variation_lineage_and_rates():
     pop = _pop()
-    off = Variation(cross_rate=0.0)(pop, 3, 5, gen())
+    off = Variation(cross_rate=0.0).offspring(pop, 3, 5, gen())
     assert len(off) == 15 and off.row.tolist() == [0] * 5 + [1] * 5 + [2] * 5
     assert (off.origin == SELF).all() and (off.donor_row == -1).all() and off.generation == 1
-    off = Variation(cross_rate=1.0)(pop, 3, 50, gen())
+    off = Variation(cross_rate=1.0).offspring(pop, 3, 50, gen())
     assert (off.origin == CROSS).all()
     assert (off.donor_row != off.row).all() and (off.donor_row >= 0).all()
-    assert torch.equal(Variation()(pop, 3, 5, gen(1)).residuals, Variation()(pop, 3, 5, gen(1)).residuals)
+    assert torch.equal(Variation().offspring(pop, 3, 5, gen(1)).residuals, Variation().offspring(pop, 3, 5, gen(1)).residuals)
 
 
 def test_variation_with_one_row_falls_back_to_self():
-    off = Variation(cross_rate=1.0)(_pop(rows=1), 1, 6, gen())
+    off = Variation(cross_rate=1.0).offspring(_pop(rows=1), 1, 6, gen())
     assert (off.origin == SELF).all()
 
 
 def test_donors_come_from_rows_of_the_same_group():
     pop = _pop(rows=6, k=4, d=8)
     groups = torch.tensor([0, 1, 0, 1, 2, 0])
-    off = Variation(cross_rate=1.0, donor_groups=groups)(pop, 6, 50, gen())
+    off = Variation(cross_rate=1.0, donor_groups=groups).offspring(pop, 6, 50, gen())
     assert (off.origin == CROSS).all()
     assert torch.equal(groups[off.donor_row], groups[off.row])  # same group
     lonely = off.row == 4
@@ -105,4 +105,4 @@ def test_donors_come_from_rows_of_the_same_group():
     assert (off.donor_row[others] != off.row[others]).all()
     assert set(off.donor_row[off.row == 0].tolist()) == {2, 5}  # every other member is drawn
     with pytest.raises(ValueError, match="one group id per row"):
-        Variation(donor_groups=torch.zeros(5, dtype=torch.long))(pop, 6, 2, gen())
+        Variation(donor_groups=torch.zeros(5, dtype=torch.long)).offspring(pop, 6, 2, gen())

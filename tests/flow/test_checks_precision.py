@@ -5,8 +5,16 @@ import threading
 import pytest
 import torch
 
-from flowevo.flow import (Adaptive, Condition, ConditionEmbedding, FixedGrid, GuidedVelocity, MLPVelocity, ODESolver,
-                          ResidualCodec)
+from flowevo.flow import (
+    Adaptive,
+    Condition,
+    ConditionEmbedding,
+    FixedGrid,
+    GuidedVelocity,
+    MLPVelocity,
+    ODESolver,
+    ResidualCodec,
+)
 from flowevo.flow.condition import condition_checks_enabled, unchecked_conditions
 
 
@@ -81,15 +89,28 @@ def test_conditions_derived_from_checked_ones_do_not_recheck_values(monkeypatch)
     calls = []
     original = torch.isfinite
     monkeypatch.setattr(torch, "isfinite", lambda t: calls.append(1) or original(t))
-    derived = [c[1:3], c[torch.tensor([0, 2])], Condition.cat([c, c]), Condition.null_like(c),
-               c.with_null(torch.zeros(6, dtype=torch.bool)), c.repeat_interleave(2), c.to("cpu")]
+    derived = [
+        c[1:3],
+        c[torch.tensor([0, 2])],
+        Condition.cat([c, c]),
+        Condition.null_like(c),
+        c.with_null(torch.zeros(6, dtype=torch.bool)),
+        c.repeat_interleave(2),
+        c.to("cpu"),
+    ]
     assert calls == [] and [len(d) for d in derived] == [2, 2, 12, 6, 6, 12, 6]
     Condition(values=torch.zeros(2, 1))  # a condition the caller builds is checked
     assert calls == [1]
 
 
-@pytest.mark.parametrize("bad", [lambda: FixedGrid("rk4", 10, capture="cuda"), lambda: FixedGrid(precision="fp16"),
-                                 lambda: FixedGrid(precision="bfloat16")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: FixedGrid("rk4", 10, capture="cuda"),
+        lambda: FixedGrid(precision="fp16"),
+        lambda: FixedGrid(precision="bfloat16"),
+    ],
+)
 def test_capture_and_precision_are_typed(bad):
     with pytest.raises(ValueError, match="use one of"):
         bad()

@@ -27,8 +27,9 @@ def _field(x, t, c):
 @pytest.mark.parametrize("t0,t1,steps", [(0.0, 1.0, 7), (1.0, 0.0, 7), (0.3, 1.0, 5), (1.0, 0.45, 3)])
 def test_matches_torchdiffeq_float64(method, t0, t1, steps):
     x = torch.randn(33, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    ours = integrate_fixed(lambda t, y: _field(y, torch.full((y.shape[0],), t, dtype=y.dtype), None), x, t0, t1,
-                           steps, method)
+    ours = integrate_fixed(
+        lambda t, y: _field(y, torch.full((y.shape[0],), t, dtype=y.dtype), None), x, t0, t1, steps, method
+    )
     ref = _torchdiffeq(_field, x, None, t0, t1, steps, method)
     assert (ours - x).abs().max() > 0.01  # the flow moved the state
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)

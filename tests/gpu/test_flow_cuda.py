@@ -22,8 +22,10 @@ def _net(value_dim=0, device="cuda"):
 def _batch(n, seed, value_dim=0, device="cuda"):
     g = torch.Generator().manual_seed(seed)
     r = torch.randn(n, 16, generator=g)
-    c = Condition(labels=torch.randint(0, 10, (n,), generator=g),
-                  values=torch.randn(n, value_dim, generator=g) if value_dim else None)
+    c = Condition(
+        labels=torch.randint(0, 10, (n,), generator=g),
+        values=torch.randn(n, value_dim, generator=g) if value_dim else None,
+    )
     return r.to(device), c.to(device)
 
 

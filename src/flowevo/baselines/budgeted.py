@@ -1,105 +1,160 @@
-"""Shared loop for baseline searches: propose a batch per row, decode once, score, keep the best.
+"""Shared loop for budgeted baseline searches: propose a batch per row, decode once, score, archive.
 
-A baseline proposes ``batch`` residuals for every row each step; all rows are decoded in
-one batched codec call and scored by the evaluator. The best candidate per row is kept
-feasible-first on the first objective, in its sense.
+A baseline proposes ``batch`` residuals for every row each step; all rows are decoded in one
+batched codec call and scored by the evaluator. An :class:`Archive` keeps, per row, the best
+candidate (feasible first, then the first objective in its sense) and the feasible
+non-dominated set of everything scored, and the loop returns them as an
+:class:`~flowevo.evolve.EditResult` with one history record per step.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import Tensor
 
+from flowevo.evolve.history import GenerationRecord, summarise_generation
+from flowevo.evolve.population import SEED, Population
+from flowevo.evolve.result import EditResult
+from flowevo.evolve.survival import non_dominated
 from flowevo.evolve.task import EditTask
-from flowevo.flow.codec import ResidualCodec
-from flowevo.objectives import Candidates, Evaluation, Failure, sense_sign
+from flowevo.flow.codec import Codec
+from flowevo.objectives import Candidates, Evaluation, Evaluator, Failure, sense_sign
 
-SuccessFn = Callable[[Evaluation, Candidates], Tensor]
+__all__ = ["Archive", "Payload", "Recorder", "decode_and_score", "final_edits", "run_budgeted", "scored_population"]
 
 
-@dataclass
-class SearchResult:
-    """Per-row outcome of a search.
+class Archive:
+    """Per row: the best candidate scored so far and the feasible non-dominated set (several objectives).
 
-    Attributes:
-        best_residuals: ``(B, *S)``; best_x: ``(B, *D)``; best_values: ``(B, M)`` in each objective's sense;
-        best_violation: ``(B,)``; evaluations_per_row: evaluations spent on each row;
-        first_success: ``(B,)`` evaluations spent on a row when it first succeeded (inf if never);
-        failures: recorded evaluation failures; wall_s: seconds.
+    Args:
+        rows: number of task rows.
+        sign: ``(M,)`` +1 for ``min`` and -1 for ``max`` objectives.
     """
-
-    best_residuals: Tensor
-    best_x: Tensor
-    best_values: Tensor
-    best_violation: Tensor
-    evaluations_per_row: int
-    first_success: Tensor
-    failures: list[Failure] = field(default_factory=list)
-    wall_s: float = 0.0
-
-
-class BestTracker:
-    """Keep each row's best candidate (feasible first, then first objective) and first success."""
 
     def __init__(self, rows: int, sign: Tensor) -> None:
         self.rows, self.sign = rows, sign
-        self.key = torch.full((rows, 2), math.inf, dtype=torch.float64)  # (violation, objective)
-        self.residuals = self.x = self.values = None
-        self.violation = torch.full((rows,), math.inf, dtype=torch.float64)
-        self.first_success = torch.full((rows,), math.inf, dtype=torch.float64)
+        self.population: Population | None = None
 
-    def update(self, residuals: Tensor, cands: Candidates, ev: Evaluation, spent_per_row: int,
-               success: Tensor | None) -> None:
-        """Fold in one scored batch; ``success (N,)`` optional bool per candidate."""
-        row = cands.source_index.cpu()
-        f = torch.nan_to_num(ev.values[:, 0] * self.sign[0], nan=math.inf)
-        for b in torch.unique(row).tolist():
-            idx = torch.nonzero(row == b).flatten()
-            keys = torch.stack([ev.violation[idx], f[idx]], dim=1)
-            best = idx[min(range(len(idx)), key=lambda i: (keys[i, 0].item(), keys[i, 1].item()))]
-            cand = (ev.violation[best].item(), f[best].item())
-            if self.residuals is None:
-                self.residuals = torch.zeros(self.rows, *residuals.shape[1:], dtype=residuals.dtype)
-                self.x = torch.zeros(self.rows, *cands.x.shape[1:], dtype=cands.x.dtype)
-                self.values = torch.full((self.rows, ev.values.shape[1]), math.nan, dtype=torch.float64)
-            if cand < (self.key[b, 0].item(), self.key[b, 1].item()):
-                self.key[b] = torch.tensor(cand, dtype=torch.float64)
-                self.residuals[b], self.x[b] = residuals[best].cpu(), cands.x[best].cpu()
-                self.values[b], self.violation[b] = ev.values[best], ev.violation[best]
-            if success is not None and math.isinf(self.first_success[b]) and bool(success[idx].any()):
-                self.first_success[b] = spent_per_row
+    def add(self, scored: Population) -> None:
+        """Fold in a scored batch (``values``, ``violation``, ``decoded`` filled in)."""
+        pool = scored if self.population is None else Population.cat([self.population, scored])
+        self.population = pool.take(self._keep(pool))
+
+    def _keep(self, pool: Population) -> Tensor:
+        row, v = pool.row.cpu(), pool.violation.double().cpu()
+        F = pool.values * self.sign
+        f = torch.nan_to_num(F[:, 0], nan=float("inf")) if F.shape[1] else torch.zeros(len(pool), dtype=torch.float64)
+        order = torch.argsort(f, stable=True)
+        order = order[torch.argsort(v[order], stable=True)]
+        order = order[torch.argsort(row[order], stable=True)]
+        counts = torch.bincount(row, minlength=self.rows)
+        present = counts > 0
+        keep = torch.zeros(len(pool), dtype=torch.bool)
+        keep[order[(torch.cumsum(counts, 0) - counts)[present]]] = True
+        if F.shape[1] > 1:
+            feasible = pool.feasible.cpu()
+            for b in torch.nonzero(present).flatten().tolist():
+                idx = torch.nonzero((row == b) & feasible).flatten()
+                if len(idx) > 1:
+                    keep[idx[non_dominated(F[idx])]] = True
+        return torch.nonzero(keep).flatten()
 
 
-def decode_and_score(codec: ResidualCodec, task: EditTask, evaluator, residuals: Tensor, row: Tensor
-                     ) -> tuple[Candidates, Evaluation]:
-    """Decode ``residuals (N, *S)`` of rows ``row (N,)`` under their targets in one batch and score them."""
-    dev = residuals.device
+Payload = Callable[[Tensor], dict]
+
+
+def decode_and_score(codec: Codec, task: EditTask, evaluator: Evaluator, residuals: Tensor, row: Tensor,
+                     payload: Payload | None = None) -> tuple[Candidates, Evaluation]:
+    """Decode ``residuals (N, *S)`` of rows ``row (N,)`` under their targets in one batch and score them;
+    ``payload(x) -> {name: list of N}`` adds domain objects to ``Candidates.extra`` (as the Evolver's)."""
+    dev = codec.device
+    residuals, row = residuals.to(dev), row.to(dev)
     target = task.target_condition.to(dev)[row]
     with torch.inference_mode():
         x = codec.decode(residuals, target)
-    cands = Candidates(x=x, source_index=row, sources=task.sources.to(dev)[row], target=target)
+    cands = Candidates(x=x, source_index=row, sources=task.sources.to(dev)[row], target=target,
+                       extra=payload(x) if payload is not None else {})
     return cands, evaluator(cands)
 
 
-def run_budgeted(propose, observe, codec: ResidualCodec, task: EditTask, evaluator, budget_per_row: int,
-                 batch: int, success: SuccessFn | None = None) -> SearchResult:
-    """Drive a baseline: ``propose(step) -> (B*batch, *S)`` residuals (row-major), ``observe(residuals, ev)``."""
-    rows, start = len(task), time.perf_counter()
-    tracker = BestTracker(rows, sense_sign(evaluator.objectives))
-    failures: list[Failure] = []
-    row = torch.arange(rows).repeat_interleave(batch)
+def scored_population(residuals: Tensor, cands: Candidates, ev: Evaluation, step: int) -> Population:
+    """A batch of scored candidates as a :class:`Population` (origin ``seed``, born at ``step``)."""
+    row = cands.source_index
+    pop = Population.new(residuals, row, torch.full_like(row, SEED), torch.full_like(row, -1), ev.values.shape[1], step)
+    return Population(residuals=residuals, row=row, origin=pop.origin, donor_row=pop.donor_row,
+                      values=ev.values.double().cpu(), violation=ev.violation.double().cpu(), decoded=cands.x,
+                      born=pop.born, generation=step, constraint_values=ev.constraint_values.double().cpu())
+
+
+class Recorder:
+    """Archive, failures and one history record per scored batch: the bookkeeping every baseline shares."""
+
+    def __init__(self, task: EditTask, evaluator: Evaluator) -> None:
+        self.rows = len(task)
+        self.sign = sense_sign(evaluator.objectives)
+        self.objective_names = [o.name for o in evaluator.objectives]
+        self.senses = [o.sense for o in evaluator.objectives]
+        constraints = list(evaluator.constraints)
+        self.constraint_names = [c.name for c in constraints]
+        self.constraint_bounds = torch.tensor([float(c.bound) for c in constraints], dtype=torch.float64)
+        self.archive = Archive(self.rows, self.sign)
+        self.spent = torch.zeros(self.rows, dtype=torch.float64)
+        self.failures: list[Failure] = []
+        self.history: list[GenerationRecord] = []
+        self.hv_reference: Tensor | None = None
+        self.start = time.perf_counter()
+
+    def add(self, residuals: Tensor, cands: Candidates, ev: Evaluation) -> None:
+        """Fold in one scored batch."""
+        step = len(self.history)
+        new = scored_population(residuals, cands, ev, step)
+        self.archive.add(new)
+        self.spent += torch.bincount(cands.source_index.cpu(), minlength=self.rows).double()
+        self.failures.extend(ev.failures)
+        record, self.hv_reference = summarise_generation(
+            self.archive.population, new, self.sign, self.rows, step, int(self.spent.sum()),
+            time.perf_counter() - self.start, self.hv_reference, self.constraint_names, self.constraint_bounds)
+        self.history.append(record)
+
+    def result(self, method: str, stop_reason: str = "budget spent", info: dict | None = None) -> EditResult:
+        """Everything so far as an :class:`~flowevo.evolve.EditResult`."""
+        if self.archive.population is None:
+            raise RuntimeError(f"{method}: nothing was evaluated (budget smaller than one batch?)")
+        return EditResult(method=method, population=self.archive.population, objective_names=self.objective_names,
+                          senses=self.senses, rows=self.rows, evaluations_per_row=self.spent.clone(),
+                          history=self.history, failures=self.failures, stop_reason=stop_reason,
+                          wall_s=time.perf_counter() - self.start, info=dict(info or {}))
+
+
+def final_edits(method: str, z: Tensor, x: Tensor, spent: Tensor, wall_s: float, info: dict | None = None) -> EditResult:
+    """An unscored method's result: one final edit per row (``z (B, *S)`` flow-space points, ``x (B, *D)``
+    decoded), no objectives, every edit counted feasible; ``spent (B,)`` black-box calls per row."""
+    b = len(x)
+    row = torch.arange(b, device=x.device)
+    pop = Population(residuals=z, row=row, origin=torch.full_like(row, SEED), donor_row=torch.full_like(row, -1),
+                     values=torch.zeros(b, 0, dtype=torch.float64), violation=torch.zeros(b, dtype=torch.float64),
+                     decoded=x, born=torch.zeros_like(row))
+    return EditResult(method=method, population=pop, objective_names=[], senses=[], rows=b,
+                      evaluations_per_row=spent.double().cpu(), stop_reason="done", wall_s=wall_s, info=dict(info or {}))
+
+
+def run_budgeted(method: str, propose: Callable[[int], Tensor], observe: Callable[[Tensor, Evaluation], None],
+                 codec: Codec, task: EditTask, evaluator: Evaluator, budget_per_row: int, batch: int,
+                 payload: Payload | None = None) -> EditResult:
+    """Drive a baseline: ``propose(step) -> (B*batch, *S)`` residuals (row-major), ``observe(residuals, ev)``;
+    ``budget_per_row // batch`` steps. Returns the :class:`~flowevo.evolve.EditResult` named ``method``."""
+    if budget_per_row < batch:
+        raise ValueError(f"{method}: budget_per_row ({budget_per_row}) is smaller than one batch ({batch})")
+    recorder = Recorder(task, evaluator)
+    row = torch.arange(len(task)).repeat_interleave(batch)
     spent = 0
     while spent + batch <= budget_per_row:
         residuals = propose(spent // batch)
-        cands, ev = decode_and_score(codec, task, evaluator, residuals, row.to(residuals.device))
+        cands, ev = decode_and_score(codec, task, evaluator, residuals, row, payload)
         spent += batch
-        tracker.update(residuals, cands, ev, spent, None if success is None else success(ev, cands).cpu())
-        failures.extend(ev.failures)
+        recorder.add(residuals.to(codec.device), cands, ev)
         observe(residuals, ev)
-    return SearchResult(tracker.residuals, tracker.x, tracker.values, tracker.violation, spent,
-                        tracker.first_success, failures, time.perf_counter() - start)
+    return recorder.result(method)

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-
 import cma
 import numpy as np
 import torch
 
-from flowevo.baselines.budgeted import SearchResult, SuccessFn, run_budgeted
+from flowevo.baselines.budgeted import Payload, run_budgeted
+from flowevo.evolve.result import EditResult
 from flowevo.evolve.task import EditTask
-from flowevo.flow.codec import ResidualCodec
-from flowevo.objectives import sense_sign
+from flowevo.flow.codec import Codec
+from flowevo.objectives import Evaluator, sense_sign
 
 
-def cma_search(codec: ResidualCodec, task: EditTask, evaluator, budget_per_row: int, popsize: int = 16,
-               sigma0: float = 0.5, seed: int = 0, success: SuccessFn | None = None) -> SearchResult:
+def cma_search(codec: Codec, task: EditTask, evaluator: Evaluator, budget_per_row: int, popsize: int = 16,
+               sigma0: float = 0.5, seed: int = 0, payload: Payload | None = None) -> EditResult:
     """Run pycma's ask/tell per row, started at the row's own residual (inverted under its condition).
 
     Fitness is the first objective in minimisation form plus a large penalty times the
-    constraint violation; failed candidates get ``+inf``-like fitness (1e12).
+    constraint violation; failed candidates get ``+inf``-like fitness (1e12). Returns an
+    :class:`~flowevo.evolve.EditResult` (``"cma"``).
     """
     with torch.inference_mode():
-        r0 = codec.invert(task.sources, task.source_condition).cpu()
+        r0 = codec.invert(task.sources.to(codec.device), task.source_condition.to(codec.device)).cpu()
     shape = tuple(r0.shape[1:])
     es = [
         cma.CMAEvolutionStrategy(r0[b].flatten().double().numpy(), sigma0,
@@ -41,4 +42,4 @@ def cma_search(codec: ResidualCodec, task: EditTask, evaluator, budget_per_row: 
         for e, a, fb in zip(es, asked, f):
             e.tell(a, fb.tolist())
 
-    return run_budgeted(propose, observe, codec, task, evaluator, budget_per_row, popsize, success)
+    return run_budgeted("cma", propose, observe, codec, task, evaluator, budget_per_row, popsize, payload)

@@ -8,27 +8,22 @@ says it reached its goal (e.g. the classifier's target probability passed a thre
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import Tensor
 
-
-@dataclass
-class GradientResult:
-    """``z (B, *S)`` optimised points, ``x (B, *D)`` decoded, ``steps (B,)`` gradient steps used per row."""
-
-    z: Tensor
-    x: Tensor
-    steps: Tensor
-    wall_s: float
+from flowevo.baselines.budgeted import final_edits
+from flowevo.evolve.result import EditResult
 
 
 def gradient_search(z0: Tensor, decode: Callable[[Tensor], Tensor], loss: Callable[[Tensor], Tensor],
                     done: Callable[[Tensor], Tensor], steps: int = 1000, lr: float = 0.05,
-                    weight: float = 0.01) -> GradientResult:
-    """Minimise ``loss(decode(z)) (B,)`` from ``z0 (B, *S)``; rows with ``done(x) (B,)`` True stop moving."""
+                    weight: float = 0.01) -> EditResult:
+    """Minimise ``loss(decode(z)) (B,)`` from ``z0 (B, *S)``; rows with ``done(x) (B,)`` True stop moving.
+
+    Returns an :class:`~flowevo.evolve.EditResult` (``"gradient"``): the final edit per row (residual:
+    the optimised ``z``), gradient steps per row as evaluations."""
     start = time.perf_counter()
     z = z0.detach().clone().requires_grad_(True)
     opt = torch.optim.AdamW([z], lr=lr, weight_decay=0.0)
@@ -52,4 +47,4 @@ def gradient_search(z0: Tensor, decode: Callable[[Tensor], Tensor], loss: Callab
         used[active.cpu()] += 1
     with torch.no_grad():
         x = decode(z)
-    return GradientResult(z=z.detach(), x=x.detach(), steps=used, wall_s=time.perf_counter() - start)
+    return final_edits("gradient", z.detach(), x.detach(), used, time.perf_counter() - start)

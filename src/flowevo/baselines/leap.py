@@ -10,31 +10,20 @@ the same condition and cancel). One black-box label query per round and row.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import Tensor
 
+from flowevo.baselines.budgeted import final_edits
+from flowevo.evolve.result import EditResult
 from flowevo.flow.codec import ResidualCodec
 from flowevo.flow.condition import Condition
 
 
-@dataclass
-class LeapResult:
-    """``x (B, *D)`` final edits, ``z (B, *S)`` their flow-space points, ``labels (B,)`` last read labels,
-    ``queries (B,)`` label queries spent per row, ``wall_s``."""
-
-    x: Tensor
-    z: Tensor
-    labels: Tensor
-    queries: Tensor
-    wall_s: float
-
-
 def leap(codec: ResidualCodec, x: Tensor, source_labels: Tensor, target_labels: Tensor,
          label_fn: Callable[[Tensor], Tensor], gamma: float = 0.5, rounds: int = 15,
-         condition: Callable[[Tensor], Condition] = Condition.from_labels) -> LeapResult:
+         condition: Callable[[Tensor], Condition] = Condition.from_labels) -> EditResult:
     """Run ``rounds`` lift/land rounds on ``x (B, *D)`` toward ``target_labels (B,)``.
 
     Args:
@@ -45,9 +34,13 @@ def leap(codec: ResidualCodec, x: Tensor, source_labels: Tensor, target_labels: 
         condition: builds the model's condition from labels (default: class ids); e.g. a
             property scaler for a flow conditioned on a continuous value, whose labels (the black
             box's readings) then never equal the target exactly, so every round runs.
+
+    Returns:
+        an :class:`~flowevo.evolve.EditResult` (``"leap"``): per row the final edit (residual: its
+        flow-space point), label queries per row as evaluations, ``info["labels"] (B,)`` the last labels read.
     """
     start = time.perf_counter()
-    partial = ResidualCodec(codec.model, codec.solver.discretisation, codec.encoder, strength=gamma)
+    partial = codec.with_strength(gamma)
     target = condition(target_labels.to(x.device))
     with torch.inference_mode():
         z = partial.to_flow_space(x)
@@ -68,4 +61,4 @@ def leap(codec: ResidualCodec, x: Tensor, source_labels: Tensor, target_labels: 
             queries[idx.cpu()] += 1
             if gamma >= 1.0:
                 break  # a full lift forgets the input: further rounds only resample
-    return LeapResult(x=out, z=z, labels=current, queries=queries, wall_s=time.perf_counter() - start)
+    return final_edits("leap", z, out, queries, time.perf_counter() - start, {"labels": current})

@@ -133,28 +133,22 @@ class CrystalSetup:
                  chgnet_rows: int = 300, max_rows: int | None = None, log: Callable[[str], None] = print) -> None:
         from flowevo.domains.crystals.constraints import energy_ceiling_constraint, smact_strict_constraint
         from flowevo.domains.crystals.data import load_cdvae_csv, split_indices
-        from flowevo.domains.crystals.energy import CHGNetEnergy, FormationEnergy
-        from flowevo.domains.crystals.model import train_crystal_flow
-        from flowevo.domains.crystals.objectives import canonical_sources, property_objective, structures_payload
-        from flowevo.domains.crystals.predictors import fit_surrogate
+        from flowevo.domains.crystals.fitting import fit_crystal_models
+        from flowevo.domains.crystals.objectives import property_objective, structures_payload
 
         table = load_cdvae_csv(data, ("heat_ref", "ind_gap"), limit=max_rows)
         tr, held = split_indices(len(table), (0.9, 0.1), seed)
         self.table, self.train, self.held = table, table.subset(tr), table.subset(held)
-        log(f"crystals: training the CFM ({cfm_steps} steps) on {len(self.train)} crystals")
-        self.model = train_crystal_flow(self.train, "heat_ref", seed=seed, steps=cfm_steps)
-        log("crystals: fitting the ind_gap surrogate (MLP) and CHGNet reference energies")
-        self.surrogate = fit_surrogate(self.train, property="ind_gap", seed=seed, steps=surrogate_steps)
-        rows = np.random.default_rng(seed).permutation(len(self.train))[:chgnet_rows]
-        fit = canonical_sources(self.train.subset(rows), self.model.representation)
-        self.formation = FormationEnergy.fit(fit, self.train.properties["heat_ref"][rows], CHGNetEnergy())
+        models = fit_crystal_models(self.train, "heat_ref", seed, cfm_steps, surrogate_steps, surrogate_property="ind_gap",
+                                    gbr_estimators=None, chgnet_rows=chgnet_rows, log=lambda s: log(f"crystals: {s}"))
+        self.model, self.surrogate, self.formation = models.model, models.surrogate, models.formation
         self.ceiling = float(np.median(self.train.properties["heat_ref"]))
         self.payload = structures_payload(self.model.representation)
         self.evaluator = LocalEvaluator([property_objective(self.surrogate, "band_gap", "max")],
                                         [smact_strict_constraint(), energy_ceiling_constraint(self.formation, self.ceiling)])
         self.dft_gap = {tuple(sorted(_symbols(s))): float(v) for s, v in
                         zip(table.structures, table.properties["ind_gap"])}
-        self.chgnet_rows = len(rows)
+        self.chgnet_rows = models.chgnet_rows
 
     def surrogate_quality(self) -> dict[str, float]:
         """The surrogate on the held-out 10%: Pearson r, ROC AUC of ``ind_gap > 0``, MAE."""

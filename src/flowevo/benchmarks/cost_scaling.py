@@ -179,7 +179,7 @@ def run_cost_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, popul
     Defaults: rk4 with 10 steps, dimension 16 and 16 individuals per row unless swept; ``rows`` sources;
     each point is the best of ``generations`` timed generations (the least disturbed by other load).
     """
-    from flowevo.benchmarks.digits import load_sources
+    from flowevo.domains.digits.data import load_source_digits
     from flowevo.domains.digits.models import load_digit_models
 
     out_dir = Path(out_dir)
@@ -207,7 +207,7 @@ def run_cost_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, popul
     sweeps["flops"] = {"fixed": "all points", "fit": linear_fit([p["flops"] for p in every], [p["seconds"] for p in every])}
     log("accuracy")
 
-    x, labels = load_sources(None, accuracy_samples)
+    x, labels = load_source_digits(None, accuracy_samples)
     with torch.inference_mode():
         z = models.vae.encode(x)
     curve = roundtrip_curve(models.flow, z, Condition.from_labels(labels))

@@ -9,7 +9,6 @@ py-spy (see docs/benchmarks.md).
 from __future__ import annotations
 
 import cProfile
-import json
 import pstats
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 
 from flowevo.benchmarks.machine import load_average, machine_info
+from flowevo.jsonio import write_json
 
 # stage -> [(file suffix, function name)] whose cumulative times make that stage
 STAGES = {
@@ -26,9 +26,9 @@ STAGES = {
     "CNN black box (ClassifierOracle.probs)": [("domains/digits/objectives.py", "probs")],
     "preservation objective (shape / pixel distance)": [("domains/digits/objectives.py", "shape_distance"),
                                                         ("domains/digits/objectives.py", "pixel_distance")],
-    "variation (self/cross-pollination, repair)": [("evolve/operators/variation.py", "__call__")],
+    "variation (self/cross-pollination, repair)": [("evolve/operators/variation.py", "offspring")],
     "survival": [("evolve/survival.py", "__call__")],
-    "generation record (incl. hypervolume)": [("evolve/evolver.py", "_record")],
+    "generation record (incl. hypervolume)": [("evolve/history.py", "summarise_generation")],
     "benchmark scoring after the run (morphometrics)": [("domains/digits/morphometrics.py", "measure_batch")],
 }
 SCORING = "benchmark scoring after the run (morphometrics)"
@@ -56,23 +56,31 @@ def _profile(fn) -> tuple[pstats.Stats, float]:
 
 
 def profile_reo(n: int = 200, population: int = 24, generations: int = 3, seed: int = 0, top: int = 15) -> dict:
-    """Profile the digits benchmark's own REO (``DigitsBench.reo`` at tau 0.9) on ``n`` sources.
+    """Profile the digits benchmark's own REO (``DigitCounterfactuals.reo`` at tau 0.9, then the kept edits
+    scored as the benchmark scores them) on ``n`` sources.
 
     Candidates per second exclude the benchmark's scoring after the run (morphometrics)."""
-    from flowevo.benchmarks.digits import DigitsBench, load_sources
+    from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
+    from flowevo.domains.digits.data import load_source_digits
     from flowevo.domains.digits.models import load_digit_models
 
     models = load_digit_models()
-    x, labels = load_sources(None, n)
+    x, labels = load_source_digits(None, n)
     targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
-    bench = DigitsBench(models, x, labels, targets, seed, population, generations)
+    cf = DigitCounterfactuals(models, x, labels, targets, seed, population, generations)
     out: dict = {}
-    stats, wall = _profile(lambda: out.update(bench.reo(0.9)))
+
+    def run() -> None:
+        res = cf.reo(0.9)
+        cf.score(*cf.kept(res, 0.9))
+        out["evaluations"] = float(res.evaluations_per_row.mean())
+
+    stats, wall = _profile(run)
     stages = {k: _cum(stats, *v) for k, v in STAGES.items()}
     solver = "ODE solver overhead (torchdiffeq, excl. velocity)"
     stages[solver] -= stages["flow velocity (MLPVelocity.forward)"]
     run_s = wall - stages[SCORING]
-    return {"what": f"DigitsBench.reo(0.9): {n} sources x {population} residuals, {generations + 1} generations "
+    return {"what": f"DigitCounterfactuals.reo(0.9): {n} sources x {population} residuals, {generations + 1} generations "
                     "(incl. 0), then the benchmark's scoring", "wall_s": wall,
             "candidates_per_s": out["evaluations"] * n / run_s,
             "stages": {k: {"s": v, "share": v / wall} for k, v in stages.items()}, "top": _top(stats, wall, top)}
@@ -127,7 +135,7 @@ def run_profile(out_dir: Path | str, seed: int = 0, command: str | None = None) 
                "profiles": {"end-to-end digits REO": profile_reo(seed=seed), "decode, batch 1024": profile_decode(seed=seed)},
                "machine": machine}
     metrics["machine"]["load_average_end"] = load_average()
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "metrics.json", metrics)
     (out_dir / "top_functions.md").write_text(f"# Profile\n\nCommand: `{metrics['command']}`; torch threads "
                                               f"{machine['torch_threads']}, load average {machine['load_average_start']}"
                                               f" -> {machine['load_average_end']}.\n\n" + profile_tables(metrics))

@@ -1,11 +1,9 @@
 """Query efficiency on the digits counterfactual task: the digits benchmark's own methods, counted.
 
-Each method runs through the digits benchmark's public ``DigitsBench`` methods (``reo``,
-``search(cma_search)``, ``search(random_search)``), so its settings are whatever that benchmark
-uses today. To see every batch the black box scores, whichever way the benchmark builds its
-evaluators, every evaluator the digits benchmark builds (``DigitsBench.evaluator``) while a method runs
-is wrapped in a :class:`~flowevo.benchmarks.query_efficiency.QueryCounter` (a run that builds
-none is an error, never a silent zero).
+Each method runs through the public :class:`~flowevo.domains.digits.counterfactuals.DigitCounterfactuals`
+methods (``reo``, ``search("cma")``, ``search("random")``) with the digits benchmark's settings. Every
+evaluator those methods build is wrapped in a :class:`~flowevo.objectives.QueryCounter` through the
+task's ``wrap_evaluator`` argument (a run that builds none is an error, never a silent zero).
 
 Goals (judged here, independently of the method's own objectives where possible):
 
@@ -23,8 +21,10 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from flowevo.benchmarks.query_efficiency import GoalFn, QueryCounter, _defaults_of
-from flowevo.objectives import Candidates, Evaluation
+from flowevo.benchmarks.query_efficiency import _defaults_of
+from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
+from flowevo.evolve import slerp_ladder
+from flowevo.objectives import Candidates, Evaluation, Goal, QueryCounter
 
 DEV = slice(1000, 1100)
 DEV_SETTINGS = {  # name: (individuals per row, ladder seeds); same budget as the benchmark's REO
@@ -52,48 +52,40 @@ class Validity:
         return self._last[1]
 
 
-def digit_goals(classifier: torch.nn.Module, tau: float, threshold: float) -> dict[str, GoalFn]:
+def digit_goals(classifier: torch.nn.Module, tau: float, threshold: float) -> dict[str, Goal]:
     """``valid`` and ``close`` (valid, first objective <= ``threshold``)."""
     valid = Validity(classifier, tau)
     return {"valid": valid, "close": lambda ev, c: valid(ev, c) & (ev.values[:, 0] <= threshold)}
 
 
-def _counting_run(bench, run: Callable, goals: dict[str, GoalFn]) -> tuple[dict, list[QueryCounter]]:
-    """Run ``run(bench)`` with every evaluator ``bench.evaluator(tau)`` builds wrapped in a QueryCounter.
-
-    Every search method of :class:`~flowevo.benchmarks.digits.DigitsBench` gets its evaluator there,
-    so this counts the benchmark's own methods without a copy of their settings."""
+def _counting_run(make: Callable[..., DigitCounterfactuals], run: Callable, goals: dict[str, Goal]
+                  ) -> tuple[dict, list[QueryCounter]]:
+    """``run(task)`` on ``task = make(wrap_evaluator=...)``: every evaluator the task builds is counted."""
     counters: list[QueryCounter] = []
-    build = bench.evaluator
 
-    def counted(tau: float) -> QueryCounter:
-        counters.append(QueryCounter(build(tau), len(bench.x), goals))
+    def counted(evaluator) -> QueryCounter:
+        counters.append(QueryCounter(evaluator, len(task.x), goals))
         return counters[-1]
 
-    bench.evaluator = counted  # this instance only
-    try:
-        result = run(bench)
-    finally:
-        del bench.evaluator
+    task = make(wrap_evaluator=counted)
+    result = run(task)
     if not counters:
-        raise RuntimeError("the method built no evaluator through bench.evaluator: queries cannot be counted")
+        raise RuntimeError("the method built no evaluator: queries cannot be counted")
     return result, counters
 
 
 def leap_threshold(models, population: int, generations: int, tau: float, seed: int = 0, dev: slice = DEV) -> dict:
     """The ``close`` goal's threshold: median of the benchmark's preservation objective over leap's valid dev edits."""
-    from flowevo.benchmarks.digits import DigitsBench
     from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
 
     split = load_builtin_digits()
     x = images_to_tensor(split.train_images[dev])
     labels = torch.as_tensor(split.train_labels[dev], dtype=torch.long)
     targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
-    bench = DigitsBench(models, x, labels, targets, seed, population, generations)
-    bench.leap(0.5)
-    edits = bench.last_edits
-    evaluator = bench.evaluator(tau)
-    cands = Candidates(x=edits, source_index=torch.arange(len(x)), sources=x, target=bench.tgt_c)
+    cf = DigitCounterfactuals(models, x, labels, targets, seed, population, generations)
+    edits = cf.leap(0.5).best.decoded
+    evaluator = cf.evaluator(tau)
+    cands = Candidates(x=edits, source_index=torch.arange(len(x), device=edits.device), sources=cf.x, target=cf.tgt_c)
     ev = evaluator(cands)
     valid = Validity(models.classifier, tau)(ev, cands)
     name = evaluator.objectives[0].name
@@ -103,29 +95,27 @@ def leap_threshold(models, population: int, generations: int, tau: float, seed: 
 
 
 def _run_methods(x: Tensor, labels: Tensor, seeds: Sequence[int], methods: dict[str, Callable], models,
-                 population: int, generations: int, goals: dict[str, GoalFn], log: Callable[[str], None],
+                 population: int, generations: int, goals: dict[str, Goal], log: Callable[[str], None],
                  preservation: str | None = None) -> tuple[dict, dict, dict]:
     """Per seed and method: per-row first successes per goal, the method's final scores, its evaluator's names.
 
     ``preservation``: the objective name every method's first objective must have (the ``close`` goal's measure)."""
-    from flowevo.benchmarks.digits import DigitsBench
-
     first: dict[str, dict[str, list]] = {g: {m: [] for m in methods} for g in goals}
     final: dict[str, list[dict]] = {m: [] for m in methods}
     names: dict[str, dict] = {}
     for seed in seeds:
         targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
-        bench = DigitsBench(models, x, labels, targets, seed, population, generations)
+        make = lambda **kw: DigitCounterfactuals(models, x, labels, targets, seed, population, generations, **kw)
         for m, run in methods.items():
             log(f"digits seed {seed}: {m}")
-            r, counters = _counting_run(bench, run, goals)
+            r, counters = _counting_run(make, run, goals)
             spent = sum(c.spent for c in counters)
             for g in goals:
                 first[g][m].append(torch.stack([c.first[g] + (sum(d.spent for d in counters[:i]) if i else 0)
                                                 for i, c in enumerate(counters)]).min(dim=0).values.tolist())
             names.setdefault(m, {"evaluators": len(counters), "evaluations_per_row": float(spent.double().mean()),
                                  "objectives": [o.name for o in counters[0].objectives],
-                                 "constraints": [c.name for c in getattr(counters[0].inner, "constraints", [])]})
+                                 "constraints": [c.name for c in counters[0].constraints]})
             if preservation is not None and names[m]["objectives"][0] != preservation:
                 raise ValueError(f"{m}'s first objective is {names[m]['objectives'][0]!r}, but the close goal's "
                                  f"threshold is in {preservation!r}")
@@ -133,60 +123,51 @@ def _run_methods(x: Tensor, labels: Tensor, seeds: Sequence[int], methods: dict[
     return first, final, names
 
 
-def _benchmark_methods(tau: float) -> dict[str, Callable]:
-    from flowevo.baselines import cma_search, random_search
+def _kept_scores(tau: float, method: Callable[[DigitCounterfactuals], object]) -> Callable[[DigitCounterfactuals], dict]:
+    """Run ``method`` on a task and score its kept edits (REO: at ``tau``; the others: their best) as the
+    digits benchmark does."""
 
-    return {"reo": lambda b: b.reo(tau), "cma": lambda b: b.search(cma_search, tau),
-            "random": lambda b: b.search(random_search, tau)}
+    def run(cf: DigitCounterfactuals) -> dict:
+        res = method(cf)
+        edits = cf.kept(res, tau)[0] if res.method == "reo" else res.best.decoded.cpu()
+        return {**cf.score(edits), "evaluations": float(res.evaluations_per_row.mean())}
+
+    return run
+
+
+def _benchmark_methods(tau: float) -> dict[str, Callable]:
+    return {"reo": _kept_scores(tau, lambda cf: cf.reo(tau)), "cma": _kept_scores(tau, lambda cf: cf.search("cma", tau)),
+            "random": _kept_scores(tau, lambda cf: cf.search("random", tau))}
 
 
 def run_digits_queries(seeds: Sequence[int], n: int = 200, tau: float = 0.9,
                        log: Callable[[str], None] = lambda s: None) -> dict:
     """The digits benchmark's sources, targets (per seed) and methods; first successes per goal."""
-    from flowevo.benchmarks.digits import load_sources
+    from flowevo.domains.digits.data import load_source_digits
     from flowevo.domains.digits.models import load_digit_models
 
     population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
     models = load_digit_models()
     close = leap_threshold(models, population, generations, tau)
-    x, labels = load_sources(None, n)
+    x, labels = load_source_digits(None, n)
     first, final, names = _run_methods(x, labels, seeds, _benchmark_methods(tau), models, population, generations,
                                        digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"])
     return {"budget": population * (generations + 1), "population": population, "generations": generations,
             "rows": len(x), "tau": tau, "close": close, "evaluators": names, "goals": first, "final": final}
 
 
-def anchor_ladder(bench, weights: Sequence[float] = (0.15, 0.3, 0.45, 0.6, 0.75, 0.9)) -> Tensor:
-    """Per row ``(B, 1 + len(weights), *S)``: the target anchor (``bench.target_seeds[:, 0]``, the source
-    inverted under the target) and slerps from it toward the source's own residual by ``weights``
-    (norms interpolated linearly): a ladder from "the source, wrong class" to "swap"."""
-    with torch.inference_mode():
-        r_src = bench.codec.invert(bench.x, bench.src_c)
-    r_tgt = bench.target_seeds[:, 0]
-    a, b = r_tgt.flatten(1), r_src.flatten(1)
-    na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
-    omega = ((a / na) * (b / nb)).sum(1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7).acos()
-    rungs = [((torch.sin((1 - w) * omega) * a / na + torch.sin(w * omega) * b / nb) / omega.sin()) * ((1 - w) * na + w * nb)
-             for w in weights]
-    return torch.stack([a, *rungs], dim=1).reshape(len(r_tgt), len(weights) + 1, *r_tgt.shape[1:])
-
-
 def reo_setting(tau: float, population: int, ladder: bool) -> Callable:
     """The benchmark's ``reo`` with another population size (same budget: more generations) and, with
-    ``ladder``, the anchor ladder as its extra seeds; set through the bench's attributes for the one call."""
+    ``ladder``, the slerp ladder from the target anchor toward the source's own residual as extra seeds."""
 
-    def run(bench) -> dict:
-        saved = bench.population, bench.generations, bench.target_seeds
-        budget = bench.population * (bench.generations + 1)
-        bench.population, bench.generations = population, budget // population - 1
+    def method(cf: DigitCounterfactuals):
+        seeds = None
         if ladder:
-            bench.target_seeds = anchor_ladder(bench)
-        try:
-            return bench.reo(tau)
-        finally:
-            bench.population, bench.generations, bench.target_seeds = saved
+            with torch.inference_mode():
+                seeds = slerp_ladder(cf.target_seeds[:, 0], cf.codec.invert(cf.x, cf.src_c))
+        return cf.reo(tau, population=population, generations=cf.budget // population - 1, extra_seeds=seeds)
 
-    return run
+    return _kept_scores(tau, method)
 
 
 def run_dev_settings(seeds: Sequence[int] = (100, 101), tau: float = 0.9, dev: slice = DEV,

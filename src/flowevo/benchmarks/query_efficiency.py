@@ -1,12 +1,12 @@
 """Query efficiency: black-box evaluations until a goal is reached, REO vs random search vs CMA-ES.
 
 Every method runs exactly as its benchmark runs it (the toy benchmark's ``toy_search``, the
-digits benchmark's ``DigitsBench.reo`` / ``DigitsBench.search``), with its evaluator wrapped
-in a :class:`QueryCounter`. The counter sees every batch of candidates the black box scores
-and records, per source row and goal, how many evaluations that row had used when its first
-success appeared. Candidates within one batch are counted in batch order (a batch is proposed
-before any of its scores are seen, so scoring it one by one and stopping at the first success
-is a valid way to spend that many queries).
+digits benchmark's ``DigitCounterfactuals.reo`` / ``.search``), with its evaluator wrapped in a
+:class:`~flowevo.objectives.QueryCounter`. The counter sees every batch of candidates the black
+box scores and records, per source row and goal, how many evaluations that row had used when
+its first success appeared. Candidates within one batch are counted in batch order (a batch is
+proposed before any of its scores are seen, so scoring it one by one and stopping at the first
+success is a valid way to spend that many queries).
 
 Goals: on the toy task, the toy benchmark's own success (projection above the 99.9% quantile,
 realistic); on the digits task, ``valid`` and ``close`` (see :mod:`flowevo.benchmarks.query_digits`).
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import math
 import statistics
 import time
@@ -24,67 +23,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from flowevo.benchmarks.machine import load_average, machine_info
-from flowevo.objectives import Candidates, Evaluation
+from flowevo.jsonio import write_json
+from flowevo.objectives import QueryCounter, evaluations_to_rate, success_curve
 
-GoalFn = Callable[[Evaluation, Candidates], Tensor]
 METHODS = ("reo", "cma", "random")
 RATES = (0.5, 0.8, 0.9, 1.0)
-
-
-class QueryCounter:
-    """Wrap an evaluator: count evaluations per row and each row's first success per goal.
-
-    Args:
-        inner: the evaluator that scores (its ``objectives`` and other attributes are passed through).
-        rows: number of source rows (``Candidates.source_index`` in ``0..rows-1``).
-        goals: ``{name: fn(evaluation, candidates) -> (N,) bool}``.
-
-    Attributes:
-        spent: ``(rows,)`` evaluations so far per row.
-        first: ``{goal: (rows,)}`` evaluations used by a row up to and including its first
-            success (float, ``inf`` if none yet).
-    """
-
-    def __init__(self, inner, rows: int, goals: dict[str, GoalFn]) -> None:
-        self.inner, self.rows, self.goals = inner, rows, goals
-        self.spent = torch.zeros(rows, dtype=torch.long)
-        self.first = {g: torch.full((rows,), math.inf, dtype=torch.float64) for g in goals}
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
-    def __call__(self, candidates: Candidates) -> Evaluation:
-        ev = self.inner(candidates)
-        row = candidates.source_index.cpu().long()
-        counts = torch.bincount(row, minlength=self.rows)
-        order = torch.argsort(row, stable=True)
-        starts = torch.cumsum(counts, 0) - counts
-        pos = torch.empty_like(row)
-        pos[order] = torch.arange(len(row)) - starts[row[order]]  # position within its row in this batch
-        used = (self.spent[row] + pos + 1).double()  # evaluations of this row up to and including this one
-        for name, fn in self.goals.items():
-            ok = fn(ev, candidates).cpu().bool()
-            hit = torch.where(ok, used, torch.full_like(used, math.inf))
-            self.first[name] = torch.minimum(self.first[name], torch.full((self.rows,), math.inf, dtype=torch.float64)
-                                             .scatter_reduce(0, row, hit, reduce="amin"))
-        self.spent += counts
-        return ev
-
-
-def success_curve(first: Tensor | Sequence[float], evaluations: Sequence[int]) -> list[float]:
-    """Share of rows whose first success came within ``e`` evaluations, for each ``e`` (non-decreasing in e)."""
-    f = torch.as_tensor(first, dtype=torch.float64)
-    return [float((f <= e).double().mean()) for e in evaluations]
-
-
-def evaluations_to_rate(first: Tensor | Sequence[float], rate: float) -> float:
-    """Fewest evaluations per row after which at least ``rate`` of the rows have succeeded (``inf``: never)."""
-    f = torch.sort(torch.as_tensor(first, dtype=torch.float64)).values
-    return float(f[max(1, math.ceil(rate * len(f) - 1e-9)) - 1])
 
 
 def _grid(budget: int) -> list[int]:
@@ -188,7 +133,7 @@ def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3,
                "counting": "evaluations per source row up to and including its first success; candidates within a "
                            "batch counted in batch order", "tasks": results,
                "machine": {**machine, "load_average_end": load_average()}, "total_s": time.perf_counter() - t0}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "metrics.json", metrics)
     plot_queries(metrics, out_dir / "queries.png")
     return metrics
 

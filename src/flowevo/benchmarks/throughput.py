@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -140,14 +140,17 @@ def gpu_info(device: torch.device) -> dict:
 
 def _end_to_end(models, seed: int, device: torch.device) -> dict:
     """The digits benchmark's REO at tau 0.9 on 200 sources x 24 residuals, 3 generations after generation 0."""
-    from flowevo.benchmarks.digits import DigitsBench, load_sources
+    from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
+    from flowevo.domains.digits.data import load_source_digits
 
-    x, labels = load_sources(None, 200)
+    x, labels = load_source_digits(None, 200)
     targets = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(seed))
-    bench = DigitsBench(models, x.to(device), labels.to(device), targets.to(device), seed, population=24, generations=3)
-    reo = bench.reo(0.9)
-    return {"candidates_per_s": reo["evaluations"] * len(x) / reo["wall_s"], "rows": len(x), "population": 24,
-            "generations": 3, "wall_s": reo["wall_s"], "evaluations_per_row": reo["evaluations"],
+    cf = DigitCounterfactuals(models, x.to(device), labels.to(device), targets.to(device), seed, population=24,
+                              generations=3)
+    res = cf.reo(0.9)
+    evaluations = float(res.evaluations_per_row.mean())
+    return {"candidates_per_s": evaluations * len(x) / res.wall_s, "rows": len(x), "population": 24,
+            "generations": 3, "wall_s": res.wall_s, "evaluations_per_row": evaluations,
             "includes": "the digits benchmark's REO at tau 0.9: flow decode (rk4 10), "
                         "VAE decode, CNN black box, pixel distance, survival"}
 
@@ -156,7 +159,7 @@ def run_throughput_benchmark(out_dir: Path | str, seed: int = 0, command: str | 
                              captures: Sequence[str] = CAPTURES) -> dict:
     """Decode throughput of the shipped digits flow per batch size vs the FLOP bound, and end-to-end REO.
 
-    End to end is the digits benchmark's own REO (``DigitsBench.reo`` at tau 0.9: flow decode, VAE
+    End to end is the digits benchmark's own REO (``DigitCounterfactuals.reo`` at tau 0.9: flow decode, VAE
     decode, CNN black box, pixel-distance objective, survival) on 200 sources x 24 residuals for
     3 generations after generation 0; candidates per second over the evolver's wall time.
 
@@ -207,8 +210,8 @@ def _run_cpu(seed: int, dev: torch.device, machine: dict, captures: Sequence[str
         chunked = {"batch": 4096, "chunk": 1024, "candidates_per_s": 4096 / s}
         # the black box (CNN) on one generation's images (200 x 24) at several chunk sizes
         images = torch.rand(4800, 28, 28, generator=g)
-        black_box = {str(k): {"images_per_s": 4800 / _best_time(lambda: [models.classifier(images[i:i + k])
-                                                                         for i in range(0, 4800, k)], repeats=2)}
+        black_box = {str(k): {"images_per_s": 4800 / _best_time(lambda k=k: [models.classifier(images[i:i + k])
+                                                                             for i in range(0, 4800, k)], repeats=2)}
                      for k in (4096, 1024, 256)}
     rate_end, bf16_end = matmul_rate(), matmul_rate(precision="bf16")
     # the bound uses the best matmul rate seen (before and after the decodes): on a loaded machine
@@ -293,7 +296,7 @@ def throughput_tables(metrics: dict) -> str:
     if "gpu" in metrics:  # the device run (CUDA)
         return _cuda_tables(metrics)
     d = metrics["throughput"]["decode"]
-    e2e = metrics["throughput"]["end_to_end_digits"]
+    e2e, chunked = metrics["throughput"]["end_to_end_digits"], metrics["throughput"]["decode_chunked"]
     lines = [
         f"Matmul rate {metrics['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s (best of before / after the decodes; torch "
         f"threads: {metrics['machine'].get('torch_threads')}); "
@@ -302,16 +305,18 @@ def throughput_tables(metrics: dict) -> str:
         "| batch | " + " | ".join(d) + " |", "|---|" + "---:|" * len(d),
         "| decodes / s | " + " | ".join(f"{r['candidates_per_s']:,.0f}" for r in d.values()) + " |",
         "| fraction of the FLOP bound | " + " | ".join(f"{r['fraction_of_flop_bound']:.0%}" for r in d.values()) + " |",
-        "", f"The same 4096 decodes in 4 chunks of 1024: {metrics['throughput']['decode_chunked']['candidates_per_s']:,.0f} "
-            f"decodes / s ({metrics['throughput']['decode_chunked']['fraction_of_flop_bound']:.0%} of the bound). CNN black box, "
-            "images / s by chunk size: " + ", ".join(f"{k}: {v['images_per_s']:,.0f}"
-                                                    for k, v in metrics['throughput']['black_box_by_chunk'].items()) + "."]
+        "", f"The same 4096 decodes in 4 chunks of 1024: {chunked['candidates_per_s']:,.0f} decodes / s "
+            f"({chunked['fraction_of_flop_bound']:.0%} of the bound). CNN black box, images / s by chunk size: "
+            + ", ".join(f"{k}: {v['images_per_s']:,.0f}"
+                        for k, v in metrics["throughput"]["black_box_by_chunk"].items())
+            + "."]
     if "bf16" in metrics:
         b = metrics["bf16"]
         r = b["decode"]["1024"]
         lines += ["", f"bfloat16 autocast at batch 1024: {r['candidates_per_s']:,.0f} decodes / s, "
                       f"{r['fraction_of_flop_bound']:.0%} of the bfloat16 bound (matmul "
-                      f"{b['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s, bound {b['flop_bound_candidates_per_s']:,.0f} / s)."]
+                      f"{b['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s, "
+                      f"bound {b['flop_bound_candidates_per_s']:,.0f} / s)."]
     if "roundtrip_rel_error" in metrics:
         lines += ["", _roundtrip_table(metrics["roundtrip_rel_error"])]
     lines += ["", f"End-to-end digits REO: {e2e['candidates_per_s']:,.0f} candidates / s ({e2e['rows']} sources x "
@@ -320,9 +325,9 @@ def throughput_tables(metrics: dict) -> str:
 
 
 def _roundtrip_table(rt: dict) -> str:
-    return "\n".join(["| precision | round trip, median | mean | max | decode vs fp32, median |", "|---|---:|---:|---:|---:|",
-                      *(f"| {p} | {v['median']:.1e} | {v['mean']:.1e} | {v['max']:.1e} | {v['decode_vs_fp32_median']:.1e} |"
-                        for p, v in rt.items())])
+    head = ["| precision | round trip, median | mean | max | decode vs fp32, median |", "|---|---:|---:|---:|---:|"]
+    return "\n".join(head + [f"| {p} | {v['median']:.1e} | {v['mean']:.1e} | {v['max']:.1e} | "
+                             f"{v['decode_vs_fp32_median']:.1e} |" for p, v in rt.items()])
 
 
 def _cuda_tables(m: dict) -> str:
@@ -330,8 +335,10 @@ def _cuda_tables(m: dict) -> str:
     d = m["throughput"]["decode"]
     batches = list(next(iter(d.values())))
     lines = [f"{g['name']} ({g['memory_gib']} GiB), torch {g['torch']}, CUDA {g['cuda']}. Matmul rates (n = "
-             f"{m['matmul_n']}, best of before / after): " + ", ".join(f"{p} {rates[p] / 1e12:.0f} TFLOP/s" for p in rates)
-             + f"; {m['model']['flops_per_sample_per_call'] / 1e6:.2f} MFLOP per sample per call x NFE {m['model']['nfe']}.",
+             f"{m['matmul_n']}, best of before / after): "
+             + ", ".join(f"{p} {rates[p] / 1e12:.0f} TFLOP/s" for p in rates)
+             + f"; {m['model']['flops_per_sample_per_call'] / 1e6:.2f} MFLOP per sample per call"
+             f" x NFE {m['model']['nfe']}.",
              "", f"Decodes / s (share of the bound at that precision), capture {m['default_capture']}:", "",
              "| precision | " + " | ".join(f"{int(b):,}" for b in batches) + " |", "|---|" + "---:|" * len(batches)]
     for p, rows in d.items():

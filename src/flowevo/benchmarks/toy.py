@@ -12,22 +12,22 @@ flow with the same per-row budget, batch size and seed.
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
 from flowevo.baselines import cma_search, random_search
 from flowevo.domains.toy import ToyMixture, train_toy_flow
-from flowevo.evolve import EditTask, Evolver, MaxEvaluations, Variation
+from flowevo.evolve import EditResult, EditTask, Evolver, MaxEvaluations, Variation
 from flowevo.flow import Adaptive, Condition, FixedGrid, ResidualCodec, TrainConfig
-from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
+from flowevo.jsonio import write_json
+from flowevo.objectives import Constraint, Evaluator, FunctionObjective, LocalEvaluator, QueryCounter
 
 SOLVERS = [FixedGrid("euler", 10), FixedGrid("euler", 50), FixedGrid("midpoint", 10), FixedGrid("rk4", 5),
            FixedGrid("rk4", 10), FixedGrid("rk4", 20), Adaptive("dopri5", 1e-5, 1e-5), Adaptive("dopri5", 1e-6, 1e-6)]
@@ -50,7 +50,7 @@ def roundtrip_table(model, x: torch.Tensor, c: Condition) -> dict:
     return out
 
 
-def _summary(first_success: torch.Tensor, wall_s: float, evaluations: int, best: torch.Tensor) -> dict:
+def _summary(first_success: torch.Tensor, wall_s: float, evaluations: float, best: torch.Tensor) -> dict:
     ok = torch.isfinite(first_success)
     med = statistics.median(first_success.tolist())
     return {
@@ -103,21 +103,20 @@ def toy_edit_task(seed: int = 0, rows: int = 32, quantile: float = 0.999, show_p
 
 
 def toy_search(setup: ToyEditTask, method: str, budget: int = 512, batch: int = 16, seed: int = 0,
-               evaluator=None, callbacks: Sequence[Callable] = (), show_progress: bool = False):
+               evaluator: Evaluator | None = None, show_progress: bool = False) -> EditResult:
     """Run ``method`` (``reo``, ``random`` or ``cma``) on the task as the toy benchmark does.
 
-    ``evaluator`` replaces the task's own (e.g. a wrapper that counts queries). Returns the
-    :class:`EvolutionResult` (reo) or the baseline's ``SearchResult``."""
+    ``evaluator`` replaces the task's own (e.g. a :class:`~flowevo.objectives.QueryCounter`)."""
     evaluator = setup.evaluator if evaluator is None else evaluator
     rows = len(setup.task)
     if method == "reo":
         evolver = Evolver(setup.codec, setup.task, evaluator, population_size=batch, variation=Variation(cross_rate=0.3),
                           termination=[MaxEvaluations(budget * rows)], seed=seed)
-        return evolver.run(callbacks=callbacks, show_progress=show_progress)
+        return evolver.run(show_progress=show_progress)
     if method == "random":
-        return random_search(setup.codec, setup.task, evaluator, budget, batch=batch, seed=seed, success=setup.success)
+        return random_search(setup.codec, setup.task, evaluator, budget, batch=batch, seed=seed)
     if method == "cma":
-        return cma_search(setup.codec, setup.task, evaluator, budget, popsize=batch, seed=seed, success=setup.success)
+        return cma_search(setup.codec, setup.task, evaluator, budget, popsize=batch, seed=seed)
     raise ValueError(f"unknown toy method {method!r}; use reo, random or cma")
 
 
@@ -134,22 +133,14 @@ def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget
     roundtrip = roundtrip_table(model, x_test, Condition.from_labels(y_test))
 
     methods = {}
-    start = time.perf_counter()
-    first = torch.full((rows,), math.inf, dtype=torch.float64)
-
-    def track(ev: Evolver) -> None:
-        hit = (ev.last.values[:, 0] >= threshold) & (ev.last.violation == 0)
-        spent = ev.evaluations // rows
-        for b in torch.unique(ev.last.row[hit]).tolist():
-            first[b] = min(first[b].item(), spent)
-
-    result = toy_search(setup, "reo", budget, batch, seed, callbacks=[track], show_progress=show_progress)
-    methods["reo"] = _summary(first, time.perf_counter() - start, result.evaluations // rows, result.best.values[:, 0])
-    for name in ("random", "cma"):
+    for name in ("reo", "random", "cma"):
+        counter = QueryCounter(setup.evaluator, rows, {"success": setup.success})
         start = time.perf_counter()
-        res = toy_search(setup, name, budget, batch, seed)
-        methods[name] = _summary(res.first_success, time.perf_counter() - start, res.evaluations_per_row,
-                                 res.best_values[:, 0])
+        res = toy_search(setup, name, budget, batch, seed, evaluator=counter, show_progress=show_progress and name == "reo")
+        # whole batches: a row's first success counts every evaluation of the batch (step) it came in
+        first = torch.ceil(counter.first["success"] / batch) * batch
+        methods[name] = _summary(first, time.perf_counter() - start, float(res.evaluations_per_row.mean()),
+                                 res.best.values[:, 0])
 
     metrics = {
         "benchmark": "toy",
@@ -165,5 +156,5 @@ def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget
         "total_s": time.perf_counter() - t0,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "metrics.json", metrics)
     return metrics

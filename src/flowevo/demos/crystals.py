@@ -17,11 +17,18 @@ from typing import Callable
 
 import numpy as np
 
-from flowevo.benchmarks.crystals import BUDGETS, IMPROVED_BY, SMACT_SET, CrystalBench, edit_row, load_crystal_data
+from flowevo.domains.crystals.constraints import extra_constraints
+from flowevo.domains.crystals.data import load_edit_split
+from flowevo.domains.crystals.editing import edit_evaluator, encodable_sources, kept_edits, site_masked_reo
+from flowevo.domains.crystals.fitting import fit_crystal_models
+from flowevo.domains.crystals.objectives import BUDGETS, canonical_sources
+from flowevo.domains.crystals.outputs import write_edit_outputs
+from flowevo.domains.crystals.validity import SMACT_SET
 from flowevo.jsonio import strict_json
-from flowevo.objectives import LocalEvaluator
 from flowevo.report import Report
 from flowevo.report.plots import save_figure
+
+IMPROVED_BY = 1e-6  # eV/atom; float32 noise between batches is ~1e-7, so a no-edit result is not "improved"
 
 
 def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: int = 0, budget: str = "k2_bkept",
@@ -34,48 +41,37 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
     ``constraints``: extra named constraints of the search (``"smact_strict"``: SMACT with
     ``pymatgen_sp``); ``energy_ceiling``: also require the CHGNet formation energy <= this (eV/atom).
     """
-    from flowevo.domains.crystals.constraints import CRYSTAL_CONSTRAINTS
-
-    unknown = [c for c in constraints if c not in CRYSTAL_CONSTRAINTS]
-    if unknown:
-        raise ValueError(f"unknown crystal constraint(s) {unknown}; use {list(CRYSTAL_CONSTRAINTS)}")
+    extra_constraints(constraints)  # unknown names fail before any training
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; use one of {list(BUDGETS)}")
     run_dir = Path(run_dir)
     start = time.perf_counter()
-    table, train, src = load_crystal_data(data, None, n, seed, max_rows)
+    _, train, src = load_edit_split(data, None, n, seed, max_rows)
     run_dir.mkdir(parents=True, exist_ok=True)
-    bench = CrystalBench(table, train, src, seed, cfm_steps, surrogate_steps, gbr_estimators, chgnet_rows,
-                         population, generations, generations_by_budget={}, log=log)
-    extra = _extra_constraints(bench, constraints, energy_ceiling)
-    if extra:  # the search's evaluator gains the extra constraints (feasibility first)
-        base = bench.evaluator
-        bench.evaluator = lambda b: LocalEvaluator(base(b).objectives, base(b).constraints + extra)
-    log(f"REO at budget {budget}: {bench.evals_per_source(budget)} evaluations per crystal")
+    m = fit_crystal_models(train, "heat_ref", seed, cfm_steps, surrogate_steps, gbr_estimators=gbr_estimators,
+                           chgnet_rows=chgnet_rows, log=log)
+    sources, skipped = encodable_sources(m.model, src, log)
+    structures = canonical_sources(sources, m.representation)
+    extra = extra_constraints(constraints, m.formation, energy_ceiling)
+    evaluator = edit_evaluator(m.surrogate, structures, budget, constraints=extra)
+    target = float(np.min(train.properties["heat_ref"]))  # REO decodes under the lowest training heat_ref
+    log(f"REO at budget {budget}: {population * (generations + 1)} evaluations per crystal")
     t0 = time.perf_counter()
-    kept, evals = bench.reo(budget)
+    result = site_masked_reo(m.model, m.model.encode(sources.structures, sources.formulas),
+                             sources.properties["heat_ref"], target, evaluator, population, generations, seed)
     reo_s = time.perf_counter() - t0
 
-    from pymatgen.io.cif import CifWriter
-
-    (run_dir / "cif").mkdir(exist_ok=True)
-    rows = []
-    for i, (s, r) in enumerate(zip(bench.src_structs, kept)):
-        row = edit_row(bench, i, s, r.structure)
-        CifWriter(s).write_file(str(run_dir / "cif" / f"source_{i}.cif"))
-        row["source_cif"] = f"cif/source_{i}.cif"
-        row["edit_cif"] = None
-        if r.structure is not None:
-            CifWriter(r.structure).write_file(str(run_dir / "cif" / f"edit_{i}.cif"))
-            row["edit_cif"] = f"cif/edit_{i}.cif"
-        row["heat_ref_dft_before"] = float(src.properties["heat_ref"][i])
-        rows.append(row)
+    rows = write_edit_outputs(run_dir, structures, kept_edits(result, m.representation), result.best.violation,
+                              {"surrogate": m.surrogate.predict, "independent": m.independent.predict,
+                               "chgnet_formation": m.formation},
+                              {"heat_ref_dft_before": [float(v) for v in sources.properties["heat_ref"]]}, table=None)
     _plot(rows, run_dir / "property.png")
     done = [r for r in rows if r["surrogate_after"] is not None]
     metrics = {
         "demo": "crystals", "data": str(data), "n": len(rows), "seed": seed, "budget": budget,
-        "train_rows": len(train), "evaluations_per_crystal": evals, "reo_wall_s": reo_s,
-        "thresholds": bench.thresholds,
+        "train_rows": len(train), "evaluations_per_crystal": float(result.evaluations_per_row.mean()),
+        "reo_wall_s": reo_s,
+        "thresholds": m.thresholds, "skipped_sources": skipped,
         "valid_rate": float(np.mean([r["valid"] for r in rows])),
         "improved_rate": float(np.mean([r["surrogate_after"] is not None and r["surrogate_after"] < r["surrogate_before"] - IMPROVED_BY
                                         for r in rows])),
@@ -90,15 +86,6 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _report(run_dir, metrics)
     return metrics
-
-
-def _extra_constraints(bench: CrystalBench, names: tuple[str, ...], energy_ceiling: float | None) -> list:
-    from flowevo.domains.crystals.constraints import energy_ceiling_constraint, smact_strict_constraint
-
-    extra = [smact_strict_constraint() for n in dict.fromkeys(names) if n == "smact_strict"]
-    if energy_ceiling is not None:
-        extra.append(energy_ceiling_constraint(bench.formation, energy_ceiling))
-    return extra
 
 
 def _plot(rows: list[dict], path: Path) -> None:

@@ -11,7 +11,6 @@ Two tasks on the shipped models (no download, no training):
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,14 +18,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from flowevo.baselines import cma_search, random_search
-from flowevo.benchmarks.digits import DigitsBench, load_sources
+from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
+from flowevo.domains.digits.data import load_source_digits
+from flowevo.domains.digits.attributes import morphometric_edit
 from flowevo.domains.digits.models import load_digit_models
 from flowevo.domains.digits.morphometrics import METRICS, measure_batch
-from flowevo.domains.digits.objectives import ClassifierOracle, keep_class_constraint, pixel_distance, thickness_objective
-from flowevo.evolve import ORIGINS, EditTask, Evolver, LagrangianPenalty, MaxGenerations
-from flowevo.flow import Condition
-from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
+from flowevo.domains.digits.objectives import ClassifierOracle
+from flowevo.evolve import ORIGINS
+from flowevo.jsonio import write_json
 from flowevo.report import Report, image_grid, plot_front, plot_history
 
 METHODS = ("reo", "leap", "gradient", "cma", "random", "swap")
@@ -56,39 +55,40 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
         weights = run_dir / "models"
         train_digit_models(weights, seed=seed, show_progress=True)
     models = load_digit_models(weights, device=device)
-    x, labels = load_sources(sources, n)
+    x, labels = load_source_digits(sources, n)
     g = torch.Generator().manual_seed(seed)
     targets = (labels + torch.randint(1, 10, (len(x),), generator=g)) % 10  # always another class
-    bench = DigitsBench(models, x, labels, targets, seed, population=24, generations=generations)
+    cf = DigitCounterfactuals(models, x, labels, targets, seed, population=24, generations=generations)
 
     log("REO (two objectives, Pareto set per digit)")
-    t0 = time.perf_counter()
-    res = bench.reo_run(0.9, show_progress=True)
+    res = cf.reo(0.9, show_progress=True)
     pop = res.population
-    best, kept = bench.pick(res, 0.9)
-    results = {"reo": bench.score(best, kept, res.evaluations / n, time.perf_counter() - t0)}
-    edits = {"reo": bench.last_edits}
-    for name, run in (("leap", lambda: bench.leap(0.5)), ("gradient", bench.gradient),
-                      ("cma", lambda: bench.search(cma_search)), ("random", lambda: bench.search(random_search)),
-                      ("swap", bench.swap)):
+    best, kept = cf.kept(res, 0.9)
+    results = {"reo": {**cf.score(best, kept), **_cost(res)}}
+    edits = {"reo": best}
+    for name, run in (("leap", lambda: cf.leap(0.5)), ("gradient", cf.gradient), ("cma", lambda: cf.search("cma")),
+                      ("random", lambda: cf.search("random")), ("swap", cf.swap)):
         log(name)
-        results[name], edits[name] = run(), bench.last_edits
+        r = run()
+        edits[name] = r.best.decoded.cpu()
+        results[name] = {**cf.score(edits[name]), **_cost(r)}
 
     # -- plots --------------------------------------------------------------------------------
     judge = ClassifierOracle(models.classifier)
     caption = lambda im: [f"{int(l)} ({p:.2f})" for l, p in zip(*judge.probs(im).max(dim=1)[::-1])]
-    cols = {"source": x.numpy(), "reconstruction": bench.recon.numpy(), **{k: edits[k].numpy() for k in METHODS}}
+    cols = {"source": x.numpy(), "reconstruction": cf.recon.cpu().numpy(), **{k: edits[k].numpy() for k in METHODS}}
     image_grid(cols, run_dir / "grid.png", row_labels=[f"{int(a)} -> {int(b)}" for a, b in zip(labels, targets)],
                cell_labels={k: caption(torch.as_tensor(v)) for k, v in cols.items() if k != "source"},
                title="counterfactuals (caption: black-box label and its probability)")
     plot_history(res.history, res.objective_names, run_dir / "fitness.png")
-    feas = pop.feasible
+    feas = pop.feasible.cpu()
     vals = pop.values[feas].numpy()
-    div = np.array([float((pop.decoded[feas][i] - kept[int(r)]).flatten(1).norm(dim=1).mean())
-                    for i, r in enumerate(pop.row[feas].tolist())])
+    decoded = pop.decoded.cpu()[feas]
+    div = np.array([float((decoded[i] - kept[int(r)]).flatten(1).norm(dim=1).mean())
+                    for i, r in enumerate(pop.row.cpu()[feas].tolist())])
     plot_front(vals, res.objective_names, run_dir / "front.png", colour=div,
                colour_label="diversity (mean pixel distance)")
-    lineage = {ORIGINS[k]: int((pop.origin == k).sum()) for k in ORIGINS}
+    lineage = {ORIGINS[k]: int((pop.origin.cpu() == k).sum()) for k in ORIGINS}
 
     log("attribute edit: thicker, same class")
     thick = _thickness_task(models, x[:6], labels[:6], seed, run_dir, thickness_band, penalty)
@@ -96,7 +96,7 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
     metrics = {"demo": "digits", "n": n, "seed": seed, "targets": targets.tolist(), "methods": results,
                "reo_survivors_by_origin": lineage, "pareto_points_per_digit": float(np.mean([len(res.pareto_set(b)) for b in range(n)])),
                "thickness_task": thick, "wall_s": time.perf_counter() - start}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(run_dir / "metrics.json", metrics)
     to_u8 = lambda t: (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     np.savez_compressed(run_dir / "edits.npz", sources=to_u8(x), targets=targets.numpy(),
                         **{f"edits_{k}": to_u8(v) for k, v in edits.items()})
@@ -104,42 +104,30 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
     return metrics
 
 
+def _cost(res) -> dict:
+    return {"evaluations": float(res.evaluations_per_row.mean()), "wall_s": res.wall_s}
+
+
 def _thickness_task(models, x, labels, seed: int, run_dir: Path, band: float | None = None,
                     penalty: bool = False) -> dict:
-    codec = models.codec()
+    res, targets = morphometric_edit(models, x, labels, "thickness", 1.6, band, penalty, seed=seed)
+    best = res.best
+    edits = best.decoded.cpu()
     col = METRICS.index("thickness")
-    t_src = measure_batch(x.numpy())[:, col]
-    rows = []
-    edits = []
-    oracle = ClassifierOracle(models.classifier)
-    c = Condition.from_labels(labels)
-    for b in range(len(x)):  # each digit has its own target value, so one small run per digit
-        target = float(1.6 * t_src[b])
-        ev = LocalEvaluator([thickness_objective(target, processes=1)], [keep_class_constraint(oracle)])
-        if band is not None:  # constrained form: least pixel change with the thickness within the band
-            src = x[b:b + 1]
-            ev = LocalEvaluator([FunctionObjective("pixel_change", "min", lambda cand, src=src: pixel_distance(cand, src))],
-                                [Constraint("thickness_band", thickness_objective(target, processes=1), bound=band),
-                                 keep_class_constraint(oracle)])
-        res = Evolver(codec, EditTask(x[b:b + 1], c[b:b + 1], c[b:b + 1]), ev, population_size=16,
-                      termination=[MaxGenerations(8)], seed=seed,
-                      penalty=LagrangianPenalty() if penalty else None).run()
-        edit = res.best.decoded.cpu()
-        edits.append(edit[0])
-        got = float(measure_batch(edit.numpy())[0, col])
-        rows.append({"digit": int(labels[b]), "thickness_source": float(t_src[b]), "target": target, "edit": got,
-                     "keeps_class": bool(res.best.violation[0] == 0), "evaluations": res.evaluations})
-        if band is not None or penalty:
-            rows[-1].update(keeps_class=bool(res.best.constraint_values[0, -1] == 0),  # keep-class is the last constraint
-                            feasible=bool(res.best.violation[0] == 0), satisfaction=res.history[-1].satisfaction,
-                            multipliers=res.history[-1].multipliers)
-    ed = torch.stack(edits)
-    image_grid({"source": x.numpy(), "thicker (REO)": ed.numpy()}, run_dir / "thickness.png",
+    t_src, t_edit = measure_batch(x.cpu().numpy())[:, col], measure_batch(edits.numpy())[:, col]
+    keeps = (best.constraint_values[:, -1] == 0).tolist()  # keep-class is the last constraint
+    rows = [{"digit": int(labels[b]), "thickness_source": float(t_src[b]), "target": float(targets[b]),
+             "edit": float(t_edit[b]), "keeps_class": bool(keeps[b]), "feasible": bool(best.violation[b] == 0)}
+            for b in range(len(x))]
+    image_grid({"source": x.cpu().numpy(), "thicker (REO)": edits.numpy()}, run_dir / "thickness.png",
                cell_labels={"source": [f"t={r['thickness_source']:.2f}" for r in rows],
                             "thicker (REO)": [f"t={r['edit']:.2f} (goal {r['target']:.2f})" for r in rows]},
                title="attribute edit: 1.6x thickness, same class")
-    return {"rows": rows, "mean_abs_error": float(np.mean([abs(r["edit"] - r["target"]) for r in rows])),
-            "keeps_class_rate": float(np.mean([r["keeps_class"] for r in rows]))}
+    out = {"rows": rows, "mean_abs_error": float(np.mean([abs(r["edit"] - r["target"]) for r in rows])),
+           "keeps_class_rate": float(np.mean(keeps)), "evaluations_per_digit": float(res.evaluations_per_row.mean())}
+    if band is not None or penalty:
+        out.update(satisfaction=res.history[-1].satisfaction, multipliers=res.history[-1].multipliers)
+    return out
 
 
 def _report(run_dir: Path, m: dict) -> None:

@@ -8,14 +8,12 @@ stored and checked, so a checkpoint is never resumed with a different model.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 if TYPE_CHECKING:
     from flowevo.evolve.evolver import Evolver
@@ -23,21 +21,11 @@ if TYPE_CHECKING:
 FORMAT = "flowevo.run-state/1"
 
 
-def model_identity(model: nn.Module) -> str:
-    """SHA-256 over the names, shapes, dtypes and bytes of ``model``'s state dict."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-    return h.hexdigest()
-
-
 def save_run_state(evolver: Evolver, path: Path | str) -> Path:
     """Write the evolver's state (between generations) atomically to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "model": model_identity(evolver.codec.model), "state": evolver.state_dict()}
+    payload = {"format": FORMAT, "model": evolver.codec.identity(), "state": evolver.state_dict()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     torch.save(payload, tmp)
@@ -61,7 +49,7 @@ def load_run_state(evolver: Evolver, path: Path | str) -> None:
         raise ValueError(f"{path}: corrupt checkpoint, cannot resume ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a flowevo run checkpoint (expected format {FORMAT!r})")
-    if payload["model"] != model_identity(evolver.codec.model):
+    if payload["model"] != evolver.codec.identity():
         raise ValueError(f"{path}: the checkpoint was made with a different model (weights hash differs)")
     evolver.load_state_dict(payload["state"])
 

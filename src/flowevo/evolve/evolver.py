@@ -5,7 +5,7 @@ own sub-population of ``population_size`` residuals; all rows evolve together in
 batched population, so each solver step is one velocity-model call for everyone.
 
 Generation 0 is the source's own residual (inverted under its own condition), any extra
-seeds, and self-pollinated variants of it. Each later generation makes
+seeds, and the variation strategy's variants of it. Each later generation makes
 ``population_size`` offspring per row, decodes them under the row's target condition,
 has them scored, and keeps the best ``population_size`` of parents and offspring per row.
 """
@@ -13,71 +13,28 @@ has them scored, and keeps the best ``population_size`` of parents and offspring
 from __future__ import annotations
 
 import copy
-import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from flowevo.evolve.constraints import LagrangianPenalty
-from flowevo.evolve.history import GenerationRecord
-from flowevo.evolve.operators import Variation
+from flowevo.evolve.history import GenerationRecord, summarise_generation
+from flowevo.evolve.operators import Variation, VariationStrategy
 from flowevo.evolve.population import SEED, Population
-from flowevo.evolve.survival import Elitist, RankAndCrowding, hypervolume, non_dominated
+from flowevo.evolve.result import EditResult
+from flowevo.evolve.survival import Elitist, RankAndCrowding
 from flowevo.evolve.task import EditTask
 from flowevo.evolve.termination import MaxGenerations
-from flowevo.flow.codec import ResidualCodec
+from flowevo.flow.codec import Codec
 from flowevo.objectives import Candidates, Evaluation, Evaluator, Failure, sense_sign
 from flowevo.progress import progress_bar
 
 Callback = Callable[["Evolver"], None]
 Survival = Elitist | RankAndCrowding
 Termination = Callable[..., "str | None"]
-
-
-@dataclass
-class EvolutionResult:
-    """The outcome of a run.
-
-    Attributes:
-        population: final survivors, ``rows`` blocks of ``population_size``, best first per row.
-        history: one :class:`GenerationRecord` per generation.
-        evaluations: black-box evaluations spent (all rows).
-        failures: every failed evaluation.
-        stop_reason: why the run stopped.
-        objective_names / senses: the objectives, in column order of ``population.values``.
-        wall_s: run time in seconds.
-    """
-
-    population: Population
-    history: list[GenerationRecord]
-    evaluations: int
-    failures: list[Failure]
-    stop_reason: str
-    objective_names: list[str]
-    senses: list[str]
-    rows: int
-    wall_s: float
-
-    @property
-    def best(self) -> Population:
-        """Each row's best survivor: feasible first, then by the first objective (in its sense). ``rows`` individuals."""
-        pop = self.population
-        f = torch.nan_to_num(pop.values[:, 0] * (1.0 if self.senses[0] == "min" else -1.0), nan=math.inf)
-        order = torch.argsort(f, stable=True)
-        order = order[torch.argsort(pop.violation[order], stable=True)]
-        order = order[torch.argsort(pop.row.cpu()[order], stable=True)]
-        k = len(pop) // self.rows
-        return pop.take(order[torch.arange(self.rows) * k])
-
-    def pareto_set(self, row: int) -> Population:
-        """The feasible non-dominated survivors of ``row`` (all objectives, in their senses)."""
-        sub = self.population.take(torch.nonzero(self.population.row.cpu() == row).flatten())
-        feas = sub.take(torch.nonzero(sub.feasible.cpu()).flatten())
-        sign = torch.tensor([1.0 if s == "min" else -1.0 for s in self.senses], dtype=torch.float64)
-        return feas.take(torch.nonzero(non_dominated(feas.values * sign)).flatten())
 
 
 class Evolver:
@@ -88,12 +45,14 @@ class Evolver:
     (bounded to 0.05x .. 10x the operator's angle).
 
     Args:
-        codec: the :class:`ResidualCodec` (inverts sources, decodes candidates).
+        codec: any :class:`~flowevo.flow.Codec` (inverts sources, decodes candidates), e.g. a
+            :class:`~flowevo.flow.ResidualCodec`.
         task: the rows to edit.
         evaluator: scores candidates, e.g. ``LocalEvaluator(objectives, constraints)``; needs an
             ``objectives`` attribute (for names and senses) and ``__call__(Candidates) -> Evaluation``.
         population_size: individuals kept (and offspring made) per row and generation.
-        variation: the composed self/cross-pollination operators.
+        variation: a :class:`~flowevo.evolve.operators.VariationStrategy`: generation-0 variants and
+            offspring (default: :class:`~flowevo.evolve.operators.Variation`, self- and cross-pollination).
         survival: :class:`Elitist` or :class:`RankAndCrowding`; default: elitist for one
             objective, rank-and-crowding for several.
         termination: criteria; the run stops when any says so.
@@ -119,11 +78,11 @@ class Evolver:
 
     def __init__(
         self,
-        codec: ResidualCodec,
+        codec: Codec,
         task: EditTask,
         evaluator: Evaluator,
         population_size: int = 16,
-        variation: Variation = Variation(),
+        variation: VariationStrategy = Variation(),
         survival: Survival | None = None,
         termination: Sequence[Termination] = (MaxGenerations(20),),
         seed: int = 0,
@@ -142,7 +101,7 @@ class Evolver:
         self.termination = list(termination)
         if not self.termination:
             raise ValueError("give at least one termination criterion (e.g. MaxGenerations(20))")
-        self.device = next(iter(codec.model.parameters())).device if hasattr(codec.model, "parameters") else torch.device("cpu")
+        self.device = codec.device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.sign = sense_sign(evaluator.objectives)
         self.extra_seeds = extra_seeds
@@ -175,11 +134,7 @@ class Evolver:
         seeds = torch.cat(seeds, dim=1)[:, :k]  # (B, <=k, *S)
         n_var = k - seeds.shape[1]
         if n_var > 0:
-            base = r.repeat_interleave(n_var, dim=0)
-            var = self.variation.self_pollination(base, self.generator)
-            if self.variation.repair is not None:
-                var = self.variation.repair(var)
-            seeds = torch.cat([seeds, var.reshape(self.rows, n_var, *r.shape[1:])], dim=1)
+            seeds = torch.cat([seeds, self.variation.initial(r, n_var, self.generator)], dim=1)
         residuals = seeds.reshape(self.rows * k, *r.shape[1:])
         row = torch.arange(self.rows, device=self.device).repeat_interleave(k)
         origin = torch.full_like(row, SEED)
@@ -193,7 +148,7 @@ class Evolver:
             if self.population is None:
                 pop = self._seed_population()
             else:
-                pop = self.variation(self.population, self.rows, self.k, self.generator, self.step_scale)
+                pop = self.variation.offspring(self.population, self.rows, self.k, self.generator, self.step_scale)
             target = self.task.target_condition.to(self.device)[pop.row]
             decoded = self.codec.decode(pop.residuals, target)
         self.pending = replace(pop, decoded=decoded)
@@ -216,6 +171,7 @@ class Evolver:
                       constraint_values=g)
         self.pending = None
         self.last = pop
+        self.variation.observe(pop)
         self.evaluations += len(pop)
         self.failures.extend(evaluation.failures)
         pool = pop if self.population is None else Population.cat([self.population, pop])
@@ -251,7 +207,7 @@ class Evolver:
         """One ask / evaluate / tell cycle with this evolver's evaluator."""
         self.tell(self.evaluator(self.ask()))
 
-    def run(self, callbacks: Sequence[Callback] = (), show_progress: bool = False) -> EvolutionResult:
+    def run(self, callbacks: Sequence[Callback] = (), show_progress: bool = False) -> EditResult:
         """Step until a termination criterion holds; call each callback after every generation."""
         total = next((c.n for c in self.termination if isinstance(c, MaxGenerations)), 0) + 1
         with progress_bar("evolving", total=total, enabled=show_progress) as advance:
@@ -272,15 +228,17 @@ class Evolver:
             extra["max_lambda"] = max(rec.multipliers.values())
         advance(1, best=rec.best[0], feasible=rec.rows_feasible, **extra)
 
-    def result(self) -> EvolutionResult:
-        """The current state as an :class:`EvolutionResult`."""
+    def result(self) -> EditResult:
+        """The current state as an :class:`~flowevo.evolve.result.EditResult` (method ``"reo"``): the
+        survivors, ``population_size`` per row, best first."""
         if self.population is None:
             raise RuntimeError("nothing evaluated yet")
         objs = self.evaluator.objectives
-        return EvolutionResult(
-            population=self.population, history=list(self.history), evaluations=self.evaluations,
-            failures=list(self.failures), stop_reason=self.stop_reason or "not stopped",
-            objective_names=[o.name for o in objs], senses=[o.sense for o in objs], rows=self.rows,
+        return EditResult(
+            method="reo", population=self.population, objective_names=[o.name for o in objs],
+            senses=[o.sense for o in objs], rows=self.rows,
+            evaluations_per_row=torch.full((self.rows,), self.evaluations / self.rows, dtype=torch.float64),
+            history=list(self.history), failures=list(self.failures), stop_reason=self.stop_reason or "not stopped",
             wall_s=time.perf_counter() - self._start,
         )
 
@@ -305,6 +263,7 @@ class Evolver:
             "step_scale": self.step_scale, "generator": self.generator.get_state(),
             "hv_reference": self.hv_reference, "stop_reason": self.stop_reason, "rows": self.rows, "k": self.k,
             "penalty": None if self.penalty is None else self.penalty.state_dict(),
+            "variation": self.variation.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -320,6 +279,7 @@ class Evolver:
                for f in self._POP_FIELDS}, generation=state["population_generation"])
         if self.penalty is not None:
             self.penalty.load_state_dict(state["penalty"])
+        self.variation.load_state_dict(state.get("variation") or {})
         self.pending, self.generation, self.evaluations = None, state["generation"], state["evaluations"]
         self.history = [GenerationRecord(**h) for h in state["history"]]
         self.failures = [Failure(**f) for f in state["failures"]]
@@ -328,34 +288,8 @@ class Evolver:
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _record(self, new: Population) -> GenerationRecord:
-        pop = self.population
-        F = pop.values * self.sign
-        feas = pop.feasible
-        big = torch.where(feas[:, None], F, torch.full_like(F, math.inf))
-        per_row = torch.full((self.rows, F.shape[1]), math.inf, dtype=torch.float64)
-        per_row = per_row.scatter_reduce(0, pop.row.cpu()[:, None].expand_as(big), big, reduce="amin")
-        has = torch.isfinite(per_row).all(dim=1)
-        best_min = [float(per_row[has, j].mean()) if has.any() else math.nan for j in range(F.shape[1])]
-        hv = None
-        if F.shape[1] > 1:
-            if self.hv_reference is None and feas.any():
-                self.hv_reference = F[feas].max(dim=0).values + 0.1 * F[feas].abs().max(dim=0).values + 1e-9
-            if self.hv_reference is not None:
-                rows = pop.row.cpu()
-                hv = sum(hypervolume(F[(rows == b) & feas], self.hv_reference) for b in range(self.rows)) / self.rows
-        return GenerationRecord(
-            generation=self.generation, evaluations=self.evaluations,
-            best=[b * float(s) for b, s in zip(best_min, self.sign)], best_min=best_min,
-            feasible_fraction=float(new.feasible.double().mean()), failed=int(torch.isinf(new.violation).sum()),
-            rows_feasible=float(has.double().mean()), hypervolume=hv, wall_s=time.perf_counter() - self._start,
-            satisfaction=self._satisfaction(new), survivors_feasible=float(feas.double().mean()),
-            multipliers={} if self.penalty is None else self.penalty.as_dict(),
-        )
-
-    def _satisfaction(self, new: Population) -> dict[str, float]:
-        """Per constraint: fraction of ``new`` with ``g <= bound`` (failed = not satisfied)."""
-        g = new.constraint_values
-        if g is None or not self.constraint_names:
-            return {}
-        ok = torch.isfinite(g) & (g <= self.constraint_bounds)
-        return dict(zip(self.constraint_names, ok.double().mean(0).tolist()))
+        record, self.hv_reference = summarise_generation(
+            self.population, new, self.sign, self.rows, self.generation, self.evaluations,
+            time.perf_counter() - self._start, self.hv_reference, self.constraint_names, self.constraint_bounds,
+            {} if self.penalty is None else self.penalty.as_dict())
+        return record

@@ -28,8 +28,9 @@ Rules that keep a replay equal to the eager solve:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -59,8 +60,10 @@ def resolve_capture(capture: Capture, device: torch.device) -> str:
     if capture == "auto":
         capture = "graph" if device.type == "cuda" else "none"
     if "graph" in capture and device.type != "cuda":
-        raise ValueError(f"capture={capture!r} needs a CUDA device, the state is on {device}; "
-                         "use capture='auto', 'compile' or 'none'")
+        raise ValueError(
+            f"capture={capture!r} needs a CUDA device, the state is on {device}; "
+            "use capture='auto', 'compile' or 'none'"
+        )
     return "none" if torch.is_grad_enabled() else capture
 
 
@@ -135,8 +138,16 @@ class CaptureCache:
     def key(velocity: Any, x: Tensor, c: Condition | None, *grid: Any) -> tuple:
         """Everything a graph depends on besides the input values (inference mode too: its static
         buffers are inference tensors or not)."""
-        return (id(velocity), storage_key(velocity), tuple(x.shape), x.dtype, x.device, _layout(c),
-                torch.is_inference_mode_enabled(), *grid)
+        return (
+            id(velocity),
+            storage_key(velocity),
+            tuple(x.shape),
+            x.dtype,
+            x.device,
+            _layout(c),
+            torch.is_inference_mode_enabled(),
+            *grid,
+        )
 
     def failed(self, key: tuple) -> bool:
         """True if capturing ``key`` failed before (it then runs eagerly)."""

@@ -1,13 +1,20 @@
-"""ResidualCodec: the one place that knows ODE direction, solver and optional encoder.
+"""Codecs between data and residuals: the :class:`Codec` protocol and :class:`ResidualCodec`.
 
-``invert(x, c)`` integrates the flow backward (t = 1 -> 0) under the sample's own condition
-and gives its **residual** (noise-space point); ``decode(r, c)`` integrates forward
-(0 -> 1) under any condition. With ``strength < 1`` inversion stops at ``t = 1 - strength``
-(a partial residual) and decoding starts there: gentler edits.
+A **codec** is what every search method needs of a flow: ``invert(x, c)`` maps a sample under
+its own condition to its **residual** (its noise-space point), ``decode(r, c)`` maps residuals
+to data under any condition, and it tells its ``device``, the ``residual_shape`` of a sample
+and an ``identity`` of its weights (so checkpoints are never resumed with another model).
+
+:class:`ResidualCodec` is the plain one and the one place that knows ODE direction, solver and
+optional encoder: ``invert`` integrates the flow backward (t = 1 -> 0), ``decode`` forward
+(0 -> 1). With ``strength < 1`` inversion stops at ``t = 1 - strength`` (a partial residual)
+and decoding starts there: gentler edits. Domain codecs (e.g. the site-masked crystal codec,
+whose residuals carry an edit region) implement the same protocol.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -15,6 +22,59 @@ from torch import Tensor, nn
 
 from flowevo.flow.condition import Condition
 from flowevo.flow.solver import FixedGrid, ODESolver, Discretisation
+
+
+def weights_identity(*modules: object) -> str:
+    """SHA-256 over the names, shapes, dtypes and bytes of the state dicts of ``modules``
+    (objects that are not ``nn.Module`` are skipped): the identity of a codec's weights."""
+    h = hashlib.sha256()
+    for i, module in enumerate(modules):
+        if not isinstance(module, nn.Module):
+            continue
+        for name, t in sorted(module.state_dict().items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{i}.{name}:{tuple(t.shape)}:{t.dtype}".encode())
+            h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def module_device(*modules: object) -> torch.device:
+    """The device of the first parameter or buffer among ``modules`` (CPU when they have none)."""
+    for module in modules:
+        if isinstance(module, nn.Module):
+            for t in (*module.parameters(), *module.buffers()):
+                return t.device
+    return torch.device("cpu")
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """What a search method needs of a decoder between data ``(N, *D)`` and residuals ``(N, *S)``.
+
+    Implemented by :class:`ResidualCodec` and by domain codecs; the Evolver and every baseline
+    talk to a codec only through these members.
+    """
+
+    @property
+    def device(self) -> torch.device:
+        """Where residuals, conditions and decoded data live."""
+        ...
+
+    def residual_shape(self, x: Tensor) -> tuple[int, ...]:
+        """The residual shape ``S`` of samples like ``x (N, *D)``."""
+        ...
+
+    def invert(self, x: Tensor, c: Condition) -> Tensor:
+        """Data ``x (N, *D)`` under its own condition ``c`` (batch N) -> residuals ``(N, *S)``."""
+        ...
+
+    def decode(self, r: Tensor, c: Condition) -> Tensor:
+        """Residuals ``r (N, *S)`` under condition ``c`` (batch N) -> data ``(N, *D)``."""
+        ...
+
+    def identity(self) -> str:
+        """A hash of the weights that decide this codec's outputs (see :func:`weights_identity`)."""
+        ...
 
 
 @runtime_checkable
@@ -55,6 +115,24 @@ class ResidualCodec:
             raise ValueError(f"strength must be in (0, 1], got {strength}")
         self.model, self.encoder, self.strength = model, encoder, float(strength)
         self.solver = ODESolver(discretisation)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the velocity model's weights (CPU for a model without any)."""
+        return module_device(self.model, self.encoder)
+
+    def residual_shape(self, x: Tensor) -> tuple[int, ...]:
+        """The flow-space shape ``S`` of samples like ``x (N, *D)`` (through the encoder if any)."""
+        with torch.inference_mode():
+            return tuple(self.to_flow_space(x[:1]).shape[1:])
+
+    def identity(self) -> str:
+        """Hash of the velocity model's (and encoder's) weights."""
+        return weights_identity(self.model, self.encoder)
+
+    def with_strength(self, strength: float) -> ResidualCodec:
+        """The same model, solver and encoder with another edit ``strength`` (partial inversion)."""
+        return ResidualCodec(self.model, self.solver.discretisation, self.encoder, strength)
 
     @property
     def t_residual(self) -> float:

@@ -13,9 +13,9 @@ calls run under :func:`unchecked_conditions`, so no solver stage waits for the d
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import Tensor, nn

@@ -12,8 +12,9 @@ The setting is scoped: the global TF32 flag is restored when the call ends.
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
-from typing import ContextManager, Iterator, Literal
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Literal
 
 import torch
 
@@ -43,7 +44,7 @@ def _cuda_tf32(enabled: bool) -> Iterator[None]:
         matmul.allow_tf32 = previous
 
 
-def precision_context(precision: Precision, device: torch.device | str) -> ContextManager[None]:
+def precision_context(precision: Precision, device: torch.device | str) -> AbstractContextManager[None]:
     """The context a velocity call runs in at ``precision`` on ``device``."""
     check_precision(precision)
     device = torch.device(device)

@@ -17,8 +17,9 @@ each solve only (:func:`~flowevo.flow.condition.unchecked_conditions` for the re
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor

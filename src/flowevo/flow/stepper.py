@@ -8,7 +8,7 @@ by ``torch.compile``; torchdiffeq's loop compares tensors in Python and cannot.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import Tensor
 
@@ -25,8 +25,9 @@ def grid(t0: float, t1: float, steps: int) -> list[float]:
     return [t0 + (t1 - t0) * i / steps for i in range(steps)] + [t1]
 
 
-def integrate_fixed(f: StageFn, y: Tensor, t0: float, t1: float, steps: int, method: str,
-                    k0: Tensor | None = None) -> Tensor:
+def integrate_fixed(
+    f: StageFn, y: Tensor, t0: float, t1: float, steps: int, method: str, k0: Tensor | None = None
+) -> Tensor:
     """Integrate ``dy/dt = f(t, y)`` over ``steps`` equal steps from ``t0`` to ``t1``.
 
     Args:

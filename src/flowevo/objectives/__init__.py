@@ -10,6 +10,7 @@ from flowevo.objectives.base import (
 )
 from flowevo.objectives.cache import CachedEvaluator, EvaluationCache, candidate_keys
 from flowevo.objectives.command import CommandObjective, parse_score
+from flowevo.objectives.counting import Goal, QueryCounter, evaluations_to_rate, success_curve
 from flowevo.objectives.dask_backend import DaskEvaluator
 from flowevo.objectives.dispatch import ChunkedEvaluator
 from flowevo.objectives.evaluator import (
@@ -19,7 +20,7 @@ from flowevo.objectives.process_pool import ProcessPoolEvaluator
 
 __all__ = [
     "CachedEvaluator", "Candidates", "ChunkedEvaluator", "CommandObjective", "Constraint", "DaskEvaluator",
-    "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "LocalEvaluator", "Objective",
-    "PartialFailure", "ProcessPoolEvaluator", "Sense", "assemble", "candidate_keys", "check_callables",
-    "evaluate_all", "evaluate_callable", "parse_score", "sense_sign",
+    "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LocalEvaluator", "Objective",
+    "PartialFailure", "ProcessPoolEvaluator", "QueryCounter", "Sense", "assemble", "candidate_keys", "check_callables",
+    "evaluate_all", "evaluate_callable", "evaluations_to_rate", "parse_score", "sense_sign", "success_curve",
 ]

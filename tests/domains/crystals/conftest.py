@@ -58,3 +58,42 @@ def spearman():
     from scipy.stats import spearmanr
 
     return lambda a, b: float(spearmanr(a, b)[0])
+
+
+SITE_A, SITE_B, SITE_X = ["Sr", "Ba", "Ca", "K", "La"], ["Ti", "Zr", "Nb", "Ta"], ["O", "N", "F"]
+
+
+@pytest.fixture(scope="session")
+def site_table():
+    """64 synthetic cubic perovskites over small A / B / X vocabularies; heat_ref grows with each site's index."""
+    pytest.importorskip("pymatgen")
+    import numpy as np
+
+    from flowevo.domains.crystals.data import CrystalTable
+
+    rng = np.random.default_rng(0)
+    structures, formulas, heat = [], [], []
+    for _ in range(64):
+        a, b = str(rng.choice(SITE_A)), str(rng.choice(SITE_B))
+        x = tuple(str(e) for e in rng.choice(SITE_X, 3))
+        structures.append(make_perovskite(a, b, x, float(rng.uniform(3.7, 4.3))))
+        formulas.append(a + b + "".join(x))
+        heat.append(0.3 * SITE_A.index(a) + 0.2 * SITE_B.index(b) + 0.1 * sum(SITE_X.index(e) for e in x)
+                    + rng.normal(0, 0.05))
+    return CrystalTable(structures, [f"m{i}" for i in range(64)], formulas, {"heat_ref": np.array(heat)})
+
+
+@pytest.fixture(scope="session")
+def site_model(site_table):
+    """A tiny whitened CFM on :func:`site_table`."""
+    from flowevo.domains.crystals.model import train_crystal_flow
+
+    return train_crystal_flow(site_table, steps=300, batch_size=64, hidden=64, depth=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def site_surrogate(site_table):
+    """A tiny MLP surrogate of heat_ref on :func:`site_table`."""
+    from flowevo.domains.crystals.predictors import fit_surrogate
+
+    return fit_surrogate(site_table, seed=0, steps=150, hidden=32)

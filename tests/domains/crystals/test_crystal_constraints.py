@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from flowevo.domains.crystals.constraints import energy_ceiling_constraint, smact_strict_constraint
@@ -19,8 +20,20 @@ def test_strict_smact_rejects_what_icsd24_accepts(perovskite):
                perovskite("Cd", "Cu", ("N", "N", "N")), None]
     c = smact_strict_constraint()
     g = c(_batch(structs))
-    assert g[:3].tolist() == [0.0, 1.0, 1.0] and math.isnan(g[3])
-    assert c.bound == 0.0 and c.violation(g[:3]).tolist() == [0.0, 1.0, 1.0]
+    assert g.tolist() == [0.0, 1.0, 1.0, 1.0]  # a structure that could not be built is infeasible
+    assert c.bound == 0.0 and c.violation(g).tolist() == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_extra_constraints_by_name(perovskite):
+    from flowevo.domains.crystals.constraints import extra_constraints
+
+    assert [c.name for c in extra_constraints(("smact_strict", "smact_strict"))] == ["smact_strict"]
+    cons = extra_constraints(("smact_strict",), lambda s: np.zeros(len(s)), energy_ceiling=0.5)
+    assert [(c.name, c.bound) for c in cons] == [("smact_strict", 0.0), ("formation_energy", 0.5)]
+    with pytest.raises(ValueError, match="bogus"):
+        extra_constraints(("bogus",))
+    with pytest.raises(ValueError, match="formation"):
+        extra_constraints((), None, energy_ceiling=1.0)
 
 
 def test_energy_ceiling_is_a_bound_and_missing_structures_fail(perovskite):

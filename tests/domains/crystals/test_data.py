@@ -149,3 +149,19 @@ def test_split_indices_deterministic_partition():
     assert [len(p) for p in split_indices(7, (0.5, 0.5, 0.0))] == [4, 3, 0]
     with pytest.raises(ValueError):
         split_indices(10, (0.5, 0.2))
+
+
+@needs_val
+def test_edit_split_holds_sources_out_and_dev_holds_them_out_too():
+    from flowevo.domains.crystals.data import load_edit_split
+
+    table, train, src = load_edit_split(VAL_CSV, n=5, seed=0, max_rows=200)
+    assert len(table) == 200 and len(train) == 180 and len(src) == 5 and not set(src.ids) & set(train.ids)
+    _, train_d, src_d = load_edit_split(VAL_CSV, n=5, seed=0, max_rows=200, dev=True)
+    held = set(table.ids) - set(train.ids)
+    assert len(train_d) == 162 and set(train_d.ids) | set(src_d.ids) <= set(train.ids)  # the benchmark rows stay unseen
+    assert not set(src_d.ids) & set(train_d.ids) and not held & set(src_d.ids)
+    with pytest.raises(ValueError, match="--dev"):
+        load_edit_split(VAL_CSV, sources=VAL_CSV, n=5, dev=True, max_rows=50)
+    with pytest.raises(ValueError, match="at least 1"):
+        load_edit_split(VAL_CSV, n=0)

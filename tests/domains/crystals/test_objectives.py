@@ -80,6 +80,7 @@ def test_missing_structure_fails_objective_and_violates_constraints(rep, perovsk
     c = _candidates(rep, [perovskite(), perovskite("Ba", "Ti")], [perovskite()] * 2)
     c = Candidates(c.x, c.source_index, c.sources, extra={"structures": [c.extra["structures"][0], None]})
     assert structure_validity_constraint()(c).tolist() == [0.0, 1.0]
+    assert composition_validity_constraint()(c).tolist() == [0.0, 1.0]  # missing: infeasible, as SMACT-invalid
     assert math.isnan(sites_changed_objective(representation=rep)(c)[1])
 
 

@@ -9,13 +9,10 @@ import torch
 
 pytest.importorskip("pymatgen")
 
-from flowevo.domains.crystals.data import CrystalTable  # noqa: E402
 from flowevo.domains.crystals.differentiable import SoftSurrogate  # noqa: E402
-from flowevo.domains.crystals.model import train_crystal_flow  # noqa: E402
 from flowevo.domains.crystals.objectives import (  # noqa: E402
     budget_constraint, property_objective, structure_validity_constraint, structures_payload,
 )
-from flowevo.domains.crystals.predictors import fit_surrogate  # noqa: E402
 from flowevo.domains.crystals.search import gradient_edit, leap_edit  # noqa: E402
 from flowevo.domains.crystals.site_edit import (  # noqa: E402
     N_SITES, SiteMaskedCodec, SiteVariation, composition_keys, seed_genomes, seed_masks,
@@ -25,30 +22,19 @@ from flowevo.evolve import EditTask, Evolver, MaxGenerations  # noqa: E402
 from flowevo.flow import FixedGrid  # noqa: E402
 from flowevo.objectives import LocalEvaluator  # noqa: E402
 
-A, B, X = ["Sr", "Ba", "Ca", "K", "La"], ["Ti", "Zr", "Nb", "Ta"], ["O", "N", "F"]
+@pytest.fixture
+def table(site_table):
+    return site_table
 
 
-@pytest.fixture(scope="module")
-def table(perovskite):
-    rng = np.random.default_rng(0)
-    structures, formulas, heat = [], [], []
-    for _ in range(64):
-        a, b = str(rng.choice(A)), str(rng.choice(B))
-        x = tuple(str(e) for e in rng.choice(X, 3))
-        structures.append(perovskite(a, b, x, float(rng.uniform(3.7, 4.3))))
-        formulas.append(a + b + "".join(x))
-        heat.append(0.3 * A.index(a) + 0.2 * B.index(b) + 0.1 * sum(X.index(e) for e in x) + rng.normal(0, 0.05))
-    return CrystalTable(structures, [f"m{i}" for i in range(64)], formulas, {"heat_ref": np.array(heat)})
+@pytest.fixture
+def model(site_model):
+    return site_model
 
 
-@pytest.fixture(scope="module")
-def model(table):
-    return train_crystal_flow(table, steps=300, batch_size=64, hidden=64, depth=2, seed=0)
-
-
-@pytest.fixture(scope="module")
-def surrogate(table):
-    return fit_surrogate(table, seed=0, steps=150, hidden=32)
+@pytest.fixture
+def surrogate(site_surrogate):
+    return site_surrogate
 
 
 def _task(model, table, n=6, target=-1.0):
@@ -162,8 +148,11 @@ def test_leap_and_gradient_score_every_round(model, table, surrogate):
     evaluator = LocalEvaluator([property_objective(surrogate)], budget_constraint("k2", sources=sources))
     vals = torch.as_tensor(table.properties["heat_ref"][:4])
     res = leap_edit(model, codec, task, vals, torch.zeros(4, dtype=torch.float64), evaluator, payload, rounds=3, gamma=0.5)
-    assert res.evaluations_per_row == 3 and res.best_x.shape == task.sources.shape
-    res = gradient_edit(model, codec, task, SoftSurrogate(surrogate, model.representation), evaluator, payload, steps=4)
-    assert res.evaluations_per_row == 4
-    for s, src, v in zip(payload(res.best_x)["structures"], sources, res.best_violation.tolist()):
+    assert res.method == "leap" and res.evaluations_per_row.tolist() == [3.0] * 4 and len(res.history) == 3
+    assert res.best.decoded.shape == task.sources.shape and res.best.residuals.shape == (4, model.residual_dim)
+    res = gradient_edit(model, codec, task, SoftSurrogate(surrogate, model.representation), evaluator, None, steps=4)
+    assert res.method == "gradient" and res.evaluations_per_row.tolist() == [4.0] * 4
+    best = res.best
+    for s, src, v in zip(payload(best.decoded)["structures"], sources, best.violation.tolist()):
         assert v > 0 or sites_changed(src, s) <= 2
+    assert [h.evaluations for h in res.history] == [4, 8, 12, 16]  # one scored edit per row and step

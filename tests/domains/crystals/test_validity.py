@@ -101,3 +101,26 @@ def test_sites_changed():
     assert sites_changed(srtio3(), ["Sr", "Ti", "S", "O", "O"]) == 1
     with pytest.raises(ValueError):
         sites_changed(base, base[:4])
+
+
+def test_composition_check_is_cached_and_a_missing_structure_is_invalid():
+    from flowevo.domains.crystals.validity import SMACT_SET, CompositionCheck, crystal_valid
+
+    check = CompositionCheck()
+    assert check.oxidation_states_set == SMACT_SET == "icsd24_common"
+    assert check(srtio3()) and not check(None) and check.cache == {("O", "O", "O", "Sr", "Ti"): True}
+    check.cache[("O", "O", "O", "Sr", "Ti")] = False  # a second call reads the cache, not SMACT
+    assert not check(srtio3(4.1))
+    assert crystal_valid(srtio3()) and not crystal_valid(None) and not crystal_valid(srtio3(0.4))
+    kto3 = Structure(Lattice.cubic(3.9), ["K", "Ti", "O", "O", "O"],
+                     [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    assert not crystal_valid(kto3) and crystal_valid(kto3, CompositionCheck("icsd24"))
+
+
+@pytest.mark.parametrize("name", ["validity", "constraints"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"flowevo.domains.crystals.{name}"))
+    assert result.failed == 0 and result.attempted > 0, result

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["CrystalTable", "load_cdvae_csv", "split_indices"]
+__all__ = ["CrystalTable", "load_cdvae_csv", "load_edit_split", "split_indices"]
 
 
 @dataclass
@@ -251,3 +251,39 @@ def split_indices(
     perm = np.random.default_rng(seed).permutation(n)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     return tuple(np.sort(perm[bounds[j] : bounds[j + 1]]) for j in range(len(sizes)))
+
+
+def load_edit_split(
+    data: str | Path,
+    sources: str | Path | None = None,
+    n: int = 100,
+    seed: int = 0,
+    max_rows: int | None = None,
+    dev: bool = False,
+    properties: Sequence[str] = ("heat_ref",),
+) -> tuple[CrystalTable, CrystalTable, CrystalTable]:
+    """``(full table, training table, sources)`` of an editing run on a CDVAE CSV.
+
+    Without ``sources``: a 90/10 split of ``data`` (:func:`split_indices`, ``seed``); the sources are the
+    first ``n`` held-out rows. With ``sources`` (another CSV): all of ``data`` trains, the sources are its
+    first ``n`` rows. ``dev=True``: the training part is split again 90/10 (``seed + 1``); models train on
+    the first part and the sources are the first ``n`` rows of the second (the held-out rows stay unseen,
+    and the full table holds only the dev part). ``max_rows`` caps the rows read from ``data``.
+    """
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    table = load_cdvae_csv(data, properties, limit=max_rows)
+    if sources is not None:
+        if dev:
+            raise ValueError("--dev splits --data itself; it cannot be combined with --sources")
+        src = load_cdvae_csv(sources, properties)
+        return table, table, src.subset(range(min(n, len(src))))
+    train_idx, held = split_indices(len(table), (0.9, 0.1), seed)
+    if dev:
+        inner, held_in = split_indices(len(train_idx), (0.9, 0.1), seed + 1)
+        train_idx, held = train_idx[inner], train_idx[held_in]
+        table = table.subset(train_idx.tolist() + held.tolist())  # labels only from the dev part
+        train_idx, held = np.arange(len(inner)), np.arange(len(inner), len(inner) + len(held))
+    if len(held) == 0:
+        raise ValueError(f"{data}: too few rows ({len(table)}) to hold out sources")
+    return table, table.subset(train_idx), table.subset(held[:n])

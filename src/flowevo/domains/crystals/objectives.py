@@ -30,7 +30,7 @@ from flowevo.objectives import Candidates, Constraint, FunctionObjective, Sense
 
 from .representation import CrystalRepresentation
 from .species import element_features
-from .validity import composition_valid, sites_changed, space_group, structure_valid
+from .validity import SMACT_SET, CompositionCheck, sites_changed, space_group, structure_valid
 
 __all__ = [
     "BUDGETS", "structures_payload", "canonical_sources", "property_objective", "formation_energy_objective",
@@ -141,13 +141,17 @@ def structure_validity_constraint(
 
 
 def composition_validity_constraint(
-    oxidation_states_set: str = "icsd24_common", representation: CrystalRepresentation | None = None
+    oxidation_states_set: str = SMACT_SET, representation: CrystalRepresentation | None = None,
+    name: str = "composition_valid", check: CompositionCheck | None = None,
 ) -> Constraint:
-    """Violation 1 where SMACT rejects the composition (or it is missing), else 0."""
-    return Constraint(
-        "composition_valid",
-        lambda c: _per_structure(lambda s: 1.0 - composition_valid(s, oxidation_states_set), _structures(c, representation), 1.0),
-    )
+    """``g = 1`` where SMACT (``oxidation_states_set``) rejects the composition or the structure is missing
+    (could not be built), else 0; bound 0.
+
+    ``check``: a :class:`~.validity.CompositionCheck` to share (its cache and setting; it then overrides
+    ``oxidation_states_set``); default a new one, cached by composition for the constraint's lifetime.
+    """
+    check = check or CompositionCheck(oxidation_states_set)
+    return Constraint(name, lambda c: _per_structure(lambda s: 1.0 - float(check(s)), _structures(c, representation), 1.0))
 
 
 def space_group_objective(

@@ -17,18 +17,21 @@ sites' species codes (through the whitening). The kept part then moves on the st
 free part follows the learned velocity (replacement-style conditional sampling). An all-free mask
 is the plain :class:`~flowevo.flow.ResidualCodec` decode.
 
-:class:`SiteMaskedCodec` has the ``invert`` / ``decode`` / ``model`` surface the
-:class:`~flowevo.evolve.Evolver` uses, so the Evolver, its survival and its budget constraints
-run unchanged on genomes; :class:`SiteVariation` makes offspring (residual self-pollination, mask
-flips, fresh residual draws) and never proposes a composition already proposed for that row.
-The edit budget stays a black-box constraint: nothing here reads it.
+:class:`SiteMaskedCodec` implements the :class:`~flowevo.flow.Codec` protocol and
+:class:`SiteVariation` the :class:`~flowevo.evolve.operators.VariationStrategy` protocol, so the
+Evolver, its survival and its budget constraints run unchanged on genomes. A variation's
+*move* makes children: :class:`SiteMutation` (REO: residual self-pollination, mask flips, fresh
+residual draws) or :class:`RandomRegions` (the ``masked_random`` ablation: fresh residuals with
+random edit regions); the variation never proposes a composition already proposed for that row
+(its archive is checkpointed with the run). The edit budget stays a black-box constraint:
+nothing here reads it.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -37,11 +40,12 @@ from torch import Tensor, nn
 from flowevo.evolve.operators import SelfPollination, ShellRepair
 from flowevo.evolve.population import SELF, Population
 from flowevo.flow import Condition, FixedGrid
-from flowevo.flow.solver import Discretisation, ODESolver
+from flowevo.flow.solver import Discretisation
 
 from .model import CrystalModel
 
-__all__ = ["N_SITES", "GenomeLayout", "SiteMaskedCodec", "SiteVariation", "composition_keys", "seed_genomes", "seed_masks"]
+__all__ = ["N_SITES", "GenomeLayout", "RandomRegions", "SiteMaskedCodec", "SiteMove", "SiteMutation", "SiteVariation",
+           "composition_keys", "seed_genomes", "seed_masks"]
 
 N_SITES = 5
 Key = tuple[str, str, tuple[str, ...]]  # (A, B, sorted anions)
@@ -105,7 +109,8 @@ class _ProjectedVelocity(nn.Module):
 
 
 class SiteMaskedCodec:
-    """Genomes ``(N, G)`` <-> crystal tensors ``(N, D)`` by flow inpainting (see the module doc).
+    """Genomes ``(N, G)`` <-> crystal tensors ``(N, D)`` by flow inpainting (see the module doc); a
+    :class:`~flowevo.flow.Codec`.
 
     Args:
         model: a trained :class:`CrystalModel` with a whitening encoder.
@@ -119,12 +124,10 @@ class SiteMaskedCodec:
         if model.encoder is None:
             raise ValueError("SiteMaskedCodec needs a CrystalModel trained with whiten=True")
         self.crystal_model = model
-        self.model = model.velocity  # the Evolver reads the device from here
-        self.encoder = model.encoder
-        self.solver = ODESolver(discretisation)
+        self.plain = model.codec(discretisation)  # the all-free codec: same velocity, solver and whitening
         self.layout = GenomeLayout(model.residual_dim)
-        rep = model.representation
-        comps, scale = self.encoder.components.double(), self.encoder.scale.double()
+        rep, encoder = model.representation, model.encoder
+        comps, scale = encoder.components.double(), encoder.scale.double()
         table = torch.zeros(2**N_SITES, self.layout.dim, self.layout.dim, dtype=torch.float64)
         for free in itertools.product([False, True], repeat=N_SITES):
             kept = [s for s in range(N_SITES) if not free[s]]
@@ -136,14 +139,27 @@ class SiteMaskedCodec:
         self.projectors = table.float()  # (32, L, L): projector onto the kept sites' directions
 
     @property
+    def device(self) -> torch.device:
+        """The velocity model's device."""
+        return self.plain.device
+
+    @property
     def nfe(self) -> int:
         """Batched velocity calls so far."""
-        return self.solver.nfe
+        return self.plain.nfe
+
+    def residual_shape(self, x: Tensor) -> tuple[int, ...]:
+        """``(G,)``: the genome width, whatever the samples."""
+        return (self.layout.size,)
+
+    def identity(self) -> str:
+        """Hash of the velocity model's weights."""
+        return self.plain.identity()
 
     def invert(self, x: Tensor, c: Condition) -> Tensor:
         """Data ``(N, D)`` under its own condition -> genomes ``(N, G)`` (all sites free, anchored at ``x``)."""
-        z = self.encoder.encode(x)
-        r = self.solver.integrate(self.model, z, c, 1.0, 0.0)
+        z = self.plain.to_flow_space(x)
+        r = self.plain.invert_latent(z, c)
         return self.layout.pack(r, torch.ones(len(x), N_SITES, dtype=torch.bool, device=x.device), z)
 
     def decode_latent(self, genomes: Tensor, c: Condition) -> Tensor:
@@ -152,11 +168,12 @@ class SiteMaskedCodec:
         r, anchor = lay.residual(genomes).float(), lay.anchor(genomes).float()
         proj = self.projectors.to(r.device)[_mask_index(lay.mask(genomes))]
         drift = torch.einsum("nij,nj->ni", proj, anchor - r)
-        return self.solver.integrate(_ProjectedVelocity(self.model, proj, drift), r, c, 0.0, 1.0)
+        velocity = _ProjectedVelocity(self.plain.model, proj, drift)
+        return self.plain.solver.integrate(velocity, r, c, 0.0, 1.0)
 
     def decode(self, genomes: Tensor, c: Condition) -> Tensor:
         """Genomes ``(N, G)`` under condition ``c`` -> crystal tensors ``(N, D)``."""
-        return self.encoder.decode(self.decode_latent(genomes, c))
+        return self.plain.from_flow_space(self.decode_latent(genomes, c))
 
 
 def composition_keys(model: CrystalModel, x: Tensor) -> list[Key]:
@@ -176,57 +193,104 @@ def seed_masks() -> list[tuple[bool, ...]]:
     return one + a_x + x_x + [(True, True, False, False, False)]
 
 
-class _GenomeSelf:
-    """Self-pollination of the residual part only (the Evolver's generation-0 variants)."""
+class SiteMove(Protocol):
+    """How a :class:`SiteVariation` turns parents into children.
 
-    def __init__(self, layout: GenomeLayout, op: SelfPollination) -> None:
-        self.layout, self.op = layout, op
+    ``move(parents (n, G), layout, generator, step (n,) | None, boldness) -> (n, G)``; ``step`` is the
+    Evolver's per-row step scale of each child's row, ``boldness`` in [0, 1] grows on retries of children
+    that repeated a composition.
+    """
 
-    def __call__(self, g: Tensor, generator: torch.Generator, scale: Tensor | None = None) -> Tensor:
-        return self.layout.with_residual(g, self.op(self.layout.residual(g), generator, scale))
+    def __call__(self, parents: Tensor, layout: GenomeLayout, generator: torch.Generator, step: Tensor | None,
+                 boldness: float) -> Tensor: ...
 
 
-class _GenomeRepair:
-    """Shell repair of the residual part only."""
+@dataclass(frozen=True)
+class SiteMutation:
+    """REO's move: with probability ``mask_rate`` flip one random site of the mask (free <-> kept; never an
+    empty mask); with probability ``fresh_rate`` redraw the residual from N(0, I), otherwise self-pollinate it
+    (``angle`` scaled by the step); then shell repair. ``boldness`` raises both rates toward 1."""
 
-    def __init__(self, layout: GenomeLayout, op: ShellRepair) -> None:
-        self.layout, self.op = layout, op
+    angle: float = 0.5
+    mask_rate: float = 0.3
+    fresh_rate: float = 0.2
+    repair: ShellRepair | None = ShellRepair()
 
-    def __call__(self, g: Tensor) -> Tensor:
-        return self.layout.with_residual(g, self.op(self.layout.residual(g)))
+    def __post_init__(self) -> None:
+        for name, p in (("mask_rate", self.mask_rate), ("fresh_rate", self.fresh_rate)):
+            if not 0 <= p <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+
+    def __call__(self, parents: Tensor, layout: GenomeLayout, generator: torch.Generator, step: Tensor | None,
+                 boldness: float = 0.0) -> Tensor:
+        """Children of ``parents (n, G)``."""
+        n, dev = len(parents), parents.device
+        mask_rate = self.mask_rate + (1.0 - self.mask_rate) * boldness
+        fresh_rate = self.fresh_rate + (1.0 - self.fresh_rate) * boldness
+        g = parents.clone()
+        flip = torch.rand(n, generator=generator, device=dev) < mask_rate
+        if flip.any():
+            idx = torch.nonzero(flip).flatten()
+            site = torch.randint(0, N_SITES, (len(idx),), generator=generator, device=dev)
+            mask = layout.mask(g).clone()
+            mask[idx, site] = ~mask[idx, site]
+            empty = ~mask.any(dim=1)
+            mask[empty] = layout.mask(g)[empty]  # never an empty edit region
+            g = layout.with_mask(g, mask)
+        fresh = torch.rand(n, generator=generator, device=dev) < fresh_rate
+        r = layout.residual(g).clone()
+        if fresh.any():
+            r[fresh] = torch.randn(int(fresh.sum()), layout.dim, generator=generator, device=dev, dtype=r.dtype)
+        local = ~fresh
+        if local.any():
+            r[local] = SelfPollination(self.angle)(r[local], generator, None if step is None else step[local])
+        if self.repair is not None:
+            r = self.repair(r)
+        return layout.with_residual(g, r)
+
+
+@dataclass(frozen=True)
+class RandomRegions:
+    """The ``masked_random`` ablation's move: every child is a fresh N(0, I) residual with an edit region
+    drawn uniformly from ``masks`` (default :func:`seed_masks`): no inheritance from the parent."""
+
+    masks: tuple[tuple[bool, ...], ...] = field(default_factory=lambda: tuple(seed_masks()))
+
+    def __call__(self, parents: Tensor, layout: GenomeLayout, generator: torch.Generator, step: Tensor | None,
+                 boldness: float = 0.0) -> Tensor:
+        """Children of ``parents (n, G)`` (only their anchors are kept)."""
+        masks = torch.tensor(self.masks, dtype=torch.bool, device=parents.device)
+        pick = torch.randint(0, len(masks), (len(parents),), generator=generator, device=parents.device)
+        g = layout.with_mask(parents, masks[pick])
+        r = torch.randn(len(parents), layout.dim, generator=generator, device=parents.device)
+        return layout.with_residual(g, r)
 
 
 class SiteVariation:
-    """Offspring of site-masked genomes, row by row, never repeating a composition of the row.
+    """Offspring of site-masked genomes, row by row, never repeating a composition of the row
+    (a :class:`~flowevo.evolve.operators.VariationStrategy`).
 
-    Each child takes a parent of its row by binary tournament; with probability ``mask_rate`` one
-    random site of its mask is flipped (free <-> kept; an empty mask is not allowed); with
-    probability ``fresh_rate`` its residual is redrawn from N(0, I), otherwise it is
-    self-pollinated (angle scaled by the Evolver's per-row step size); then shell repair. Children
-    are decoded under their row's target; those whose composition the row has already proposed
-    (or a sibling has) are varied again from the same parent, more boldly each time (both rates
-    move toward 1), up to ``retries`` times (the last attempt is kept either way). The archive of
-    proposed compositions lives in this object (not in the Evolver's checkpoints): one per run.
+    Each child takes a parent of its row by binary tournament and is made by ``move``. Children are
+    decoded under their row's target; those whose composition the row has already proposed (or a
+    sibling has, or the unedited source) are made again from the same parent, more boldly each time,
+    up to ``retries`` times (the last attempt is kept either way). The archive of proposed
+    compositions is part of :meth:`state_dict`, so a resumed run continues exactly.
 
     Args:
         codec: the :class:`SiteMaskedCodec` the Evolver decodes with.
         target: the task's target conditions (batch B, one per row).
-        angle: self-pollination angle (radians).
-        mask_rate, fresh_rate: probabilities per child (see above).
-        retries: extra variation rounds for children that repeat a composition.
+        move: :class:`SiteMutation` (default) or :class:`RandomRegions`.
+        retries: extra rounds for children that repeat a composition.
+        seed_angle, seed_repair: generation-0 variants self-pollinate each row's genome residual by this
+            angle, then shell repair.
     """
 
-    def __init__(self, codec: SiteMaskedCodec, target: Condition, angle: float = 0.5, mask_rate: float = 0.3,
-                 fresh_rate: float = 0.2, retries: int = 4, repair: ShellRepair | None = ShellRepair()) -> None:
-        for name, p in (("mask_rate", mask_rate), ("fresh_rate", fresh_rate)):
-            if not 0 <= p <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {p}")
+    def __init__(self, codec: SiteMaskedCodec, target: Condition, move: SiteMove = SiteMutation(), retries: int = 4,
+                 seed_angle: float = 0.5, seed_repair: ShellRepair | None = ShellRepair()) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
-        self.codec, self.target, self.layout = codec, target, codec.layout
-        self.mask_rate, self.fresh_rate, self.retries = mask_rate, fresh_rate, retries
-        self.self_pollination = _GenomeSelf(self.layout, SelfPollination(angle))
-        self.repair = None if repair is None else _GenomeRepair(self.layout, repair)
+        self.codec, self.target, self.layout, self.move, self.retries = codec, target, codec.layout, move, retries
+        self.seed_pollination, self.seed_repair = SelfPollination(seed_angle), seed_repair
         self.seen: dict[int, set[Key]] = {}
 
     # -- archive ------------------------------------------------------------------------------
@@ -235,61 +299,51 @@ class SiteVariation:
             x = self.codec.decode(genomes, self.target.to(genomes.device)[rows])
         return composition_keys(self.codec.crystal_model, x)
 
-    def remember(self, population: Population) -> None:
-        """Add a population's decoded compositions to the archive (generation 0 enters this way)."""
-        if population.decoded is None:
-            return
-        for r, k in zip(population.row.tolist(), composition_keys(self.codec.crystal_model, population.decoded)):
+    def _add(self, rows: Sequence[int], keys: Sequence[Key]) -> None:
+        for r, k in zip(rows, keys):
             self.seen.setdefault(int(r), set()).add(k)
 
-    # -- variation ----------------------------------------------------------------------------
-    def _vary(self, parents: Tensor, rows: Tensor, generator: torch.Generator, step: Tensor | None,
-              boldness: float = 0.0) -> Tensor:
-        """Children of ``parents (n, G)``; ``boldness`` in [0, 1] raises both rates toward 1 (retries)."""
-        lay, n, dev = self.layout, len(parents), parents.device
-        mask_rate = self.mask_rate + (1.0 - self.mask_rate) * boldness
-        fresh_rate = self.fresh_rate + (1.0 - self.fresh_rate) * boldness
-        g = parents.clone()
-        flip = torch.rand(n, generator=generator, device=dev) < mask_rate
-        if flip.any():
-            idx = torch.nonzero(flip).flatten()
-            site = torch.randint(0, N_SITES, (len(idx),), generator=generator, device=dev)
-            mask = lay.mask(g).clone()
-            mask[idx, site] = ~mask[idx, site]
-            empty = ~mask.any(dim=1)
-            mask[empty] = lay.mask(g)[empty]  # never an empty edit region
-            g = lay.with_mask(g, mask)
-        fresh = torch.rand(n, generator=generator, device=dev) < fresh_rate
-        r = lay.residual(g).clone()
-        if fresh.any():
-            r[fresh] = torch.randn(int(fresh.sum()), lay.dim, generator=generator, device=dev, dtype=r.dtype)
-        local = ~fresh
-        if local.any():
-            scale = None if step is None else step.to(dev)[rows[local]]
-            r[local] = self.self_pollination.op(r[local], generator, scale)
-        g = lay.with_residual(g, r)
-        return g if self.repair is None else self.repair(g)
+    def observe(self, evaluated: Population) -> None:
+        """The first scored batch (generation 0) enters the archive with each row's unedited source; later
+        children were archived when they were proposed."""
+        if self.seen or evaluated.decoded is None:
+            return
+        sources = self.codec.plain.from_flow_space(self.layout.anchor(evaluated.residuals))
+        self._add(evaluated.row.tolist(), composition_keys(self.codec.crystal_model, evaluated.decoded))
+        self._add(evaluated.row.tolist(), composition_keys(self.codec.crystal_model, sources))
 
-    def __call__(self, population: Population, rows: int, per_row: int, generator: torch.Generator,
-                 step: Tensor | None = None, anchors: Tensor | None = None) -> Population:
-        """Offspring ``(rows * per_row)`` from ``rows`` equal blocks, each sorted best first (as
-        :class:`~flowevo.evolve.operators.Variation`); ``anchors`` is ignored."""
+    def state_dict(self) -> dict[str, Any]:
+        """The archive: ``{"seen": {row: [[A, B, X_1, X_2, X_3], ...]}}`` (sorted, plain strings)."""
+        return {"seen": {str(r): sorted([k[0], k[1], *k[2]] for k in keys) for r, keys in self.seen.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the archive of :meth:`state_dict`."""
+        self.seen = {int(r): {(k[0], k[1], tuple(k[2:])) for k in keys} for r, keys in state.get("seen", {}).items()}
+
+    # -- variation ----------------------------------------------------------------------------
+    def initial(self, residuals: Tensor, count: int, generator: torch.Generator) -> Tensor:
+        """Generation-0 variants ``(B, G) -> (B, count, G)``: the genome residual self-pollinated, then repaired."""
+        lay, b = self.layout, residuals.shape[0]
+        g = residuals.repeat_interleave(count, dim=0)
+        r = self.seed_pollination(lay.residual(g), generator)
+        if self.seed_repair is not None:
+            r = self.seed_repair(r)
+        return lay.with_residual(g, r).reshape(b, count, -1)
+
+    def offspring(self, population: Population, rows: int, per_row: int, generator: torch.Generator,
+                  step: Tensor | None = None) -> Population:
+        """Children ``(rows * per_row)`` from ``rows`` equal blocks, each sorted best first."""
         n = len(population)
         if n % rows:
             raise ValueError(f"population of {n} is not {rows} equal row blocks")
-        if not self.seen:
-            self.remember(population)
-            lay = self.layout
-            src = self.codec.encoder.decode(lay.anchor(population.residuals))
-            for r, key in zip(population.row.tolist(), composition_keys(self.codec.crystal_model, src)):
-                self.seen.setdefault(int(r), set()).add(key)  # the unedited source is no candidate either
         k = n // rows
         dev = population.residuals.device
         row = torch.arange(rows, device=dev).repeat_interleave(per_row)
         a = torch.randint(0, k, (rows * per_row,), generator=generator, device=dev)
         b = torch.randint(0, k, (rows * per_row,), generator=generator, device=dev)
         parents = population.residuals[row * k + torch.minimum(a, b)]
-        children = self._vary(parents, row, generator, step)
+        scale = None if step is None else step.to(dev)[row]
+        children = self.move(parents, self.layout, generator, scale, 0.0)
         todo = torch.arange(len(children), device=dev)
         for attempt in range(self.retries + 1):
             keys = self._keys(children[todo], row[todo])
@@ -303,7 +357,9 @@ class SiteVariation:
             if not again:
                 break
             todo = torch.tensor(again, dtype=torch.long, device=dev)
-            children[todo] = self._vary(parents[todo], row[todo], generator, step, (attempt + 1) / (self.retries + 1))
+            boldness = (attempt + 1) / (self.retries + 1)
+            children[todo] = self.move(parents[todo], self.layout, generator,
+                                       None if scale is None else scale[todo], boldness)
         origin = torch.full((rows * per_row,), SELF, dtype=torch.long, device=dev)
         return Population.new(children, row, origin, torch.full_like(origin, -1), population.values.shape[1],
                               population.generation + 1)
@@ -317,4 +373,3 @@ def seed_genomes(codec: SiteMaskedCodec, sources: Tensor, source_condition: Cond
     lay = codec.layout
     out = [lay.with_mask(g, torch.tensor([list(m)] * len(g), dtype=torch.bool, device=g.device)) for m in masks]
     return torch.stack(out, dim=1)
-

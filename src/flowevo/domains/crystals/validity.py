@@ -23,6 +23,12 @@
   The ICSD-based tables are permissive: they list O(-1) and Sr(+4), so e.g.
   SrTiO5 ... SrTiO7 pass "icsd24" and "default"; "pymatgen_sp" (O: -2 only)
   rejects them but also a third of Perov-5.  Always report the setting.
+* :class:`CompositionCheck`: :func:`composition_valid` under one setting, cached by composition; the one
+  composition check behind the composition constraints (:func:`~.objectives.composition_validity_constraint`,
+  :func:`~.constraints.smact_strict_constraint`) and :func:`crystal_valid`. A missing structure (a
+  candidate whose structure could not be built) is invalid.
+* :func:`crystal_valid`: structure valid and composition valid under :data:`SMACT_SET` (the one validity
+  setting of the crystal benchmark, demo and output rows).
 * :func:`space_group`: international space-group number by spglib.
 * :func:`sites_changed`: edit distance between two [A, B, X, X, X] site lists.
 """
@@ -34,7 +40,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["structure_valid", "composition_valid", "space_group", "sites_changed"]
+__all__ = ["SMACT_SET", "CompositionCheck", "crystal_valid", "structure_valid", "composition_valid", "space_group",
+           "sites_changed"]
+
+#: the SMACT setting of crystal validity in the benchmark, the demo and the output rows (see the module doc).
+SMACT_SET = "icsd24_common"
 
 
 def structure_valid(structure: Any, min_dist: float = 0.5, min_volume: float = 0.1) -> bool:
@@ -90,6 +100,43 @@ def composition_valid(structure_or_composition: Any, oxidation_states_set: str =
             return bool(smact_validity(comp, use_pauling_test=True, include_alloys=False,
                                        icsd_filter=ICSD24FilterConfig(consensus=3, commonality=1)))
         return bool(smact_validity(comp, use_pauling_test=True, include_alloys=True, oxidation_states_set=ox))
+
+
+class CompositionCheck:
+    """SMACT validity of a structure's composition under one oxidation-state set, cached by composition.
+
+    ``check(structure) -> bool``; ``None`` (a structure that could not be built) is invalid.
+
+    Example::
+
+        >>> from pymatgen.core import Lattice, Structure
+        >>> check = CompositionCheck("icsd24_common")
+        >>> frac = [[0, 0, 0], [.5, .5, .5], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]]
+        >>> s = Structure(Lattice.cubic(3.9), ["Sr", "Ti", "O", "O", "O"], frac)
+        >>> check(s), check(None)
+        (True, False)
+    """
+
+    def __init__(self, oxidation_states_set: str = SMACT_SET) -> None:
+        self.oxidation_states_set = oxidation_states_set
+        self.cache: dict[tuple[str, ...], bool] = {}
+
+    def __call__(self, structure: Any) -> bool:
+        if structure is None:
+            return False
+        key = tuple(sorted(sp.symbol for sp in structure.species))
+        if key not in self.cache:
+            self.cache[key] = composition_valid(structure, self.oxidation_states_set)
+        return self.cache[key]
+
+
+def crystal_valid(structure: Any, composition: CompositionCheck | None = None, min_dist: float = 0.5,
+                  min_volume: float = 0.1) -> bool:
+    """Valid crystal: built (not ``None``), :func:`structure_valid` and composition valid by ``composition``
+    (default: a fresh :class:`CompositionCheck` under :data:`SMACT_SET`; pass one to share its cache)."""
+    if structure is None or not structure_valid(structure, min_dist, min_volume):
+        return False
+    return (composition or CompositionCheck())(structure)
 
 
 def space_group(structure: Any, symprec: float = 0.1) -> int:

@@ -243,3 +243,16 @@ def load_morpho_mnist(directory: str | Path, split: str = "t10k") -> MorphoMNIST
         if pert.size and (pert.min() < 0 or pert.max() > 4):
             raise ValueError(f"{pert_path}: perturbation labels must be in 0..4")
     return MorphoMNIST(images.copy(), labels, morpho, pert)
+
+
+def load_source_digits(path: str | Path | None, n: int) -> tuple[Tensor, Tensor]:
+    """The first ``n`` digits of a user ``.npz`` (``images`` uint8 ``(N, 28, 28)``, ``labels``), or of the
+    built-in held-out split when ``path`` is None: ``(n, 28, 28)`` in [0, 1] and ``(n,)`` labels."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if path is None:
+        split = load_builtin_digits()
+        images, labels = split.test_images, split.test_labels
+    else:
+        images, labels = load_digits_npz(path)
+    return images_to_tensor(images[:n]), torch.as_tensor(labels[:n], dtype=torch.long)

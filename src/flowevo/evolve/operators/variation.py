@@ -1,8 +1,9 @@
-"""Variation: make offspring from a ranked population, row by row, in one batch."""
+"""Variation: self- and cross-pollination with repair, the Evolver's default strategy."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -68,8 +69,27 @@ class Variation:
         if not 0 <= self.cross_rate <= 1:
             raise ValueError(f"cross_rate must be in [0, 1], got {self.cross_rate}")
 
-    def __call__(self, population: Population, rows: int, per_row: int, generator: torch.Generator,
-                 step: Tensor | None = None) -> Population:
+    def initial(self, residuals: Tensor, count: int, generator: torch.Generator) -> Tensor:
+        """Generation-0 variants: ``count`` self-pollinated, repaired copies of each row's residual,
+        ``(B, *S) -> (B, count, *S)``."""
+        b, shape = residuals.shape[0], residuals.shape[1:]
+        out = self.self_pollination(residuals.repeat_interleave(count, dim=0), generator)
+        if self.repair is not None:
+            out = self.repair(out)
+        return out.reshape(b, count, *shape)
+
+    def observe(self, evaluated: Population) -> None:
+        """Stateless: nothing to learn from scores."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Stateless: empty."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Stateless: nothing to restore."""
+
+    def offspring(self, population: Population, rows: int, per_row: int, generator: torch.Generator,
+                  step: Tensor | None = None) -> Population:
         """Offspring ``(rows * per_row)`` from a population laid out as ``rows`` blocks of equal size,
         each block sorted best first. Offspring are laid out the same way. ``step (rows,)`` scales
         the self-pollination angle per row (step-size control)."""

@@ -1,0 +1,170 @@
+"""Digit counterfactuals: every method on the same models, the same task and the same black box.
+
+:class:`DigitCounterfactuals` holds one counterfactual task (held-out digits, a target class per
+digit, the shipped or user models) and runs each method on it, returning an
+:class:`~flowevo.evolve.EditResult`:
+
+- :meth:`~DigitCounterfactuals.reo`: REO with two objectives (:func:`shape_distance` to the
+  source's VAE reconstruction, min; the black box's target probability, max) under the confidence
+  constraint; cross-pollination donors come from digits with the same target class and the
+  target anchor (the source inverted under the *target* class) is an extra seed. The edit kept at
+  confidence tau is ``result.kept(tau, objective="p_target", rank_by="shape_distance")``.
+- :meth:`~DigitCounterfactuals.search`: CMA-ES or random search on the same evaluator (they rank by
+  the first objective, the shape distance, under the same constraint).
+- :meth:`~DigitCounterfactuals.leap` (LeapFactual-style lift/land), :meth:`~DigitCounterfactuals.gradient`
+  (white-box latent optimisation through the classifier) and :meth:`~DigitCounterfactuals.swap`
+  (the source residual decoded under the target once).
+
+:meth:`~DigitCounterfactuals.score` measures kept edits by the LeapFactual protocol: black-box and
+independent-classifier accuracy, target probability, relative morphology change against the
+reconstruction, diversity of the kept sets.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from flowevo.baselines import cma_search, final_edits, gradient_search, leap, random_search
+from flowevo.domains.digits.metrics import diversity, morph_mean, morph_rel_change, slant_abs_change
+from flowevo.domains.digits.models import DigitModels
+from flowevo.domains.digits.morphometrics import measure_batch
+from flowevo.domains.digits.objectives import (ClassifierOracle, counterfactual_objectives, shape_distance,
+                                               target_confidence_constraint)
+from flowevo.evolve import EditResult, EditTask, Evolver, MaxGenerations, Variation
+from flowevo.flow import Condition, FixedGrid
+from flowevo.objectives import Evaluator, LocalEvaluator
+
+__all__ = ["CROSS_RATE", "DigitCounterfactuals", "SEARCH_METHODS", "STEPS"]
+
+STEPS = 5  # rk4 steps of every method's codec (round-trip relative latent error ~6e-4 on the test digits)
+CROSS_RATE = 0.3
+SEARCH_METHODS = {"cma": cma_search, "random": random_search}
+
+
+class DigitCounterfactuals:
+    """One digit counterfactual task and every method on it.
+
+    Args:
+        models: the digit models (:func:`~flowevo.domains.digits.models.load_digit_models`).
+        x: ``(N, 28, 28)`` source digits in [0, 1]; labels: ``(N,)`` their classes; targets: ``(N,)`` target classes.
+        seed: the methods' seed.
+        population / generations: REO's individuals per digit and generations; the budget per digit of
+            every search method is ``population * (generations + 1)``.
+        steps: rk4 steps of the shared codec.
+        wrap_evaluator: optional ``fn(evaluator) -> evaluator`` applied to every evaluator the methods
+            build (e.g. a :class:`~flowevo.objectives.QueryCounter` to count queries).
+    """
+
+    def __init__(self, models: DigitModels, x: Tensor, labels: Tensor, targets: Tensor, seed: int = 0,
+                 population: int = 24, generations: int = 15, steps: int = STEPS,
+                 wrap_evaluator: Callable[[Evaluator], Evaluator] | None = None) -> None:
+        if not (len(x) == len(labels) == len(targets)):
+            raise ValueError(f"{len(x)} digits, {len(labels)} labels and {len(targets)} targets: give one of each per digit")
+        self.models, self.seed = models, seed
+        self.device = models.codec().device
+        self.x, self.labels, self.targets = x.to(self.device), labels.to(self.device), targets.to(self.device)
+        self.population, self.generations = population, generations
+        self.wrap_evaluator = wrap_evaluator
+        self.codec = models.codec(FixedGrid("rk4", steps))
+        self.oracle = ClassifierOracle(models.classifier)
+        self.judge = ClassifierOracle(models.independent)
+        self.src_c, self.tgt_c = Condition.from_labels(self.labels), Condition.from_labels(self.targets)
+        with torch.inference_mode():
+            self.recon = models.vae(self.x)
+            self.target_seeds = self.codec.invert(self.x, self.tgt_c)[:, None]  # decodes to ~the source under the target
+        self.m_ref = measure_batch(self.recon.cpu().numpy())
+        self.task = EditTask(self.x, self.src_c, self.tgt_c)
+
+    @property
+    def budget(self) -> int:
+        """Black-box evaluations per digit of every search method."""
+        return self.population * (self.generations + 1)
+
+    def evaluator(self, tau: float) -> Evaluator:
+        """Shape distance to the source reconstruction (min; the first objective, the only one CMA-ES and
+        random search rank by) and the black box's target probability (max), under the confidence
+        constraint at ``tau`` (through ``wrap_evaluator`` if given)."""
+        ev: Evaluator = LocalEvaluator(counterfactual_objectives(self.recon, self.oracle),
+                                       [target_confidence_constraint(self.oracle, tau)])
+        return ev if self.wrap_evaluator is None else self.wrap_evaluator(ev)
+
+    # -- methods ------------------------------------------------------------------------------------
+    def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
+            same_target_donors: bool = True, population: int | None = None, generations: int | None = None,
+            extra_seeds: Tensor | None = None, show_progress: bool = False) -> EditResult:
+        """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
+        box labels as the target with probability >= ``tau``. ``extra_seeds (N, P, *S)`` default to the
+        target anchor; ``population`` / ``generations`` default to the task's."""
+        evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population or self.population,
+                          variation=Variation(cross_rate=cross_rate,
+                                              donor_groups=self.targets if same_target_donors else None),
+                          termination=[MaxGenerations(self.generations if generations is None else generations)],
+                          seed=self.seed if seed is None else seed,
+                          extra_seeds=self.target_seeds if extra_seeds is None else extra_seeds)
+        return evolver.run(show_progress=show_progress)
+
+    def search(self, method: str, tau: float = 0.9, sigma0: float = 0.3) -> EditResult:
+        """CMA-ES (``"cma"``, step ``sigma0``) or random search (``"random"``) with the REO budget per digit,
+        batches of ``population``, on the same evaluator."""
+        if method not in SEARCH_METHODS:
+            raise ValueError(f"unknown search method {method!r}; use one of {sorted(SEARCH_METHODS)}")
+        if method == "cma":
+            return cma_search(self.codec, self.task, self.evaluator(tau), self.budget, popsize=self.population,
+                              sigma0=sigma0, seed=self.seed)
+        return random_search(self.codec, self.task, self.evaluator(tau), self.budget, batch=self.population,
+                             seed=self.seed)
+
+    def leap(self, gamma: float = 0.5, rounds: int = 15) -> EditResult:
+        """LeapFactual-style lift/land rounds under the black box's hard labels."""
+        return leap(self.codec, self.x, self.labels, self.targets, self.oracle.labels, gamma=gamma, rounds=rounds)
+
+    def gradient(self, tau: float = 0.9, steps: int = 1000, lr: float = 0.05, weight: float = 0.01) -> EditResult:
+        """White box: AdamW on the VAE latent through the classifier's cross-entropy, each digit frozen once
+        its target probability reaches ``tau``."""
+        vae, clf, tgt = self.models.vae, self.models.classifier, self.targets
+        with torch.inference_mode():
+            z0 = vae.encode(self.x)
+        probs = lambda x: torch.softmax(clf(x), dim=1).gather(1, tgt[:, None]).squeeze(1)
+        return gradient_search(z0.clone(), vae.decode, lambda x: F.cross_entropy(clf(x), tgt, reduction="none"),
+                               lambda x: probs(x) >= tau, steps=steps, lr=lr, weight=weight)
+
+    def swap(self) -> EditResult:
+        """The source residual decoded under the target class, once (no black-box query)."""
+        start = time.perf_counter()
+        with torch.inference_mode():
+            r = self.codec.invert(self.x, self.src_c)
+            edits = self.codec.decode(r, self.tgt_c)
+        return final_edits("swap", r, edits, torch.zeros(len(self.x)), time.perf_counter() - start)
+
+    # -- measuring ----------------------------------------------------------------------------------
+    def score(self, edits: Tensor, kept: list[Tensor] | None = None) -> dict:
+        """LeapFactual metrics of one edit per digit ``(N, 28, 28)``; ``kept`` = every solution kept per digit
+        (for diversity)."""
+        edits = edits.cpu()
+        targets = self.targets.cpu()
+        p = self.oracle.probs(edits)
+        p_ind = self.judge.probs(edits)
+        m = measure_batch(edits.numpy())
+        rel = morph_rel_change(m, self.m_ref)
+        return {
+            "acc": float((p.argmax(1) == targets).double().mean()),
+            "acc_independent": float((p_ind.argmax(1) == targets).double().mean()),
+            "mean_p_target": float(p.gather(1, targets[:, None]).mean()),
+            "morph_rel_change": rel, "morph_mean": morph_mean(rel),
+            "slant_abs_change": slant_abs_change(m, self.m_ref),
+            "shape_distance": float(shape_distance(edits, self.recon.cpu()).mean()),
+            "diversity": diversity(kept) if kept is not None else {"pixel": None, "morpho": None, "sources_with_several": 0},
+        }
+
+    @staticmethod
+    def kept(result: EditResult, tau: float) -> tuple[Tensor, list[Tensor]]:
+        """An REO result's edits at confidence ``tau``: per digit the least-changed edit with target probability
+        >= ``tau`` ``(N, 28, 28)``, and each digit's Pareto set among those, ``(K_b, 28, 28)`` per digit."""
+        edits = result.kept(tau, objective="p_target", rank_by="shape_distance").decoded.cpu()
+        sets = [result.pareto_set(b, tau, objective="p_target").decoded.cpu() for b in range(result.rows)]
+        return edits, sets

@@ -1,0 +1,73 @@
+"""Counting black-box queries: evaluations until each source first reaches a goal.
+
+:class:`QueryCounter` wraps any evaluator and sees every batch it scores. Per task row and goal
+it records how many evaluations that row had used when its first success appeared; candidates
+within a batch count in batch order (a batch is proposed before any of its scores are seen, so
+scoring it one by one and stopping at the first success spends exactly that many queries).
+:func:`evaluations_to_rate` and :func:`success_curve` summarise those counts over rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from flowevo.objectives.base import Candidates
+from flowevo.objectives.evaluator import Evaluation, Evaluator
+
+__all__ = ["Goal", "QueryCounter", "evaluations_to_rate", "success_curve"]
+
+Goal = Callable[[Evaluation, Candidates], Tensor]
+
+
+class QueryCounter:
+    """An evaluator that counts evaluations per row and each row's first success per goal.
+
+    Args:
+        inner: the evaluator that scores.
+        rows: number of task rows (``Candidates.source_index`` in ``0..rows-1``).
+        goals: ``{name: fn(evaluation, candidates) -> (N,) bool}``.
+
+    Attributes:
+        spent: ``(rows,)`` evaluations so far per row.
+        first: ``{goal: (rows,)}`` evaluations a row had used up to and including its first
+            success (float, ``inf`` if none yet).
+    """
+
+    def __init__(self, inner: Evaluator, rows: int, goals: dict[str, Goal]) -> None:
+        self.inner, self.rows, self.goals = inner, rows, goals
+        self.objectives, self.constraints = inner.objectives, inner.constraints
+        self.spent = torch.zeros(rows, dtype=torch.long)
+        self.first = {g: torch.full((rows,), math.inf, dtype=torch.float64) for g in goals}
+
+    def __call__(self, candidates: Candidates) -> Evaluation:
+        ev = self.inner(candidates)
+        row = candidates.source_index.cpu().long()
+        counts = torch.bincount(row, minlength=self.rows)
+        order = torch.argsort(row, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        pos = torch.empty_like(row)
+        pos[order] = torch.arange(len(row)) - starts[row[order]]  # position within its row in this batch
+        used = (self.spent[row] + pos + 1).double()  # evaluations of this row up to and including this one
+        for name, fn in self.goals.items():
+            ok = fn(ev, candidates).cpu().bool()
+            hit = torch.where(ok, used, torch.full_like(used, math.inf))
+            self.first[name] = torch.minimum(self.first[name], torch.full((self.rows,), math.inf, dtype=torch.float64)
+                                             .scatter_reduce(0, row, hit, reduce="amin"))
+        self.spent += counts
+        return ev
+
+
+def success_curve(first: Tensor | Sequence[float], evaluations: Sequence[int]) -> list[float]:
+    """Share of rows whose first success came within ``e`` evaluations, for each ``e`` (non-decreasing in e)."""
+    f = torch.as_tensor(first, dtype=torch.float64)
+    return [float((f <= e).double().mean()) for e in evaluations]
+
+
+def evaluations_to_rate(first: Tensor | Sequence[float], rate: float) -> float:
+    """Fewest evaluations per row after which at least ``rate`` of the rows have succeeded (``inf``: never)."""
+    f = torch.sort(torch.as_tensor(first, dtype=torch.float64)).values
+    return float(f[max(1, math.ceil(rate * len(f) - 1e-9)) - 1])

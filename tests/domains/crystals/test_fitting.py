@@ -1,0 +1,32 @@
+"""fit_crystal_models: one call fits the flow, the surrogate, the judge and the thresholds, reproducibly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymatgen")
+
+from flowevo.domains.crystals.fitting import PERCENTILES, fit_crystal_models  # noqa: E402
+
+
+def test_fits_every_part_from_one_seed(site_table):
+    table = site_table.subset(range(48))
+    table.properties["gap"] = -table.properties["heat_ref"]
+    kw = dict(cfm_steps=40, surrogate_steps=40, gbr_estimators=20, chgnet_rows=0, log=lambda s: None)
+    m = fit_crystal_models(table, "heat_ref", seed=1, **kw)
+    assert m.formation is None and m.chgnet_rows == 0 and m.independent is not None and m.setup_s > 0
+    assert m.model.property == "heat_ref" and m.model.info["train_config"]["steps"] == 40
+    y = table.properties["heat_ref"]
+    assert set(m.thresholds) == set(PERCENTILES) and m.thresholds["sr10"] == pytest.approx(np.percentile(y, 10))
+    again = fit_crystal_models(table, "heat_ref", seed=1, **kw)
+    probe = site_table.structures[48:]
+    assert np.array_equal(m.surrogate.predict(probe), again.surrogate.predict(probe))  # same seed, same models
+    assert np.array_equal(m.independent.predict(probe), again.independent.predict(probe))
+    assert m.payload()(m.model.encode(probe[:2], site_table.formulas[48:50]))["structures"][0] is not None
+
+    other = fit_crystal_models(table, "heat_ref", seed=1, surrogate_property="gap", **{**kw, "gbr_estimators": None})
+    assert other.independent is None and other.surrogate.property == "gap"
+    assert np.corrcoef(other.surrogate.predict(table.structures), -y)[0, 1] > 0.5  # it predicts the other column
+    with pytest.raises(KeyError, match="nope"):
+        fit_crystal_models(table, "heat_ref", surrogate_property="nope", **kw)

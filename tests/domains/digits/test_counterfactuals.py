@@ -1,0 +1,44 @@
+"""DigitCounterfactuals: every method returns an EditResult; the kept edit at tau is the least-changed one."""
+
+import pytest
+import torch
+
+from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
+from flowevo.domains.digits.data import load_source_digits
+from flowevo.domains.digits.models import load_digit_models
+from flowevo.objectives import QueryCounter
+
+
+@pytest.fixture(scope="module")
+def task():
+    x, labels = load_source_digits(None, 4)
+    return DigitCounterfactuals(load_digit_models(), x, labels, (labels + 1) % 10, seed=0, population=6, generations=2)
+
+
+def test_kept_is_the_least_changed_edit_above_each_tau(task):
+    res = task.reo(0.5)
+    pop = res.population
+    assert res.method == "reo" and res.evaluations_per_row.tolist() == [18] * 4
+    for tau in (0.5, 0.9):
+        edits, kept = task.kept(res, tau)
+        for b in range(4):
+            ok = (pop.row == b) & pop.feasible & (pop.values[:, 1] >= tau)
+            assert 1 <= len(kept[b]) <= int(ok.sum()) or not ok.any()
+            if ok.any():
+                i = torch.nonzero(ok).flatten()[torch.argmin(pop.values[ok, 0])]
+                assert torch.equal(edits[b], pop.decoded[i])
+                assert any(torch.equal(edits[b], k) for k in kept[b])  # the least-changed is on the front
+
+
+def test_every_method_returns_one_edit_per_digit_and_counts_its_queries(task):
+    counters = []
+    counted = DigitCounterfactuals(task.models, task.x, task.labels, task.targets, population=4, generations=1,
+                                   wrap_evaluator=lambda ev: counters.append(QueryCounter(ev, 4, {})) or counters[-1])
+    for res in (counted.search("cma"), counted.search("random"), task.leap(0.5, rounds=2), task.gradient(steps=3),
+                task.swap()):
+        assert res.best.decoded.shape == (4, 28, 28)
+    assert [c.spent.tolist() for c in counters] == [[8] * 4, [8] * 4]  # both searches: the REO budget, 4 x 2
+    metrics = task.score(task.swap().best.decoded)
+    assert 0 <= metrics["acc"] <= 1 and set(metrics["morph_rel_change"]) >= {"area", "thickness"}
+    with pytest.raises(ValueError, match="unknown search method"):
+        task.search("bo")

@@ -1,0 +1,68 @@
+"""QueryCounter: per-row first-success counting, the success curve, and the wrapper in real runs."""
+
+import math
+
+import torch
+
+from flowevo.baselines import cma_search, random_search
+from flowevo.evolve import EditTask, Evolver, MaxGenerations
+from flowevo.flow import Condition, FixedGrid, MLPVelocity, ResidualCodec
+from flowevo.objectives import (Candidates, Evaluation, FunctionObjective, LocalEvaluator, QueryCounter,
+                                evaluations_to_rate, success_curve)
+
+class _Fixed:
+    """A black box that marks given candidates of each batch as successes."""
+
+    objectives = [FunctionObjective("f", "min", lambda c: c.x[:, 0])]
+    constraints = []
+
+    def __init__(self, hits):
+        self.hits = list(hits)
+
+    def __call__(self, c):
+        n = len(c)
+        ok = torch.zeros(n, dtype=torch.bool)
+        ok[self.hits.pop(0)] = True
+        return Evaluation(torch.zeros(n, 1), torch.zeros(n, 0), torch.where(ok, 0.0, 1.0).double())
+
+
+def _batch(rows):
+    rows = torch.tensor(rows)
+    return Candidates(x=torch.zeros(len(rows), 2), source_index=rows)
+
+
+def test_counter_counts_within_row_positions_across_batches():
+    counter = QueryCounter(_Fixed([[3], [1, 4]]), rows=3, goals={"ok": lambda ev, c: ev.violation == 0})
+    counter(_batch([0, 0, 1, 1, 0]))  # row 1's second candidate succeeds: 2 evaluations of row 1
+    assert counter.first["ok"].tolist() == [math.inf, 2, math.inf]
+    counter(_batch([0, 0, 1, 1, 0]))  # row 0's 2nd and 3rd of this batch: 3 earlier + 2 = 5; row 1 keeps 2
+    assert counter.first["ok"].tolist() == [5, 2, math.inf]
+    assert counter.spent.tolist() == [6, 4, 0]
+    assert counter.objectives[0].name == "f" and counter.constraints == []  # the inner evaluator's callables
+
+
+def test_success_curve_is_monotone_and_rates_match_it():
+    first = [1, 3, math.inf, 5, 3, 40]
+    grid = list(range(0, 50))
+    curve = success_curve(first, grid)
+    assert all(a <= b for a, b in zip(curve, curve[1:])) and curve[0] == 0 and curve[-1] == 5 / 6
+    assert evaluations_to_rate(first, 0.5) == 3 and evaluations_to_rate(first, 4 / 6) == 5
+    assert evaluations_to_rate(first, 5 / 6) == 40 and math.isinf(evaluations_to_rate(first, 1.0))
+    for r in (0.2, 0.5, 0.8):  # the curve first reaches r where evaluations_to_rate says
+        e = int(evaluations_to_rate(first, r))
+        assert curve[e] >= r and curve[e - 1] < r
+
+
+def test_counter_wraps_the_evolver_and_the_baselines():
+    torch.manual_seed(0)
+    codec = ResidualCodec(MLPVelocity((3,), num_classes=2, hidden=8, depth=1, time_dim=4), FixedGrid("euler", 2))
+    task = EditTask(torch.randn(4, 3), Condition.from_labels([0, 1, 0, 1]), Condition.from_labels([1, 0, 1, 0]))
+    evaluator = LocalEvaluator([FunctionObjective("norm", "min", lambda c: c.x.norm(dim=1))])
+    goals = {"any": lambda ev, c: torch.ones(len(c), dtype=torch.bool), "never": lambda ev, c: torch.zeros(len(c), dtype=torch.bool)}
+    c1 = QueryCounter(evaluator, 4, goals)
+    Evolver(codec, task, c1, population_size=3, termination=[MaxGenerations(2)]).run()
+    assert c1.spent.tolist() == [9] * 4 and c1.first["any"].tolist() == [1] * 4 and torch.isinf(c1.first["never"]).all()
+    for search, kw in ((random_search, {"batch": 3}), (cma_search, {"popsize": 3})):
+        c2 = QueryCounter(evaluator, 4, goals)
+        search(codec, task, c2, 9, **kw)
+        assert c2.spent.tolist() == [9] * 4 and c2.first["any"].tolist() == [1] * 4
