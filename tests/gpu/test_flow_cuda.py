@@ -46,9 +46,9 @@ def test_graph_decode_equals_eager_on_new_inputs_and_counts_honestly():
     with torch.inference_mode():
         for seed in range(4):  # eager, capture, replay, replay: each a new batch of the same shape
             r, c = _batch(1000, seed)
-            torch.testing.assert_close(graph.decode(r, c), eager.decode(r, c), rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(graph.decode(r, c), eager.decode(r, c), rtol=1e-5, atol=1e-5)
             x = eager.decode(r, c)
-            torch.testing.assert_close(graph.invert(x, c), eager.invert(x, c), rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(graph.invert(x, c), eager.invert(x, c), rtol=1e-5, atol=1e-5)
     assert graph.solver.captured.captures == 2  # one per direction
     assert graph.nfe == eager.nfe == 8 * 40
 
@@ -61,7 +61,7 @@ def test_graph_with_guidance_and_value_conditions():
         with torch.inference_mode():
             for seed in range(3):
                 r, c = _batch(300, seed, value_dim=2)
-                torch.testing.assert_close(graph.decode(r, c), eager.decode(r, c), rtol=1e-6, atol=1e-6)
+                torch.testing.assert_close(graph.decode(r, c), eager.decode(r, c), rtol=1e-5, atol=1e-5)
         assert graph.solver.captured.captures == 1
 
 
@@ -77,7 +77,7 @@ def test_one_graph_per_shape_and_bad_conditions_still_raise():
         with pytest.raises(ValueError, match=r"unknown class id\(s\) \[12\]"):
             codec.decode(r, bad)
         eager = ResidualCodec(net, FixedGrid("rk4", 5, capture="none"))
-        torch.testing.assert_close(codec.decode(r, c), eager.decode(r, c), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(codec.decode(r, c), eager.decode(r, c), rtol=1e-5, atol=1e-5)
 
 
 def test_graph_reads_weights_updated_in_place():
@@ -91,7 +91,7 @@ def test_graph_reads_weights_updated_in_place():
         after = codec.decode(r, c)
         ref = ResidualCodec(net, FixedGrid("rk4", 4, capture="none")).decode(r, c)
     assert (after - before).abs().max() > 1e-3
-    torch.testing.assert_close(after, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(after, ref, rtol=1e-5, atol=1e-5)
 
 
 class _Syncing(torch.nn.Module):
@@ -119,8 +119,10 @@ def test_a_velocity_that_cannot_be_captured():
         torch.testing.assert_close(out, eager.decode(r, c))
         torch.testing.assert_close(auto.decode(r, c), out)  # eager from then on, no second try
         strict.decode(r, c)
+        stream = torch.cuda.current_stream()
         with pytest.raises(ValueError, match="capture='none'"):
             strict.decode(r, c)
+        assert torch.cuda.current_stream() == stream
         fresh = ResidualCodec(_net(), FixedGrid("rk4", 4))  # graphs still work after a failed capture
         out = [fresh.decode(r, c) for _ in range(3)][-1]
         torch.testing.assert_close(out, ResidualCodec(_net(), FixedGrid("rk4", 4, capture="none")).decode(r, c))

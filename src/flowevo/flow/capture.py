@@ -112,9 +112,13 @@ def capture_graph(velocity: Any, rest: RestFn, x: Tensor, k0: Tensor, c: Conditi
     with torch.cuda.stream(stream):  # lazy initialisation (cuBLAS workspaces, compilation) stays out of the graph
         rest(static_x, static_k0, static_c)
     torch.cuda.current_stream(x.device).wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
-        out = rest(static_x, static_k0, static_c)
+    graph, caller = torch.cuda.CUDAGraph(), torch.cuda.current_stream(x.device)
+    try:
+        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
+            out = rest(static_x, static_k0, static_c)
+    except Exception:
+        torch.cuda.set_stream(caller)  # a failed capture can leave the capture stream current
+        raise
     return _Graph(velocity, graph, static_x, static_k0, static_c, out)
 
 
