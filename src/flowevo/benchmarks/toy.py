@@ -50,7 +50,7 @@ def roundtrip_table(model, x: torch.Tensor, c: Condition) -> dict:
     return out
 
 
-def _summary(first_success: torch.Tensor, wall_s: float, evaluations: float, best: torch.Tensor) -> dict:
+def _summary(first_success: torch.Tensor, wall_s: float, evaluations: int, best: torch.Tensor) -> dict:
     ok = torch.isfinite(first_success)
     med = statistics.median(first_success.tolist())
     return {
@@ -139,7 +139,7 @@ def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget
         res = toy_search(setup, name, budget, batch, seed, evaluator=counter, show_progress=show_progress and name == "reo")
         # whole batches: a row's first success counts every evaluation of the batch (step) it came in
         first = torch.ceil(counter.first["success"] / batch) * batch
-        methods[name] = _summary(first, time.perf_counter() - start, float(res.evaluations_per_row.mean()),
+        methods[name] = _summary(first, time.perf_counter() - start, int(res.evaluations_per_row.mean()),
                                  res.best.values[:, 0])
 
     metrics = {
