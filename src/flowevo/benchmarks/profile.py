@@ -9,7 +9,6 @@ py-spy (see docs/benchmarks.md).
 from __future__ import annotations
 
 import cProfile
-import json
 import pstats
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 
 from flowevo.benchmarks.machine import load_average, machine_info
+from flowevo.jsonio import write_json
 
 # stage -> [(file suffix, function name)] whose cumulative times make that stage
 STAGES = {
@@ -127,7 +127,7 @@ def run_profile(out_dir: Path | str, seed: int = 0, command: str | None = None) 
                "profiles": {"end-to-end digits REO": profile_reo(seed=seed), "decode, batch 1024": profile_decode(seed=seed)},
                "machine": machine}
     metrics["machine"]["load_average_end"] = load_average()
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "metrics.json", metrics)
     (out_dir / "top_functions.md").write_text(f"# Profile\n\nCommand: `{metrics['command']}`; torch threads "
                                               f"{machine['torch_threads']}, load average {machine['load_average_start']}"
                                               f" -> {machine['load_average_end']}.\n\n" + profile_tables(metrics))

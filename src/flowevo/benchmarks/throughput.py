@@ -9,7 +9,6 @@ NFE of the solver).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from torch import nn
 
 from flowevo.benchmarks.machine import load_average, machine_info
 from flowevo.flow import Condition, FixedGrid, ResidualCodec
+from flowevo.jsonio import write_json
 
 BATCHES = (64, 256, 1024, 4096)
 
@@ -113,7 +113,7 @@ def run_throughput_benchmark(out_dir: Path | str, seed: int = 0, command: str | 
                                                          "VAE decode, CNN black box, pixel distance, survival"}},
         "machine": {**machine, "load_average_end": load_average()},
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
