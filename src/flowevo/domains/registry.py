@@ -110,10 +110,10 @@ def discover(force: bool = False) -> None:
     global _discovered
     if _discovered and not force:
         return
-    _discovered = True
     for domain in [*_own_domains(), *_plugin_domains()]:
         if domain.name not in _DOMAINS:
             register_domain(domain)
+    _discovered = True
 
 
 def domains() -> dict[str, Domain]:

@@ -55,11 +55,13 @@ def _absolute(config: Config) -> Config:
 
 
 class Prepared:
-    """Everything a run needs, built from a configuration (domain, objectives, task, evaluator, evolver)."""
+    """Everything a run needs, built from a configuration: ``domain`` (the registered
+    :class:`~flowevo.domains.Domain` that loaded the model), ``run`` (its :class:`~flowevo.domains.DomainRun`),
+    objectives, constraints, task, evaluator and evolver."""
 
     def __init__(self, config: Config) -> None:
-        self.plugin, self.domain = load_domain(config)
-        d = self.domain
+        self.domain, self.run = load_domain(config)
+        d = self.run
         o = config.optimize
         self.run_dir = Path(o.run_dir) if o.run_dir is not None else None
         if self.run_dir is None:
@@ -67,7 +69,7 @@ class Prepared:
         ctx = d.context()
         if not o.objectives:
             try:
-                specs = default_objectives(self.plugin, ctx, o.target.class_ is not None, o.target.values is not None)
+                specs = default_objectives(self.domain, ctx, o.target.class_ is not None, o.target.values is not None)
             except ValueError as exc:
                 raise ConfigError(f"optimize.objectives: {exc}") from None
             config = config.model_copy(update={"optimize": o.model_copy(update={"objectives": specs})})
@@ -93,7 +95,7 @@ class Prepared:
                                penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None)
 
     def run_info(self) -> dict[str, Any]:
-        o, d = self.config.optimize, self.domain
+        o, d = self.config.optimize, self.run
         return {
             "kind": RUN_KIND, "domain": d.kind, "data_kind": d.data_kind, "shape": list(d.shape),
             "class_names": d.class_names, "model": str(o.model), "sources": str(o.sources),
@@ -182,7 +184,7 @@ def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float
         objective_names=np.array(result.objective_names), senses=np.array(result.senses),
     )
     best = result.best
-    d = p.domain
+    d = p.run
     arrays = {"x": d.x.numpy(), "best": best.decoded.detach().cpu().numpy(), "best_values": best.values.numpy(),
               "best_violation": best.violation.numpy()}
     if d.labels is not None:
@@ -190,8 +192,8 @@ def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float
     if d.values is not None:
         arrays["v"] = d.values.numpy()
     np.savez_compressed(run_dir / "sources.npz", **arrays)
-    if p.plugin.write_outputs is not None:
-        p.plugin.write_outputs(d, run_dir, best.decoded.detach().cpu(), best.violation)
+    if p.domain.write_outputs is not None:
+        p.domain.write_outputs(d, run_dir, best.decoded.detach().cpu(), best.violation)
     write_json(run_dir / "history.json", [h.to_dict() for h in result.history], default=str)
     write_json(run_dir / "failures.json", [vars(f) for f in result.failures], default=str)
     feasible_rows = (best.violation == 0).double()
