@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Callable, Mapping
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing would cost more than the rest of `import flowevo`
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping
 
 __all__ = ["lazy_exports"]
 
