@@ -1,13 +1,17 @@
-"""JSON in and out for every layer: clear errors on read, strict JSON (no NaN) on write."""
+"""JSON in and out for every layer: clear errors on read, strict JSON (no NaN) on write, atomic files."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+
+__all__ = ["read_json", "strict_json", "write_json"]
 
 
 def read_json(path: str | Path) -> Any:
@@ -20,7 +24,8 @@ def read_json(path: str | Path) -> Any:
 
 
 def strict_json(obj: Any) -> Any:
-    """``obj`` with NaN/inf -> None, numpy scalars -> Python, tuples -> lists and keys -> str.
+    """``obj`` with NaN/inf -> None, numpy scalars -> Python, tuples -> lists, keys -> str, arrays and tensors
+    (anything with ``tolist`` and ``dtype``) -> nested lists, paths -> str.
 
     Example::
 
@@ -37,25 +42,33 @@ def strict_json(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, np.bool_):
         return bool(obj)
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # numpy arrays, torch tensors
+        return strict_json(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
     return obj
 
 
-def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
-    """Write ``strict_json(obj)`` (tensors as lists) to ``path`` atomically (temporary file + rename)."""
+def write_json(path: str | Path, obj: Any, indent: int | None = 2, default: Callable[[Any], Any] | None = None) -> Path:
+    """Write ``strict_json(obj)`` to ``path`` atomically (a temporary file in the same folder, then a rename).
+
+    A reader never sees a half-written file, and a crash leaves the old one. ``default`` converts
+    objects JSON does not know (e.g. ``str``); without it they raise ``TypeError``.
+
+    Example::
+
+        >>> import tempfile; d = Path(tempfile.mkdtemp())
+        >>> read_json(write_json(d / "m.json", {"loss": np.float32(0.5), "best": float("nan")}))
+        {'loss': 0.5, 'best': None}
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(strict_json(_plain(obj)), indent=indent))
-    tmp.replace(path)
+    text = json.dumps(strict_json(obj), indent=indent, allow_nan=False, default=default) + "\n"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
-
-
-def _plain(obj: Any) -> Any:
-    """Tensors and numpy arrays -> lists, recursively (other values unchanged)."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("torch") and hasattr(obj, "tolist"):
-        return obj.tolist()
-    return obj

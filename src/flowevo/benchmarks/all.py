@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from flowevo.benchmarks.machine import load_average, machine_info
+from flowevo.jsonio import write_json
 
 PARTS = ("toy", "digits", "crystals", "throughput", "cost", "queries", "scaling")
 DEFAULT_PARTS = ("toy", "digits", "crystals", "throughput", "cost", "queries")  # crystals only with data
@@ -91,7 +92,7 @@ def _write(out_dir: Path, machine: dict, results: dict, t0: float) -> None:
     metrics = {"benchmark": "all", "command": machine["command"],
                "machine": {**machine, "load_average_end": load_average()},
                "parts": results, "total_s": time.perf_counter() - t0}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    write_json(out_dir / "metrics.json", metrics, default=str)
     (out_dir / "tables.md").write_text(tables(metrics))
 
 

@@ -14,7 +14,6 @@ Accuracy uses the **trained** shipped digits flow: the relative round-trip error
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -28,6 +27,7 @@ from flowevo.benchmarks.machine import load_average, machine_info
 from flowevo.benchmarks.throughput import linear_flops_per_sample
 from flowevo.evolve import EditTask, Evolver, MaxGenerations
 from flowevo.flow import Adaptive, Condition, FixedGrid, MLPVelocity, ResidualCodec
+from flowevo.jsonio import write_json
 from flowevo.objectives import FunctionObjective, LocalEvaluator
 from flowevo.progress import progress_bar
 
@@ -225,7 +225,7 @@ def run_cost_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, popul
         "machine": {**machine, "load_average_end": load_average()},
         "total_s": time.perf_counter() - t_start,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "metrics.json", metrics)
     plot_cost(metrics, out_dir / "cost.png")
     plot_accuracy(metrics, out_dir / "accuracy.png")
     return metrics

@@ -12,7 +12,6 @@ Run: ``python -m flowevo.benchmarks.scaling --out runs/scaling`` (about 1-2 minu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from flowevo.jsonio import write_json
 from flowevo.objectives import (
     CachedEvaluator, Candidates, DaskEvaluator, EvaluationCache, LocalEvaluator, ProcessPoolEvaluator, Sense,
 )
@@ -221,7 +221,7 @@ def run_scaling_benchmark(out_dir: Path, seed: int = 0) -> dict:
         "seed": seed,
         "total_s": time.perf_counter() - t_start,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 

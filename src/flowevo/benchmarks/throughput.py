@@ -20,7 +20,6 @@ precision; the end-to-end digits REO rate on the device.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from torch import nn
 from flowevo.benchmarks.machine import load_average, machine_info
 from flowevo.flow import Condition, FixedGrid, ResidualCodec
 from flowevo.flow.precision import precision_context
+from flowevo.jsonio import write_json
 
 BATCHES = (64, 256, 1024, 4096)
 CUDA_BATCHES = (1024, 4096, 16384, 65536, 262144, 1048576)
@@ -182,7 +182,7 @@ def run_throughput_benchmark(out_dir: Path | str, seed: int = 0, command: str | 
     run = _run_cpu if dev.type == "cpu" else _run_device
     metrics = run(seed, dev, machine, captures)
     metrics["machine"]["load_average_end"] = load_average()
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 

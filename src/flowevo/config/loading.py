@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from pydantic import BaseModel, ValidationError
 
 from flowevo.config.models import Config
+from flowevo.jsonio import write_json
 
 __all__ = ["ConfigError", "apply_overrides", "config_to_dict", "load_config", "parse_value", "read_config_file",
            "set_key", "validate_config", "write_resolved", "RESOLVED_NAME"]
@@ -178,6 +179,4 @@ def write_resolved(config: Config, directory: str | Path) -> Path:
     """Write ``directory/config.resolved.json`` (the full configuration after defaults and overrides)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / RESOLVED_NAME
-    path.write_text(json.dumps(config_to_dict(config), indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_json(out / RESOLVED_NAME, config_to_dict(config))

@@ -50,7 +50,8 @@ class Strict(BaseModel):
 class TrainSection(Strict):
     """``[train]``: what ``flowevo train`` does (``None`` = scaled to the data)."""
 
-    data: Path | None = Field(None, description="the training .npz (keys x, c and/or v), or a CDVAE-format crystal .csv")
+    data: Path | None = Field(None, description="the training file: an .npz (keys x, c and/or v), or a table a domain "
+                                                "reads (e.g. a CDVAE-format .csv)")
     out: Path | None = Field(None, description="MODEL_DIR to write")
     encoder: Literal["auto", "none", "pca", "autoencoder"] = "auto"
     latent: int | None = Field(None, gt=0, description="encoder width")
@@ -64,8 +65,9 @@ class TrainSection(Strict):
     judge: bool = True
     judge_steps: int | None = Field(None, gt=0)
     holdout: float = Field(0.1, ge=0, le=0.5, description="share of samples kept out of judge training to measure it")
-    property: str = Field("heat_ref", description="crystals (.csv data): the conditioning property column")
-    max_rows: int | None = Field(None, gt=0, description="crystals (.csv data): read at most this many CSV rows")
+    property: str | None = Field(None, description="table data: the column the flow is conditioned on "
+                                                   "(default: the domain's)")
+    max_rows: int | None = Field(None, gt=0, description="table data: read at most this many rows")
 
 
 class TargetSpec(Strict):
@@ -98,7 +100,8 @@ class CallableSpec(Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for a built-in or factory")
     timeout_s: float = Field(60.0, gt=0, description="command only: limit per candidate")
     payload_format: Literal["npz", "json", "cif"] = Field(
-        "npz", description="command only: how a candidate is written (cif: crystal runs, the decoded structure)")
+        "npz", description="command only: how a candidate is written (cif: the decoded structure, for models "
+                           "whose candidates carry structures)")
     max_parallel: int = Field(1, gt=0, description="command only: candidates run at once")
 
     @model_validator(mode="after")

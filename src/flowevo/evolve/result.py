@@ -24,7 +24,7 @@ from torch import Tensor
 from flowevo.evolve.history import GenerationRecord
 from flowevo.evolve.population import Population
 from flowevo.evolve.survival import non_dominated
-from flowevo.objectives import Failure
+from flowevo.objectives import Failure, sense_sign
 
 __all__ = ["EditResult"]
 
@@ -78,7 +78,7 @@ class EditResult:
         return objective % m
 
     def _sign(self) -> Tensor:
-        return torch.tensor([1.0 if s == "min" else -1.0 for s in self.senses], dtype=torch.float64)
+        return sense_sign(self.senses)
 
     # -- selections --------------------------------------------------------------------------------
     def _pick(self, primary: Tensor, secondary: Tensor) -> Population:
@@ -109,7 +109,7 @@ class EditResult:
             return feasible, torch.zeros(len(pop), dtype=torch.float64)
         j = self._column(objective)
         v = pop.values[:, j]
-        gap = (threshold - v) if self.senses[j] == "max" else (v - threshold)
+        gap = (v - threshold) * self._sign()[j]  # > 0: short of the threshold in the objective's sense
         shortfall = torch.nan_to_num(gap.clamp_min(0.0), nan=math.inf)
         return feasible & (shortfall == 0), shortfall
 

@@ -8,7 +8,7 @@ and is satisfied where ``g <= b``; its violation is ``max(0, g - b)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -119,6 +119,16 @@ class PartialFailure(Exception):
         self.values, self.errors = values, dict(errors)
 
 
-def sense_sign(objectives: list[Objective] | tuple[Objective, ...]) -> Tensor:
-    """``(M,)`` +1 for ``min`` and -1 for ``max``: multiply values to get a minimisation."""
-    return torch.tensor([1.0 if o.sense == "min" else -1.0 for o in objectives], dtype=torch.float64)
+def sense_sign(objectives: Sequence[Objective | str]) -> Tensor:
+    """``(M,)`` +1 for ``min`` and -1 for ``max``, from objectives or their senses: multiply values to get a
+    minimisation.
+
+    Example:
+        >>> sense_sign(["min", "max"]).tolist()
+        [1.0, -1.0]
+    """
+    senses = [o if isinstance(o, str) else o.sense for o in objectives]
+    bad = sorted({s for s in senses if s not in ("min", "max")})
+    if bad:
+        raise ValueError(f"unknown sense(s) {bad}: expected 'min' or 'max'")
+    return torch.tensor([1.0 if s == "min" else -1.0 for s in senses], dtype=torch.float64)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from flowevo.jsonio import write_json
 from flowevo.objectives.base import Candidates, PartialFailure, Sense
 
 PayloadFormat = Literal["npz", "json", "cif"]
@@ -121,7 +122,7 @@ class CommandObjective:
             record = {"x": x.tolist(), "index": i, "row": row}
             if src is not None:
                 record["source"] = src.tolist()
-            path.write_text(json.dumps(record))
+            write_json(path, record, indent=None)
             return
         arrays = {"x": x, "index": np.array(i), "row": np.array(row)}
         if src is not None:

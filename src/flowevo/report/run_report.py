@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from flowevo.jsonio import read_json
+from flowevo.objectives import sense_sign
 from flowevo.report.grids import image_grid
 from flowevo.report.html import Report
 from flowevo.report.plots import plot_curves, plot_lineage, plot_pareto
@@ -117,7 +118,7 @@ def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, obj
                                   for b in range(n)]}
         # up to three more members of each source's Pareto set, ordered by the first objective; empty cells white
         blank = hi if pop["decoded"].ndim == 4 and pop["decoded"].shape[1] > 1 else lo  # RGB as is; grey: gray_r
-        order = np.lexsort((pop["values"][:, 0] * (1 if objs[0]["sense"] == "min" else -1), pop["row"]))
+        order = np.lexsort((pop["values"][:, 0] * float(sense_sign([objs[0]["sense"]])[0]), pop["row"]))
         for k in range(3):
             col, cap = [], []
             for b in range(n):

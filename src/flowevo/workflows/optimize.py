@@ -1,4 +1,4 @@
-"""An optimisation run on a trained generic model: sources -> residual-space evolution -> run directory.
+"""An optimisation run on a trained model: sources -> residual-space evolution -> run directory.
 
 :func:`run_optimize` takes a validated :class:`~flowevo.config.Config` and writes RUN_DIR:
 
@@ -8,26 +8,28 @@
 - ``lineage.json``: per generation, survivors and new candidates by origin (seed / self / cross);
 - ``history.json``, ``population.npz`` (final survivors: decoded, values, violation, origin,
   donor row, Pareto mask), ``sources.npz``, ``failures.json``, ``metrics.json``;
+- the domain's own files (its registered ``write_outputs``, e.g. CIFs);
 - ``report.html`` and its PNGs (unless ``optimize.report = false``).
+
+Which domain loads MODEL_DIR, which built-ins exist and what the domain writes come from the
+domain registry (:mod:`flowevo.domains.registry`); this module names no domain.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
 from flowevo.config.loading import RESOLVED_NAME
-from flowevo.evolve import (ORIGINS, Checkpointer, EditTask, EvolutionResult, Evolver, LagrangianPenalty, MaxGenerations,
-                            Variation, load_run_state, non_dominated)
-from flowevo.jsonio import read_json
+from flowevo.evolve import (ORIGINS, Checkpointer, EditResult, EditTask, Evolver, LagrangianPenalty, MaxGenerations,
+                            Variation, load_run_state)
+from flowevo.jsonio import read_json, write_json
 from flowevo.objectives import LocalEvaluator
-from flowevo.workflows.builtins import BuiltinContext, build_constraint, build_objective, default_objectives, objective_role
+from flowevo.workflows.builtins import build_constraint, build_objective, default_objectives, objective_role
 from flowevo.workflows.domains import load_domain
 
 __all__ = ["RUN_KIND", "is_optimize_run", "prepare", "resume_optimize", "run_optimize"]
@@ -53,19 +55,23 @@ def _absolute(config: Config) -> Config:
 
 
 class Prepared:
-    """Everything a run needs, built from a configuration (domain, objectives, task, evaluator, evolver)."""
+    """Everything a run needs, built from a configuration: ``domain`` (the registered
+    :class:`~flowevo.domains.Domain` that loaded the model), ``run`` (its :class:`~flowevo.domains.DomainRun`),
+    objectives, constraints, task, evaluator and evolver."""
 
     def __init__(self, config: Config) -> None:
-        self.domain = d = load_domain(config)
+        self.domain, self.run = load_domain(config)
+        d = self.run
         o = config.optimize
         self.run_dir = Path(o.run_dir) if o.run_dir is not None else None
         if self.run_dir is None:
             raise ConfigError("optimize.run_dir: required (give --run-dir DIR or set it in the config file)")
-        ctx = BuiltinContext(d.kind, d.data_kind, d.shape, d.judge, dict(d.extra))
-        if d.kind == "crystals":
-            ctx.extra["target_value"] = o.target.values[0]
+        ctx = d.context()
         if not o.objectives:
-            specs = default_objectives(ctx, o.target.class_ is not None, o.target.values is not None)
+            try:
+                specs = default_objectives(self.domain, ctx, o.target.class_ is not None, o.target.values is not None)
+            except ValueError as exc:
+                raise ConfigError(f"optimize.objectives: {exc}") from None
             config = config.model_copy(update={"optimize": o.model_copy(update={"objectives": specs})})
             o = config.optimize
         self.config = _absolute(config)
@@ -89,7 +95,7 @@ class Prepared:
                                penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None)
 
     def run_info(self) -> dict[str, Any]:
-        o, d = self.config.optimize, self.domain
+        o, d = self.config.optimize, self.run
         return {
             "kind": RUN_KIND, "domain": d.kind, "data_kind": d.data_kind, "shape": list(d.shape),
             "class_names": d.class_names, "model": str(o.model), "sources": str(o.sources),
@@ -121,21 +127,7 @@ class LineageRecorder:
             rec[f"new_feasible_{name}"] = int(((new.origin.cpu() == code) & new.feasible.cpu()).sum())
             rec[f"kept_{name}"] = int(((pop.origin.cpu() == code) & kept_new.cpu()).sum())
         self.records = [r for r in self.records if r["generation"] < g] + [rec]
-        _write_json(self.path, self.records)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
-    tmp.replace(path)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
-    if isinstance(v, torch.Tensor):
-        return v.tolist()
-    return str(v)
+        write_json(self.path, self.records, default=str)
 
 
 def _finite(v: float | None) -> float | None:
@@ -162,13 +154,13 @@ def run_optimize(config: Config, show_progress: bool = True, log: Callable[[str]
     if resume:
         load_run_state(p.evolver, ckpt)
         if lineage_path.is_file():
-            records = [r for r in json.loads(lineage_path.read_text()) if r["generation"] <= p.evolver.generation]
+            records = [r for r in read_json(lineage_path) if r["generation"] <= p.evolver.generation]
         log(f"resuming {run_dir} after generation {p.evolver.generation}")
     else:
         for stale in ("metrics.json", "report.html", "population.npz"):
             (run_dir / stale).unlink(missing_ok=True)
         write_resolved(p.config, run_dir)
-        _write_json(run_dir / "run.json", p.run_info())
+        write_json(run_dir / "run.json", p.run_info(), default=str)
     log(f"{len(p.task)} sources x {p.config.optimize.population} residuals, {p.config.optimize.generations} generations; "
         f"objectives: {', '.join(f'{o.name} ({o.sense})' for o in p.objectives)}")
     cbs = [LineageRecorder(lineage_path, records), Checkpointer(ckpt), *callbacks]
@@ -181,21 +173,9 @@ def run_optimize(config: Config, show_progress: bool = True, log: Callable[[str]
     return metrics
 
 
-def _pareto_mask(result: EvolutionResult) -> np.ndarray:
+def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float) -> dict:
     pop = result.population
-    sign = torch.tensor([1.0 if s == "min" else -1.0 for s in result.senses], dtype=torch.float64)
-    mask = np.zeros(len(pop), dtype=bool)
-    rows, feas = pop.row.cpu(), pop.feasible.cpu()
-    for b in range(result.rows):
-        idx = torch.nonzero((rows == b) & feas).flatten()
-        if len(idx):
-            mask[idx.numpy()] = non_dominated(pop.values[idx] * sign).numpy()
-    return mask
-
-
-def _write_outputs(p: Prepared, result: EvolutionResult, run_dir: Path, wall_s: float) -> dict:
-    pop = result.population
-    pareto = _pareto_mask(result)
+    pareto = result.pareto_mask().numpy()
     decoded = pop.decoded.detach().cpu().numpy()
     np.savez_compressed(
         run_dir / "population.npz", decoded=decoded, residuals=pop.residuals.detach().cpu().numpy(),
@@ -204,7 +184,7 @@ def _write_outputs(p: Prepared, result: EvolutionResult, run_dir: Path, wall_s: 
         objective_names=np.array(result.objective_names), senses=np.array(result.senses),
     )
     best = result.best
-    d = p.domain
+    d = p.run
     arrays = {"x": d.x.numpy(), "best": best.decoded.detach().cpu().numpy(), "best_values": best.values.numpy(),
               "best_violation": best.violation.numpy()}
     if d.labels is not None:
@@ -212,9 +192,10 @@ def _write_outputs(p: Prepared, result: EvolutionResult, run_dir: Path, wall_s: 
     if d.values is not None:
         arrays["v"] = d.values.numpy()
     np.savez_compressed(run_dir / "sources.npz", **arrays)
-    d.write_outputs(run_dir, best.decoded.detach().cpu(), best.violation)
-    _write_json(run_dir / "history.json", [h.to_dict() for h in result.history])
-    _write_json(run_dir / "failures.json", [vars(f) for f in result.failures])
+    if p.domain.write_outputs is not None:
+        p.domain.write_outputs(d, run_dir, best.decoded.detach().cpu(), best.violation)
+    write_json(run_dir / "history.json", [h.to_dict() for h in result.history], default=str)
+    write_json(run_dir / "failures.json", [vars(f) for f in result.failures], default=str)
     feasible_rows = (best.violation == 0).double()
     first, last = result.history[0], result.history[-1]
     metrics = {
@@ -228,7 +209,7 @@ def _write_outputs(p: Prepared, result: EvolutionResult, run_dir: Path, wall_s: 
         "survivors_by_origin": {name: int((pop.origin.cpu() == code).sum()) for code, name in ORIGINS.items()},
         "failures": len(result.failures), "best_values": best.values.tolist(), "wall_s": wall_s,
     }
-    _write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "metrics.json", metrics, default=str)
     return metrics
 
 
@@ -236,8 +217,8 @@ def is_optimize_run(run_dir: str | Path) -> bool:
     """True when ``run_dir`` was written by :func:`run_optimize`."""
     path = Path(run_dir) / "run.json"
     try:
-        return json.loads(path.read_text()).get("kind") == RUN_KIND
-    except (OSError, json.JSONDecodeError, AttributeError):
+        return read_json(path).get("kind") == RUN_KIND
+    except (OSError, ValueError, AttributeError):
         return False
 
 

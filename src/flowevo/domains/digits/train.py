@@ -9,7 +9,6 @@ global RNG state is left as it was) and batches, augmentation and noise come fro
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch import Tensor, nn
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
 from flowevo.domains.digits.nets import VAE, CNNClassifier, MLPClassifier
 from flowevo.flow import Condition, FixedGrid, MLPVelocity, ResidualCodec, TrainConfig, save_checkpoint, train_flow
+from flowevo.jsonio import write_json
 from flowevo.progress import progress_bar
 
 __all__ = [
@@ -281,5 +281,5 @@ def _train_all(out: Path, seed: int, show_progress: bool, config: DigitTrainConf
     _save(out / "vae.pt", vae, half, {**meta, "test_l1_per_pixel": metrics["vae_test_l1_per_pixel"]})
     _save(out / "flow.pt", flow, half, {**meta, "trained_on": f"{config.flow_noise_copies} noisy VAE samples per image",
                                         "train_config": asdict(flow_cfg)})
-    (out / "training.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "training.json", metrics)
     return metrics

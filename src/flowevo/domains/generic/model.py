@@ -15,7 +15,6 @@ wrapped in :class:`ScaledConditions`, which standardises them on the way in.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,7 +28,7 @@ from flowevo.flow.solver import Discretisation
 # registers the encoder / judge classes with the checkpoint loader
 from flowevo.domains.generic import encoder as _encoder  # noqa: F401
 from flowevo.domains.generic.judge import ConditionPredictor
-from flowevo.jsonio import read_json
+from flowevo.jsonio import read_json, write_json
 
 __all__ = ["FORMAT", "GenericModel", "ScaledConditions", "load_model", "save_model"]
 
@@ -150,7 +149,7 @@ def save_model(model: GenericModel, directory: str | Path) -> Path:
         save_checkpoint(out / "judge.pt", model.judge, {"format": FORMAT})
     elif (out / "judge.pt").exists():
         (out / "judge.pt").unlink()
-    (out / "model.json").write_text(json.dumps({"format": FORMAT, **model.info}, indent=2))
+    write_json(out / "model.json", {"format": FORMAT, **model.info})
     return out
 
 

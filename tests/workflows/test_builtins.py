@@ -1,13 +1,14 @@
-"""Built-in objectives by name: the digits CNN and Morpho-MNIST built-ins on real digits, and clear errors."""
+"""Specs -> objectives over the registered built-ins: the digits CNN and Morpho-MNIST built-ins on real digits,
+bands, commands and clear errors."""
 
-import numpy as np
 import pytest
 import torch
 
 from flowevo.config import ConstraintSpec, ObjectiveSpec
+from flowevo.domains import BuiltinContext, builtins
 from flowevo.flow import Condition
 from flowevo.objectives import Candidates
-from flowevo.workflows.builtins import BUILTINS, BuiltinContext, build_constraint, build_objective
+from flowevo.workflows.builtins import build_constraint, build_objective
 
 
 def _ctx(shape, kind="images"):
@@ -50,7 +51,7 @@ def test_builtin_errors_are_clear():
         build_objective(ObjectiveSpec(use="crystals.sites_changed"), _ctx((4,), "vectors"))
     with pytest.raises(ValueError, match="unknown objective 'nope'"):
         build_objective(ObjectiveSpec(use="nope", sense="min"), _ctx((4,), "vectors"))
-    assert {"distance_to_source", "target_probability", "digits.thickness"} <= set(BUILTINS)
+    assert {"distance_to_source", "target_probability", "digits.thickness", "crystals.budget"} <= set(builtins())
 
 
 def test_bands_and_commands(tmp_path):
