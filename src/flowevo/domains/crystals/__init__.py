@@ -3,8 +3,10 @@
 Entry points: :func:`load_cdvae_csv` (data), :func:`train_crystal_flow` / :class:`CrystalModel`
 (the property-conditioned flow; :func:`save_crystal_model` / :func:`load_crystal_model`),
 :func:`fit_surrogate` and :class:`PropertyPredictor` (property predictors), :class:`CHGNetEnergy`
-and :class:`FormationEnergy`, the site-masked edit (:class:`SiteMaskedCodec`, :class:`SiteVariation`),
-the validity checks and objectives. The ``crystals.*`` built-ins, MODEL_DIR loader, trainer and CIF
+and :class:`FormationEnergy`, the site-masked edit (:class:`SiteMaskedCodec`, :class:`SiteVariation`; one call:
+:func:`site_masked_reo`), the models of an edit run in one call (:func:`fit_crystal_models`), the
+baselines on crystals (:func:`leap_edit`, :func:`gradient_edit`, :class:`ExhaustiveSearch`), CIF
+outputs (:func:`write_edit_outputs`), the validity checks and objectives. The ``crystals.*`` built-ins, MODEL_DIR loader, trainer and CIF
 writer are registered in :mod:`flowevo.domains.crystals.registration`.
 
 Names are imported on first use, so ``import flowevo.domains.crystals`` does not load pymatgen.
@@ -21,26 +23,25 @@ _EXPORTS = {
     **dict.fromkeys(("PropertyPredictor", "fit_independent", "fit_surrogate", "load_predictor"),
                     "flowevo.domains.crystals.predictors"),
     **dict.fromkeys(("CHGNetEnergy", "FormationEnergy", "ReferenceEnergies"), "flowevo.domains.crystals.energy"),
-    **dict.fromkeys(("composition_valid", "sites_changed", "space_group", "structure_valid"),
-                    "flowevo.domains.crystals.validity"),
+    **dict.fromkeys(("SMACT_SET", "CompositionCheck", "composition_valid", "crystal_valid", "sites_changed",
+                     "space_group", "structure_valid"), "flowevo.domains.crystals.validity"),
     **dict.fromkeys(("budget_constraint", "canonical_sources", "composition_validity_constraint",
                      "fingerprint_distance_objective", "formation_energy_objective", "property_objective",
                      "sites_changed_objective", "space_group_objective", "structure_validity_constraint",
                      "structures_payload"), "flowevo.domains.crystals.objectives"),
-    **dict.fromkeys(("CompositionCheck", "energy_ceiling_constraint", "smact_strict_constraint"),
+    **dict.fromkeys(("energy_ceiling_constraint", "extra_constraints", "smact_strict_constraint"),
                     "flowevo.domains.crystals.constraints"),
-    **dict.fromkeys(("GenomeLayout", "SiteMaskedCodec", "SiteVariation"), "flowevo.domains.crystals.site_edit"),
+    **dict.fromkeys(("GenomeLayout", "RandomRegions", "SiteMaskedCodec", "SiteMutation", "SiteVariation", "seed_masks"),
+                    "flowevo.domains.crystals.site_edit"),
+    **dict.fromkeys(("best_structures", "edit_evaluator", "encodable_sources", "kept_edits", "site_masked_evolver",
+                     "site_masked_reo"), "flowevo.domains.crystals.editing"),
+    **dict.fromkeys(("CrystalModels", "fit_crystal_models"), "flowevo.domains.crystals.fitting"),
+    **dict.fromkeys(("edit_rows", "write_cifs", "write_edit_outputs"), "flowevo.domains.crystals.outputs"),
+    **dict.fromkeys(("ExhaustiveSearch", "SiteVocabulary", "substitute"), "flowevo.domains.crystals.exhaustive"),
+    **dict.fromkeys(("gradient_edit", "leap_edit"), "flowevo.domains.crystals.search"),
+    **dict.fromkeys(("load_edit_split",), "flowevo.domains.crystals.data"),
     **dict.fromkeys(("SoftSurrogate",), "flowevo.domains.crystals.differentiable"),
 }
 
-__all__ = [
-    "CHGNetEnergy", "CompositionCheck", "CrystalModel", "CrystalRepresentation", "CrystalTable", "FormationEnergy",
-    "GenomeLayout", "PropertyPredictor", "ReferenceEnergies", "SiteMaskedCodec", "SiteVariation", "SoftSurrogate",
-    "SpeciesCode", "budget_constraint", "canonical_sources", "composition_valid", "composition_validity_constraint",
-    "energy_ceiling_constraint", "fingerprint_distance_objective", "fit_independent", "fit_surrogate",
-    "formation_energy_objective", "load_cdvae_csv", "load_crystal_model", "load_predictor", "property_objective",
-    "save_crystal_model", "sites_changed", "sites_changed_objective", "smact_strict_constraint", "space_group",
-    "space_group_objective", "split_indices", "structure_valid", "structure_validity_constraint",
-    "structures_payload", "train_crystal_flow",
-]
+__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
