@@ -36,7 +36,6 @@ the split on which REO's settings were chosen; the benchmark sources are never u
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import time
@@ -61,7 +60,7 @@ from flowevo.domains.crystals.site_edit import RandomRegions, SiteMove, SiteMuta
 from flowevo.domains.crystals.validity import SMACT_SET, CompositionCheck, crystal_valid, sites_changed, structure_valid
 from flowevo.evolve import EditResult, EditTask, Evolver
 from flowevo.flow import FixedGrid
-from flowevo.jsonio import strict_json
+from flowevo.jsonio import strict_json, write_json
 from flowevo.objectives import LocalEvaluator
 
 BUDGET_NAMES = tuple(BUDGETS)  # any, k1, k2, k1_bkept, k2_bkept
@@ -341,7 +340,7 @@ def run_crystals_benchmark(out_dir: Path | str, data: str | Path, sources: str |
                     "cpus": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads()},
     }
     metrics = strict_json(metrics)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "metrics.json", metrics)
     from flowevo.benchmarks.crystals_plots import plot_sr_by_budget, plot_sr_vs_evaluations
 
     plot_sr_by_budget(metrics, out_dir / "sr_by_budget.png")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
@@ -15,9 +14,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from flowevo.domains.toy import ToyMixture, train_toy_flow  # noqa: E402
-from flowevo.evolve import Checkpointer, EditTask, Evolver, MaxGenerations, load_run_state, non_dominated  # noqa: E402
+from flowevo.evolve import Checkpointer, EditTask, Evolver, MaxGenerations, load_run_state  # noqa: E402
 from flowevo.flow import Condition, FixedGrid, ResidualCodec, TrainConfig, load_checkpoint, save_checkpoint  # noqa: E402
-from flowevo.jsonio import read_json  # noqa: E402
+from flowevo.jsonio import read_json, write_json  # noqa: E402
 from flowevo.objectives import FunctionObjective, LocalEvaluator  # noqa: E402
 from flowevo.report.plots import plot_front, plot_history, save_figure  # noqa: E402
 
@@ -52,7 +51,7 @@ def run_toy_demo(run_dir: Path | str, seed: int = 0, rows: int = 24, generations
         model = train_toy_flow(toy, config=TrainConfig(steps=1500, seed=seed), device=device, show_progress=show_progress)
         save_checkpoint(run_dir / "model.pt", model, {"domain": "toy", "seed": seed})
         config = {"demo": "toy", "seed": seed, "rows": rows, "generations": generations, "device": device}
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+        write_json(run_dir / "config.json", config)
     codec = ResidualCodec(model, FixedGrid("rk4", 10))
     src, lab = toy.sample(rows, torch.Generator().manual_seed(seed + 1), labels=torch.zeros(rows, dtype=torch.long))
     task = EditTask(src.to(device), Condition.from_labels(lab, device), Condition.from_labels(torch.full((rows,), 2), device))
@@ -69,10 +68,7 @@ def run_toy_demo(run_dir: Path | str, seed: int = 0, rows: int = 24, generations
 
     pop = result.population
     values = pop.values.numpy()
-    front = np.zeros(len(pop), dtype=bool)
-    for b in range(rows):
-        idx = torch.nonzero(pop.row.cpu() == b).flatten()
-        front[idx.numpy()] = non_dominated(pop.values[idx]).numpy()
+    front = result.pareto_mask().numpy()
     plot_history(result.history, result.objective_names, run_dir / "fitness.png")
     plot_front(values, result.objective_names, run_dir / "front.png",
                colour=pop.row.numpy().astype(float), colour_label="source row", front=None)
@@ -92,7 +88,7 @@ def run_toy_demo(run_dir: Path | str, seed: int = 0, rows: int = 24, generations
         "final_hypervolume": result.history[-1].hypervolume, "pareto_points_per_row": float(front.sum() / rows),
         "wall_s": time.perf_counter() - start,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(run_dir / "metrics.json", metrics)
     return metrics
 
 
