@@ -42,8 +42,9 @@ def _absolute(config: Config) -> Config:
     """Paths made absolute, so the resolved configuration (and resume) works from any directory."""
     data = config_to_dict(config)
     for key in ("model", "sources", "run_dir"):
-        if data["optimize"][key] is not None:
-            data["optimize"][key] = str(Path(data["optimize"][key]).resolve())
+        value = data["optimize"][key]
+        if value is not None and not (key == "model" and _module_spec(value)):
+            data["optimize"][key] = str(Path(value).resolve())
     cache = data["optimize"]["evaluation"]["cache"]
     if not isinstance(cache, bool):
         data["optimize"]["evaluation"]["cache"] = str(Path(cache).resolve())
@@ -56,6 +57,12 @@ def _absolute(config: Config) -> Config:
             head, _, tail = use.rpartition(":")
             spec["use"] = f"{Path(head).resolve()}:{tail}"
     return validate_config(data)
+
+
+def _module_spec(text: str) -> bool:
+    """``package.module:attr`` (an importable name, not a path to resolve)."""
+    head, sep, tail = text.rpartition(":")
+    return bool(sep) and "/" not in head and "\\" not in head and not head.endswith(".py") and head.replace(".", "").replace("_", "").isalnum()
 
 
 class Prepared:
