@@ -32,7 +32,7 @@ def test_own_domains_register_without_heavy_imports():
     code = ("import sys; from flowevo.domains import domains, builtins; d = domains(); b = builtins(); "
             "print(sorted(d), len(b), sorted(m for m in ('torch', 'pymatgen', 'chgnet', 'smact') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")[0]
-    assert out.startswith("['crystals', 'digits', 'generic']") and out.endswith(" []"), out
+    assert out.startswith("['crystals', 'digits', 'external', 'generic']") and out.endswith(" []"), out
     names = builtins()
     assert {"distance_to_source", "target_probability", "digits.thickness", "crystals.budget"} <= set(names)
     assert all(n.startswith(f"{d.name}.") for d in domains().values() if d.name != "generic" for n in d.builtins)
