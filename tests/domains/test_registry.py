@@ -48,8 +48,10 @@ def test_digit_morphometric_builtins_match_the_measurements():
 
 def test_model_and_data_lookup(tmp_path):
     (tmp_path / "m").mkdir()
-    with pytest.raises(ValueError, match=r"not a flowevo model folder.*crystals: crystal_flow.pt; generic: model.json"):
+    with pytest.raises(ValueError, match=r"not a flowevo model folder.*crystals: crystal_flow.pt; external: "
+                                         r"path/to/file.py:factory \(your own flow\); generic: model.json"):
         domain_for_model(tmp_path / "m")
+    assert domain_for_model(tmp_path / "their_flow.py:factory").name == "external"  # a factory, not a folder
     with pytest.raises(FileNotFoundError, match="no such model folder"):
         domain_for_model(tmp_path / "nope")
     (tmp_path / "m" / "model.json").write_text("{}")

@@ -15,7 +15,7 @@ from flowevo.domains.plugin import BuiltinContext, Domain, DomainRun, RunRequest
 
 __all__ = ["DOMAIN", "load_run", "recognises_factory"]
 
-HINT = "path/to/file.py:factory returning a flowevo.domains.external.ExternalModel"
+HINT = "path/to/file.py:factory (your own flow)"
 _FACTORY = re.compile(r"^(?P<target>.+\.py|[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)$")
 
 
