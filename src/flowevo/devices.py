@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEVICE_RE", "check_device_name", "resolve_device"]
+__all__ = ["DEVICE_RE", "check_device_name", "require_cpu", "resolve_device"]
 
 DEVICE_RE = re.compile(r"^(cpu|cuda(:[0-9]+)?|mps)$")
 
@@ -54,7 +54,18 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
             raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device ({why}); use --device cpu")
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
-            raise ValueError(f"device {name!r} asked for, but torch sees {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+            raise ValueError(f"device {name!r} asked for, but torch sees {count} CUDA device(s) "
+                             f"(cuda:0..cuda:{count - 1})")
     elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device {name!r} asked for, but MPS is not available here; use --device cpu")
     return dev
+
+
+def require_cpu(device: str | torch.device | None, what: str, why: str) -> None:
+    """Raise a one-line ValueError when ``device`` is not the CPU: ``what`` runs on the CPU only (``why``).
+
+    For parts of flowevo that take no device yet, so that ``--device cuda`` fails clearly instead of half-running.
+    """
+    name = "cpu" if device is None else str(device)
+    if check_device_name(name) != "cpu":
+        raise ValueError(f"{what} runs on the CPU only for now ({why}); use --device cpu")

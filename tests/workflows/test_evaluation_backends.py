@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from remote_objectives import overtaken
 from typer.testing import CliRunner
 
 from flowevo.cli import app
 from flowevo.config import ConfigError, load_config
 from flowevo.config.flags import parse_constraint_flag, parse_objective_flag, parse_target_flag
 from flowevo.workflows import resume_optimize, run_optimize
-from remote_objectives import overtaken
 
 pytest.importorskip("distributed")
 
@@ -131,7 +131,8 @@ def test_dask_cluster_out_of_order_killed_and_resumed_by_cli_equals_local(worksp
     with pytest.raises(Killed):
         run_optimize(load_config(flags=flags), show_progress=False, callbacks=[_kill_after(1)])
     assert not (workspace / "dask" / "metrics.json").exists()
-    out = runner.invoke(app, ["resume", str(workspace / "dask"), "--address", cluster.scheduler_address, "--quiet", "--json"])
+    out = runner.invoke(app, ["resume", str(workspace / "dask"), "--address", cluster.scheduler_address, "--quiet",
+                              "--json"])
     assert out.exit_code == 0, out.output
     m = json.loads(out.stdout)
     assert overtaken(str(log)) >= 1  # chunks submitted after the slow one finished before it
@@ -181,6 +182,7 @@ def test_bad_evaluation_settings_are_one_line_errors(workspace):
     with pytest.raises(ConfigError, match="timeout_s' needs backend"):
         load_config(flags=_flags(workspace, "x", ["distance_to_source"], timeout_s=3.0))
     out = runner.invoke(app, ["optimize", "--model", str(workspace / "model"), "--backend", "cluster"])
-    assert out.exit_code == 2 and "optimize.evaluation.backend" in out.output and len(out.output.strip().splitlines()) == 1
+    assert out.exit_code == 2 and "optimize.evaluation.backend" in out.output
+    assert len(out.output.strip().splitlines()) == 1
     with pytest.raises(ConfigError, match="cannot change in a resumed run"):
         resume_optimize(workspace / "local_a", flags={"optimize.generations": 9})

@@ -40,7 +40,8 @@ def evaluation_options() -> dict[str, Any]:
     return {
         "backend": typer.Option(None, "--backend", help=BACKEND_HELP),
         "workers": typer.Option(None, "--workers", min=1, help="Worker processes (processes; dask without --address)."),
-        "address": typer.Option(None, "--address", help="Dask scheduler to join, e.g. tcp://host:8786 (with --backend dask)."),
+        "address": typer.Option(None, "--address",
+                                help="Dask scheduler to join, e.g. tcp://host:8786 (with --backend dask)."),
         "timeout_s": typer.Option(None, "--timeout-s", help="Per-candidate limit in seconds (processes / dask): the "
                                                             "worker is killed and the candidate fails."),
         "cache": typer.Option(None, "--cache/--no-cache", help="Score each distinct candidate once (RUN_DIR/cache)."),

@@ -9,15 +9,16 @@ import typer
 
 from flowevo.cli import configured
 from flowevo.cli.app import app
-from flowevo.cli.common import device_option, device_or_fail, fail, guarded, logger, print_metrics
+from flowevo.cli.common import device_or_fail, fail, guarded, logger, print_metrics
+
+RESUME_DEVICE_HELP = ("Continue on this device (cpu, cuda, cuda:N; default: the run's). Same device type: identical to "
+                      "an uninterrupted run; another: statistically equivalent (random draws re-seeded).")
 
 
 @app.command("resume", epilog="Example: flowevo resume runs/toy")
 def resume(
     run_dir: Path = typer.Argument(..., help="A run directory of flowevo optimize or demo toy (with its checkpoint.pt)."),
-    device: Optional[str] = typer.Option(None, "--device", help="Continue on this device (cpu, cuda, cuda:N; default: "
-                                                                "the run's). Same device type: identical to an "
-                                                                "uninterrupted run; another: statistically equivalent."),
+    device: Optional[str] = typer.Option(None, "--device", help=RESUME_DEVICE_HELP),
     backend: Optional[str] = configured.evaluation_options()["backend"],
     workers: Optional[int] = configured.evaluation_options()["workers"],
     address: Optional[str] = configured.evaluation_options()["address"],

@@ -82,8 +82,9 @@ class VelocityAdapter(nn.Module):
             whose shape is not ``x``'s.
     """
 
-    def __init__(self, model: nn.Module | Callable[..., Tensor], condition: str | Mapping[str, str] | ConditionArgs = "labels",
-                 data_at: Literal[0, 1] = 1, time: Literal["vector", "column", "scalar"] = "vector",
+    def __init__(self, model: nn.Module | Callable[..., Tensor],
+                 condition: str | Mapping[str, str] | ConditionArgs = "labels", data_at: Literal[0, 1] = 1,
+                 time: Literal["vector", "column", "scalar"] = "vector",
                  time_scale: float = 1.0, num_classes: int | None = None, null_label: int | None = None) -> None:
         super().__init__()
         if isinstance(condition, str) and condition not in _NAMED:
@@ -172,7 +173,8 @@ class VelocityAdapter(nn.Module):
         v = self.outside(x, s, *args, **kwargs)
         if not isinstance(v, Tensor) or v.shape != x.shape:
             got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
-            raise ValueError(f"the outside velocity model returned {got}, expected a tensor of x's shape {tuple(x.shape)}")
+            raise ValueError(f"the outside velocity model returned {got}, expected a tensor of x's shape "
+                             f"{tuple(x.shape)}")
         return v if self.data_at == 1 else -v
 
 

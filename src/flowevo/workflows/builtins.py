@@ -137,8 +137,10 @@ def objective_role(spec: ObjectiveSpec) -> str:
     return table[spec.use].role if spec.use in table else "alignment"
 
 
-def build_objective(spec: ObjectiveSpec, ctx: BuiltinContext, base_dir: Path | None = None) -> FunctionObjective | CommandObjective:
-    """An objective from a configuration spec (built-in, import string or command); picklable (see the module docstring).
+def build_objective(spec: ObjectiveSpec, ctx: BuiltinContext,
+                    base_dir: Path | None = None) -> FunctionObjective | CommandObjective:
+    """An objective from a configuration spec (built-in, import string or command); picklable (see the module
+    docstring).
 
     ``base_dir`` resolves relative file paths in import strings (default: the working directory).
 

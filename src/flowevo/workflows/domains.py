@@ -57,4 +57,6 @@ def load_domain(config: Config) -> tuple[Domain, DomainRun]:
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
-    return a.type == b.type and (a.type != "cuda" or (a.index or 0) == (b.index if b.index is not None else torch.cuda.current_device()))
+    if a.type != b.type or a.type != "cuda":
+        return a.type == b.type
+    return (a.index or 0) == (b.index if b.index is not None else torch.cuda.current_device())

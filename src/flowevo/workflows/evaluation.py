@@ -21,8 +21,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flowevo.config.models import EvaluationSection
-from flowevo.objectives import (CachedEvaluator, Constraint, DaskEvaluator, EvaluationCache, Evaluator,
-                                LocalEvaluator, Objective, ProcessPoolEvaluator)
+from flowevo.objectives import (
+    CachedEvaluator,
+    Constraint,
+    DaskEvaluator,
+    EvaluationCache,
+    Evaluator,
+    LocalEvaluator,
+    Objective,
+    ProcessPoolEvaluator,
+)
 
 __all__ = ["build_evaluator", "evaluator_summary"]
 

@@ -25,8 +25,16 @@ import numpy as np
 
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
 from flowevo.config.loading import RESOLVED_NAME, set_key
-from flowevo.evolve import (ORIGINS, Checkpointer, EditResult, EditTask, Evolver, LagrangianPenalty, MaxGenerations,
-                            Variation)
+from flowevo.evolve import (
+    ORIGINS,
+    Checkpointer,
+    EditResult,
+    EditTask,
+    Evolver,
+    LagrangianPenalty,
+    MaxGenerations,
+    Variation,
+)
 from flowevo.jsonio import read_json, write_json
 from flowevo.workflows.builtins import build_constraint, build_objective, default_objectives, objective_role
 from flowevo.workflows.devices import restore_run_state
@@ -62,7 +70,9 @@ def _absolute(config: Config) -> Config:
 def _module_spec(text: str) -> bool:
     """``package.module:attr`` (an importable name, not a path to resolve)."""
     head, sep, tail = text.rpartition(":")
-    return bool(sep) and "/" not in head and "\\" not in head and not head.endswith(".py") and head.replace(".", "").replace("_", "").isalnum()
+    if not sep or "/" in head or "\\" in head or head.endswith(".py"):
+        return False
+    return head.replace(".", "").replace("_", "").isalnum()
 
 
 class Prepared:

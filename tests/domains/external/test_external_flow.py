@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import their_flow
 import torch
 from typer.testing import CliRunner
 
@@ -16,8 +17,6 @@ from flowevo.cli import app
 from flowevo.evolve import EditTask, Evolver, MaxGenerations
 from flowevo.flow import Condition, FixedGrid, ResidualCodec, VelocityAdapter
 from flowevo.objectives import FunctionObjective, LocalEvaluator
-
-import their_flow
 
 runner = CliRunner()
 HERE = Path(__file__).resolve().parent

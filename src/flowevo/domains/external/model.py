@@ -57,7 +57,8 @@ class ExternalModel:
 
     def __post_init__(self) -> None:
         if not callable(self.velocity):
-            raise TypeError(f"ExternalModel.velocity must be a velocity model v(x, t, c), got {type(self.velocity).__name__}")
+            raise TypeError("ExternalModel.velocity must be a velocity model v(x, t, c), got "
+                            f"{type(self.velocity).__name__}")
         self.shape = tuple(int(s) for s in self.shape)
         if not self.shape or any(s < 1 for s in self.shape):
             raise ValueError(f"ExternalModel.shape must be the positive shape of one sample, got {self.shape}")

@@ -33,7 +33,7 @@ MODEL_FILE = "model.json"
 
 # the [train] settings the generic trainer reads (GenericTrainConfig fields)
 _TRAIN_KEYS = ("encoder", "latent", "steps", "batch_size", "lr", "hidden", "depth", "condition_dropout",
-               "encoder_steps", "judge", "judge_steps", "holdout")
+               "encoder_steps", "judge", "judge_steps", "holdout", "device")
 
 
 # ------------------------------------------------------------------------------------- built-ins
