@@ -131,7 +131,8 @@ def digits(out: Path) -> list[str]:
         ]
     if cuda is None or cpu is None:
         failed = "cuda" if cuda is None else "cpu"
-        return ["digits benchmark:", f"  --device {failed} failed: " + (out / f"digits_{failed}.log").read_text()[-800:]]
+        log = (out / f"digits_{failed}.log").read_text()[-800:]
+        return ["digits benchmark:", f"  --device {failed} failed: {log}"]
     lines = _side_by_side(cuda, cpu, "digits benchmark (n 200, 1 ablation seed)")
     ratio = cpu["total_s"] / cuda["total_s"]
     lines.append(
@@ -158,7 +159,7 @@ def commands(out: Path) -> list[str]:
     if not log.exists():
         return ["commands: not run (PARTS=commands)"]
     keep = [ln for ln in log.read_text().splitlines()
-            if ("passed" in ln or "failed" in ln or "FAILED" in ln or "exit" in ln or "SKIPPED" in ln) and len(ln) < 300]
+            if any(w in ln for w in ("passed", "failed", "FAILED", "exit", "SKIPPED")) and len(ln) < 300]
     return ["pytest tests/gpu/test_commands_cuda.py:"] + [f"  {ln}" for ln in keep[-14:]]
 
 

@@ -207,7 +207,8 @@ def test_digits_swap_exact_and_reo_statistically():
 
     x, labels = load_source_digits(None, 32)
     targets = (labels + 1 + torch.arange(32) % 9) % 10
-    cfs = {dev: DigitCounterfactuals(load_digit_models(device=dev), x, labels, targets, 0, 12, 4) for dev in ("cpu", DEV)}
+    cfs = {dev: DigitCounterfactuals(load_digit_models(device=dev), x, labels, targets, 0, 12, 4)
+           for dev in ("cpu", DEV)}
     swaps = {dev: cf.swap().best.decoded.cpu() for dev, cf in cfs.items()}
     np.testing.assert_allclose(swaps[DEV].numpy(), swaps["cpu"].numpy(), rtol=1e-3, atol=1e-3)
     acc = {dev: [cf.score(cf.kept(cf.reo(0.9, seed=s), 0.9)[0])["acc"] for s in (0, 1)] for dev, cf in cfs.items()}

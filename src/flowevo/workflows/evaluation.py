@@ -13,6 +13,8 @@ dask       :class:`~flowevo.objectives.DaskEvaluator`: a private cluster on 127.
 folder: shared between runs), so a candidate decoded twice is scored once. The objectives travel
 to the workers as their specs (:class:`~flowevo.workflows.builtins.SpecFunction`); candidates as
 numpy payloads. Every backend gives the same values, so a run's result does not depend on it.
+Workers need flowevo installed and must reach the files that import strings and ``cmd:`` programs
+name (the same paths: a shared file system on a cluster).
 """
 
 from __future__ import annotations
