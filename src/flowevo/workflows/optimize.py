@@ -25,16 +25,8 @@ import numpy as np
 
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
 from flowevo.config.loading import RESOLVED_NAME, set_key
-from flowevo.evolve import (
-    ORIGINS,
-    Checkpointer,
-    EditResult,
-    EditTask,
-    Evolver,
-    LagrangianPenalty,
-    MaxGenerations,
-    Variation,
-)
+from flowevo.evolve import (ORIGINS, Checkpointer, EditResult, EditTask, Evolver, LagrangianPenalty, MaxGenerations,
+                            Variation)
 from flowevo.jsonio import read_json, write_json
 from flowevo.workflows.builtins import build_constraint, build_objective, default_objectives, objective_role
 from flowevo.workflows.devices import restore_run_state
