@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# GPU check for issue 14 (flow core and throughput): one call on a CUDA machine, ~5 minutes on an H200
-# (estimated, never run: each part has a timeout so the summary prints within 9 minutes).
+# GPU check for issue 14 (flow core, throughput, every command on CUDA): calls on a CUDA machine, one per PARTS
+# value, ~5 minutes each on an H200 (estimated, never run: each part has a timeout so the summary prints within
+# 9 minutes).
 #
 # Before (on a machine with PyPI): bash benchmarks/gpu/wheels.sh   (the packages the GPU image lacks -> .whl/)
 # Then, with the device tool, from the repository root:
 #   run(command="bash benchmarks/gpu/check.sh", carry=[".whl"], timeout_s=600)
-# Parts (PARTS, space-separated; default "throughput tests"):
+# Parts (PARTS, space-separated; default "throughput tests"); each part fits one 10-minute call:
 #   throughput  flowevo benchmark throughput --device cuda: decodes / s for batches 1,024 .. 1,048,576 per precision
 #               (CUDA events) against the matmul bound at that precision measured in the same run, the capture
 #               modes (eager, CUDA graph, torch.compile, both) at fp32 / 4,096 and tf32 / 65,536, round-trip error
 #               per precision, end-to-end digits REO on the GPU.
-#   tests       pytest -m gpu (tests/gpu), then the CPU flow tests (tests/flow, not slow) under this torch.
+#   tests       pytest -m gpu tests/gpu/test_flow_cuda.py, then the CPU flow tests (tests/flow, not slow) under this torch.
+#   commands    pytest -m gpu tests/gpu/test_commands_cuda.py: train, optimize (one generation exactly, whole runs
+#               statistically, resume cpu <-> cuda, a process-pool backend), sample, the adapter, demos toy / digits,
+#               benchmarks toy / digits / cost / profile / queries / constrained on CUDA against the CPU.
+#   demo        flowevo demo digits --n 200 with --device cuda and --device cpu: metrics side by side (seed noise).
 #   digits      flowevo benchmark digits --n 200 --ablation-seeds 1 with --device cuda and --device cpu (the same
-#               workload): metrics side by side and the wall-time ratio (needs every command's --device; later phase).
+#               workload): metrics side by side (seed noise) and the wall-time ratio (bar: cuda >= 5x faster).
+# e.g. run(command="PARTS=commands bash benchmarks/gpu/check.sh", carry=[".whl"], timeout_s=600), then PARTS=demo,
+# then PARTS=digits.
 # Everything lands in $OUT (or /tmp/gpu_check); summary.txt holds every "Done when" figure and is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,16 +47,31 @@ if has throughput; then
 fi
 if has tests; then
   echo "== tests"; start=$SECONDS
-  timeout 150 $PY -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rs > "$OUT/pytest.log" 2>&1
+  timeout 150 $PY -m pytest -m gpu tests/gpu/test_flow_cuda.py -q -p no:cacheprovider -rs > "$OUT/pytest.log" 2>&1
   echo "pytest -m gpu exit $? after $((SECONDS - start)) s" | tee -a "$OUT/pytest.log"
   timeout 80 $PY -m pytest tests/flow -m "not slow" -q -p no:cacheprovider >> "$OUT/pytest.log" 2>&1
   echo "pytest tests/flow (CPU, not slow) exit $? after $((SECONDS - start)) s" | tee -a "$OUT/pytest.log"
 fi
+if has commands; then
+  echo "== commands"; start=$SECONDS
+  timeout 540 $PY -m pytest -m gpu tests/gpu/test_commands_cuda.py -q -p no:cacheprovider -rs --durations=12 \
+    > "$OUT/commands.log" 2>&1
+  echo "pytest -m gpu tests/gpu/test_commands_cuda.py exit $? after $((SECONDS - start)) s" | tee -a "$OUT/commands.log"
+fi
+if has demo; then
+  echo "== demo"
+  for dev in cuda cpu; do  # cuda first: its timeout is short, the CPU gets the rest of the call
+    start=$SECONDS; limit=$([[ $dev == cuda ]] && echo 180 || echo 380)
+    timeout $limit $PY -m flowevo.cli demo digits --n 200 --device $dev --run-dir "$OUT/demo_$dev" --quiet --json \
+      > "$OUT/demo_$dev.json" 2> "$OUT/demo_$dev.log"
+    echo "demo digits --device $dev exit $? after $((SECONDS - start)) s" | tee -a "$OUT/demo_$dev.log"
+  done
+fi
 if has digits; then
   echo "== digits"
   for dev in cuda cpu; do
-    start=$SECONDS
-    timeout 600 $PY -m flowevo.cli benchmark digits --n 200 --ablation-seeds 1 --device $dev --out "$OUT/digits_$dev" \
+    start=$SECONDS; limit=$([[ $dev == cuda ]] && echo 180 || echo 390)
+    timeout $limit $PY -m flowevo.cli benchmark digits --n 200 --ablation-seeds 1 --device $dev --out "$OUT/digits_$dev" \
       --quiet > "$OUT/digits_$dev.log" 2>&1
     echo "digits --device $dev exit $? after $((SECONDS - start)) s" | tee -a "$OUT/digits_$dev.log"
   done

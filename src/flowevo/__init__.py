@@ -6,7 +6,8 @@ first use, so ``import flowevo`` itself loads neither torch nor any domain)::
     from flowevo import Condition, EditTask, Evolver, FixedGrid, FunctionObjective, LocalEvaluator, ResidualCodec
 
 - flow: :class:`Condition`, :class:`ResidualCodec` (the :class:`Codec` protocol), :class:`FixedGrid` /
-  :class:`Adaptive`, :class:`MLPVelocity`, :func:`train_flow` / :class:`TrainConfig`;
+  :class:`Adaptive`, :class:`MLPVelocity`, :func:`train_flow` / :class:`TrainConfig`, :class:`VelocityAdapter`
+  and :class:`CallableEncoder` (a velocity model trained elsewhere);
 - objectives: :class:`Candidates`, :class:`FunctionObjective`, :class:`Constraint`, :class:`CommandObjective`,
   the evaluators (:class:`LocalEvaluator`, :class:`ProcessPoolEvaluator`, :class:`DaskEvaluator`,
   :class:`CachedEvaluator`), :class:`QueryCounter`;
@@ -25,8 +26,8 @@ from flowevo.lazy import lazy_exports
 __version__ = "0.1.0"
 
 _PUBLIC: dict[str, tuple[str, ...]] = {
-    "flowevo.flow": ("Adaptive", "Codec", "Condition", "FixedGrid", "MLPVelocity", "ResidualCodec", "TrainConfig",
-                     "load_checkpoint", "save_checkpoint", "train_flow"),
+    "flowevo.flow": ("Adaptive", "CallableEncoder", "Codec", "Condition", "FixedGrid", "MLPVelocity", "ResidualCodec",
+                     "TrainConfig", "VelocityAdapter", "load_checkpoint", "save_checkpoint", "train_flow"),
     "flowevo.objectives": ("CachedEvaluator", "Candidates", "CommandObjective", "Constraint", "DaskEvaluator",
                            "Evaluation", "Evaluator", "Failure", "FunctionObjective", "Goal", "LocalEvaluator",
                            "Objective", "ProcessPoolEvaluator", "QueryCounter", "sense_sign"),
@@ -41,12 +42,12 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
 _EXPORTS = {name: module for module, names in _PUBLIC.items() for name in names}
 
 __all__ = [
-    "Adaptive", "CFOConfig", "CachedEvaluator", "Candidates", "Checkpointer", "Codec", "CommandObjective",
+    "Adaptive", "CFOConfig", "CachedEvaluator", "CallableEncoder", "Candidates", "Checkpointer", "Codec", "CommandObjective",
     "Condition", "Config", "ConfigError", "ConstrainedFlowOptimiser", "Constraint", "DaskEvaluator", "EditResult",
     "EditTask", "Evaluation", "Evaluator", "Evolver", "Failure", "FinetuneConfig", "FixedGrid", "FunctionObjective",
     "GenerationRecord", "Goal", "LagrangianPenalty", "LocalEvaluator", "MLPVelocity", "MaxEvaluations",
     "MaxGenerations", "Objective", "Population", "ProcessPoolEvaluator", "QueryCounter", "ResidualCodec",
-    "Stagnation", "TrainConfig", "Variation", "VariationStrategy", "__version__", "cma_search", "gradient_search",
+    "Stagnation", "TrainConfig", "Variation", "VariationStrategy", "VelocityAdapter", "__version__", "cma_search", "gradient_search",
     "leap", "load_checkpoint", "load_config", "load_run_state", "random_search", "resume_optimize", "run_optimize",
     "run_train", "save_checkpoint", "sense_sign", "train_flow",
 ]

@@ -32,7 +32,7 @@ def test_own_domains_register_without_heavy_imports():
     code = ("import sys; from flowevo.domains import domains, builtins; d = domains(); b = builtins(); "
             "print(sorted(d), len(b), sorted(m for m in ('torch', 'pymatgen', 'chgnet', 'smact') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")[0]
-    assert out.startswith("['crystals', 'digits', 'generic']") and out.endswith(" []"), out
+    assert out.startswith("['crystals', 'digits', 'external', 'generic']") and out.endswith(" []"), out
     names = builtins()
     assert {"distance_to_source", "target_probability", "digits.thickness", "crystals.budget"} <= set(names)
     assert all(n.startswith(f"{d.name}.") for d in domains().values() if d.name != "generic" for n in d.builtins)
@@ -48,8 +48,10 @@ def test_digit_morphometric_builtins_match_the_measurements():
 
 def test_model_and_data_lookup(tmp_path):
     (tmp_path / "m").mkdir()
-    with pytest.raises(ValueError, match=r"not a flowevo model folder.*crystals: crystal_flow.pt; generic: model.json"):
+    with pytest.raises(ValueError, match=r"not a flowevo model folder.*crystals: crystal_flow.pt; external: "
+                                         r"path/to/file.py:factory \(your own flow\); generic: model.json"):
         domain_for_model(tmp_path / "m")
+    assert domain_for_model(tmp_path / "their_flow.py:factory").name == "external"  # a factory, not a folder
     with pytest.raises(FileNotFoundError, match="no such model folder"):
         domain_for_model(tmp_path / "nope")
     (tmp_path / "m" / "model.json").write_text("{}")

@@ -36,7 +36,7 @@ def parse_parts(only: str | Sequence[str] | None, data: str | Path | None) -> li
 
 
 def _runners(data, seed: int, digits_n: int, crystals_n: int, query_seeds: int, query_n: int,
-             log: Callable[[str], None]) -> dict[str, Callable[[Path], dict]]:
+             log: Callable[[str], None], device: str = "cpu") -> dict[str, Callable[[Path], dict]]:
     from flowevo.benchmarks.cost_scaling import run_cost_benchmark
     from flowevo.benchmarks.crystals import run_crystals_benchmark
     from flowevo.benchmarks.digits import run_digits_benchmark
@@ -46,29 +46,31 @@ def _runners(data, seed: int, digits_n: int, crystals_n: int, query_seeds: int, 
     from flowevo.benchmarks.toy import run_toy_benchmark
 
     return {
-        "toy": lambda out: run_toy_benchmark(out, seed=seed),
-        "digits": lambda out: run_digits_benchmark(out, n=digits_n, seed=seed, log=log),
-        "crystals": lambda out: run_crystals_benchmark(out, data, n=crystals_n, seed=seed, log=log,
+        "toy": lambda out: run_toy_benchmark(out, seed=seed, device=device),
+        "digits": lambda out: run_digits_benchmark(out, n=digits_n, seed=seed, log=log, device=device),
+        "crystals": lambda out: run_crystals_benchmark(out, data, n=crystals_n, seed=seed, log=log, device=device,
                                                        command=f"flowevo benchmark crystals --data {data} --n {crystals_n} --out {out} --seed {seed}"),
-        "throughput": lambda out: run_throughput_benchmark(out, seed=seed),
-        "cost": lambda out: run_cost_benchmark(out, seed=seed, log=log),
-        "queries": lambda out: run_query_benchmark(out, seeds=range(seed, seed + query_seeds), n=query_n, log=log),
+        "throughput": lambda out: run_throughput_benchmark(out, seed=seed, device=device),
+        "cost": lambda out: run_cost_benchmark(out, seed=seed, log=log, device=device),
+        "queries": lambda out: run_query_benchmark(out, seeds=range(seed, seed + query_seeds), n=query_n, log=log,
+                                                   device=device),
         "scaling": lambda out: run_scaling_benchmark(out, seed=seed),
     }
 
 
 def run_all(out_dir: Path | str, data: str | Path | None = None, seed: int = 0, only: str | Sequence[str] | None = None,
             digits_n: int = 200, crystals_n: int = 100, query_seeds: int = 5, query_n: int = 200,
-            command: str | None = None, log: Callable[[str], None] = print) -> dict:
-    """Run the chosen parts into ``out_dir/<part>/``; write ``metrics.json`` and ``tables.md``; return the metrics."""
+            command: str | None = None, log: Callable[[str], None] = print, device: str = "cpu") -> dict:
+    """Run the chosen parts into ``out_dir/<part>/`` (on ``device``; scaling runs no model); write ``metrics.json`` and ``tables.md``; return the metrics."""
     parts = parse_parts(only, data)
     if data is not None and not Path(data).is_file():
         raise FileNotFoundError(f"--data: no such file {data}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info(command or f"flowevo benchmark all --out {out_dir} --seed {seed}"
-                           + (f" --data {data}" if data else "") + (f" --only {','.join(parts)}" if only else ""))
-    runners = _runners(data, seed, digits_n, crystals_n, query_seeds, query_n, log)
+                           + (f" --data {data}" if data else "") + (f" --only {','.join(parts)}" if only else "")
+                           + (f" --device {device}" if device != "cpu" else ""))
+    runners = _runners(data, seed, digits_n, crystals_n, query_seeds, query_n, log, device)
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
     for name in parts:

@@ -38,6 +38,7 @@ import torch
 
 from flowevo.benchmarks.machine import load_average, machine_info
 from flowevo.cfo import CFOConfig, CFOResult, ConstrainedFlowOptimiser, FinetuneConfig, null_condition, sample_flow
+from flowevo.devices import require_cpu
 from flowevo.flow import Condition, FixedGrid, MLPVelocity, TrainConfig, train_flow
 from flowevo.jsonio import strict_json
 from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
@@ -66,7 +67,7 @@ class SyntheticTask:
 
     def reward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 2) -> (N,)``: minus the distance to the target."""
-        return -(x.double() - torch.tensor(self.target, dtype=torch.float64)).norm(dim=1)
+        return -(x.double() - torch.tensor(self.target, dtype=torch.float64, device=x.device)).norm(dim=1)
 
     def evaluator(self) -> LocalEvaluator:
         """The black boxes: reward (max) and the constraint ``x_0 <= bound``."""
@@ -78,14 +79,16 @@ class SyntheticTask:
         point = (min(self.target[0], self.bound), self.target[1])
         return {"point": list(point), "reward": float(-math.dist(point, self.target))}
 
-    def pretrain(self, seed: int, steps: int = 1500, n: int = 8192) -> MLPVelocity:
-        """Fit the pretrained flow (one class, no condition dropout) to ``n`` samples of ``p0``."""
-        x = self.sample(n, torch.Generator().manual_seed(seed))
+    def pretrain(self, seed: int, steps: int = 1500, n: int = 8192, device: str = "cpu") -> MLPVelocity:
+        """Fit the pretrained flow (one class, no condition dropout) to ``n`` samples of ``p0`` (drawn on the CPU) on
+        ``device``."""
+        x = self.sample(n, torch.Generator().manual_seed(seed)).to(device)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = MLPVelocity((2,), num_classes=1, hidden=64, depth=3)
+            model = MLPVelocity((2,), num_classes=1, hidden=64, depth=3).to(device)
         cfg = TrainConfig(steps=steps, batch_size=256, lr=2e-3, condition_dropout=0.0, seed=seed)
-        return train_flow(model, x, Condition.from_labels(torch.zeros(n, dtype=torch.long)), cfg, show_progress=False).model
+        return train_flow(model, x, Condition.from_labels(torch.zeros(n, dtype=torch.long), device), cfg,
+                          show_progress=False).model
 
 
 def optimum_frontier(task: SyntheticTask, delta: float | None, alphas: Sequence[float], n: int = 400_000,
@@ -255,7 +258,7 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
                               tasks: Sequence[str] = TASKS, rounds: int | None = None, samples: int | None = None,
                               cfm_steps: int = 3000, pretrain_steps: int = 1500, max_rows: int | None = None,
                               command: str | None = None, log: Callable[[str], None] = print,
-                              show_progress: bool = False) -> dict[str, Any]:
+                              show_progress: bool = False, device: str = "cpu") -> dict[str, Any]:
     """Run the tasks; write ``out_dir/metrics.json``, ``<task>_rounds.png`` (and the synthetic samples and
     frontier plots) and the adaptive run's round checkpoints under ``out_dir/checkpoints/<task>/``."""
     from flowevo.benchmarks.constrained_plots import plot_frontier, plot_rounds, plot_synthetic_samples
@@ -264,6 +267,7 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
         if t not in TASKS:
             raise ValueError(f"unknown task {t!r}; use {list(TASKS)}")
     if "crystals" in tasks:
+        require_cpu(device, "the constrained benchmark's crystals task", "the crystals domain's Whitening encoder and surrogate take no device")
         if data is None or not Path(data).is_file():
             raise FileNotFoundError(f"crystals task: Perov-5 CSV not found at {data} (give --data PATH)")
     out_dir = Path(out_dir)
@@ -272,7 +276,7 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
     configs = default_configs(seed, rounds, samples)
     machine = machine_info(command or f"flowevo benchmark constrained --out {out_dir} --seed {seed}")
     metrics: dict[str, Any] = {
-        "benchmark": "constrained", "command": machine["command"],
+        "benchmark": "constrained", "command": machine["command"], "device": device,
         "seed": seed, "variants": list(VARIANTS), "fixed_multipliers": FIXED,
         "multiplier_units": "reward standard deviations (of the pretrained samples) per unit of the smoothed "
                             "violation indicator sigmoid((g - bound) / (0.1 * pretrained std of g))",
@@ -286,7 +290,7 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
         t0 = time.perf_counter()
         task = SyntheticTask()
         log("synthetic: pretraining the 2-D flow")
-        model = task.pretrain(seed, steps=pretrain_steps)
+        model = task.pretrain(seed, steps=pretrain_steps, device=device)
         cfg = configs["synthetic"]
         res = run_variants(model, task.evaluator(), Condition.from_labels([0]), cfg, out_dir / "checkpoints" / "synthetic",
                            meta={"task": "synthetic"}, log=log, show_progress=show_progress)

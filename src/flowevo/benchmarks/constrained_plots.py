@@ -53,7 +53,7 @@ def plot_synthetic_samples(task: Any, models: dict[str, torch.nn.Module], path: 
     fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.4), sharex=True, sharey=True)
     for ax, (name, model) in zip(np.atleast_1d(axes), models.items()):
         _, x = sample_flow(model, n, Condition.from_labels([0]), torch.Generator().manual_seed(seed + 1))
-        x = x.numpy()
+        x = x.cpu().numpy()
         ok = x[:, 0] <= task.bound
         ax.axvspan(task.bound, 6, color="C3", alpha=0.08)
         ax.scatter(x[ok, 0], x[ok, 1], s=2, color="C0", alpha=0.5)

@@ -49,15 +49,15 @@ def linear_fit(x: Sequence[float], y: Sequence[float]) -> dict:
     return {"slope": float(slope), "intercept": float(intercept), "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0}
 
 
-def _model(dim: int, arch: dict, seed: int) -> MLPVelocity:
+def _model(dim: int, arch: dict, seed: int, device: str = "cpu") -> MLPVelocity:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return MLPVelocity((dim,), num_classes=10, hidden=arch["hidden"], depth=arch["depth"],
-                           time_dim=arch["time_dim"]).eval()
+                           time_dim=arch["time_dim"]).eval().to(device)
 
 
 def generation_time(dim: int, rows: int, per_row: int, steps: int, arch: dict, seed: int = 0,
-                    generations: int = 3) -> dict:
+                    generations: int = 3, device: str = "cpu") -> dict:
     """Seconds per REO generation (best and median of ``generations`` timed ones after generation 0).
 
     Synthetic task: ``rows`` random sources in ``dim`` dimensions, random source/target classes,
@@ -65,7 +65,7 @@ def generation_time(dim: int, rows: int, per_row: int, steps: int, arch: dict, s
     Also splits each generation into ``ask`` (variation + decode) and ``tell`` (objective + survival).
     """
     g = torch.Generator().manual_seed(seed)
-    model = _model(dim, arch, seed)
+    model = _model(dim, arch, seed, device)
     codec = ResidualCodec(model, FixedGrid("rk4", steps))
     x = torch.randn(rows, dim, generator=g)
     task = EditTask(x, Condition.from_labels(torch.randint(0, 10, (rows,), generator=g)),
@@ -79,8 +79,10 @@ def generation_time(dim: int, rows: int, per_row: int, steps: int, arch: dict, s
     for _ in range(generations):
         t0 = time.perf_counter()
         cands = evolver.ask()
+        _sync(device)
         t1 = time.perf_counter()
         evolver.tell(evaluator(cands))
+        _sync(device)
         t2 = time.perf_counter()
         total.append(t2 - t0), ask.append(t1 - t0), tell.append(t2 - t1)
     n = rows * per_row
@@ -89,6 +91,12 @@ def generation_time(dim: int, rows: int, per_row: int, steps: int, arch: dict, s
     return {"dim": dim, "rows": rows, "per_row": per_row, "candidates": n, "steps": steps, "nfe": 4 * steps,
             "seconds": best, "seconds_median": statistics.median(total), "ask_s": min(ask), "tell_s": min(tell),
             "flops": flops, "gflop_per_s": flops / best / 1e9}
+
+
+def _sync(device: str) -> None:
+    """Wait for queued GPU work, so wall-clock stages are honest on CUDA."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
 
 
 def roundtrip_curve(model: torch.nn.Module, z: torch.Tensor, c: Condition,
@@ -173,7 +181,7 @@ def plot_accuracy(metrics: dict, path: Path | str) -> Path:
 def run_cost_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, populations: Sequence[int] = POPULATIONS,
                        dims: Sequence[int] = DIMS, rk4_steps: Sequence[int] = RK4_STEPS, generations: int = 5,
                        accuracy_samples: int = 256, command: str | None = None, show_progress: bool = False,
-                       log: Callable[[str], None] = lambda s: None) -> dict:
+                       log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
     """Run the three timing sweeps and the accuracy curve; write ``metrics.json``, ``cost.png``, ``accuracy.png``.
 
     Defaults: rk4 with 10 steps, dimension 16 and 16 individuals per row unless swept; ``rows`` sources;
@@ -186,7 +194,7 @@ def run_cost_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, popul
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info(command or f"flowevo benchmark cost --out {out_dir} --seed {seed}")
     t_start = time.perf_counter()
-    models = load_digit_models()
+    models = load_digit_models(device=device)
     arch = {k: models.flow.config[k] for k in ("hidden", "depth", "time_dim")}
     base = {"dim": 16, "per_row": 16, "steps": 10}
     jobs = [("population", "candidates", dict(base, per_row=k)) for k in populations]
@@ -195,7 +203,8 @@ def run_cost_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, popul
     points: dict[str, list[dict]] = {"population": [], "dimension": [], "nfe": []}
     with progress_bar("cost sweeps", total=len(jobs), enabled=show_progress) as advance:
         for name, _, kw in jobs:
-            points[name].append(generation_time(rows=rows, arch=arch, seed=seed, generations=generations, **kw))
+            points[name].append(generation_time(rows=rows, arch=arch, seed=seed, generations=generations, device=device,
+                                                **kw))
             advance(1)
     fixed = {"population": f"dim 16, NFE 40, {rows} rows", "dimension": f"{rows * 16} candidates, NFE 40",
              "nfe": f"{rows * 16} candidates, dim 16"}
@@ -209,14 +218,14 @@ def run_cost_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, popul
 
     x, labels = load_source_digits(None, accuracy_samples)
     with torch.inference_mode():
-        z = models.vae.encode(x)
-    curve = roundtrip_curve(models.flow, z, Condition.from_labels(labels))
+        z = models.vae.encode(x.to(device))
+    curve = roundtrip_curve(models.flow, z, Condition.from_labels(labels, device))
     curves = {m: [p for p in curve if p["method"] == m] for m in dict.fromkeys(p["method"] for p in curve)}
     accuracy = {"samples": len(z), "model": "shipped digits flow (trained), latents of held-out digits",
                 "curves": curves, "order": {m: convergence_order(pts) for m, pts in curves.items() if m in ACCURACY_STEPS}}
 
     metrics = {
-        "benchmark": "cost", "command": machine["command"], "seed": seed,
+        "benchmark": "cost", "command": machine["command"], "seed": seed, "device": device,
         "models": {"timing": f"untrained MLPVelocity, hidden {arch['hidden']}, depth {arch['depth']}, time features "
                              f"{arch['time_dim']} (the shipped digits flow's architecture), 10 classes",
                    "task": "synthetic: random sources and classes; objective L2 to the source (cheap, vectorised)",

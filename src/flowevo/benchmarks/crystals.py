@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from flowevo.baselines import cma_search, random_search
+from flowevo.devices import require_cpu
 from flowevo.domains.crystals._threads import torch_threads
 from flowevo.domains.crystals.data import CrystalTable, load_edit_split
 from flowevo.domains.crystals.differentiable import SoftSurrogate
@@ -250,11 +251,12 @@ def run_crystals_benchmark(out_dir: Path | str, data: str | Path, sources: str |
                            budgets: Sequence[str] = BUDGET_NAMES, population: int = 8, generations: int = 5,
                            cfm_steps: int = 3000, surrogate_steps: int = 3000, gbr_estimators: int = 1200,
                            chgnet_rows: int = 600, max_rows: int | None = None, command: str | None = None,
-                           dev: bool = False, log: Callable[[str], None] = print) -> dict:
+                           dev: bool = False, log: Callable[[str], None] = print, device: str = "cpu") -> dict:
     """Run every method at every budget; write ``out_dir/metrics.json``, ``out_dir/cif/<method>/<budget>/<i>.cif``
     and the figures ``sr_by_budget.png`` / ``sr_vs_evaluations.png``.
 
     ``dev=True``: sources held out from the training part (see :func:`load_crystal_data`)."""
+    require_cpu(device, "the crystals benchmark", "the crystals domain's Whitening encoder and surrogate take no device")
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     for b in budgets:

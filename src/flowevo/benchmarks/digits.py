@@ -211,7 +211,7 @@ def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None,
     fidelity_["swap_morph_rel_change"] = methods["swap"]["morph_mean"]
 
     metrics = {
-        "benchmark": "digits",
+        "benchmark": "digits", "device": device,
         "command": command or (f"flowevo benchmark digits{f' --sources {sources}' if sources else ''} --n {n} "
                                f"--out {out_dir} --seed {seed} --ablation-seeds {ablation_seeds}"),
         "n_sources": len(x), "seed": seed, "population": population, "generations": generations,
@@ -227,7 +227,7 @@ def run_digits_benchmark(out_dir: Path | str, sources: str | Path | None = None,
     write_json(out_dir / "metrics.json", metrics)
     plot_fronts(metrics, out_dir / "fronts.png")
     plot_examples(bench, edits, out_dir / "examples.png")
-    to_u8 = lambda t: (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    to_u8 = lambda t: (t.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     np.savez_compressed(out_dir / "edits.npz", sources=to_u8(x), source_labels=labels.cpu().numpy(), targets=targets.numpy(),
                         reconstructions=to_u8(bench.recon), **{f"edits_{k}": to_u8(v) for k, v in edits.items()})
     return metrics

@@ -55,7 +55,8 @@ def _profile(fn) -> tuple[pstats.Stats, float]:
     return pstats.Stats(prof), time.perf_counter() - start
 
 
-def profile_reo(n: int = 200, population: int = 24, generations: int = 3, seed: int = 0, top: int = 15) -> dict:
+def profile_reo(n: int = 200, population: int = 24, generations: int = 3, seed: int = 0, top: int = 15,
+                device: str = "cpu") -> dict:
     """Profile the digits benchmark's own REO (``DigitCounterfactuals.reo`` at tau 0.9, then the kept edits
     scored as the benchmark scores them) on ``n`` sources.
 
@@ -64,7 +65,7 @@ def profile_reo(n: int = 200, population: int = 24, generations: int = 3, seed: 
     from flowevo.domains.digits.data import load_source_digits
     from flowevo.domains.digits.models import load_digit_models
 
-    models = load_digit_models()
+    models = load_digit_models(device=device)
     x, labels = load_source_digits(None, n)
     targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
     cf = DigitCounterfactuals(models, x, labels, targets, seed, population, generations)
@@ -86,20 +87,22 @@ def profile_reo(n: int = 200, population: int = 24, generations: int = 3, seed: 
             "stages": {k: {"s": v, "share": v / wall} for k, v in stages.items()}, "top": _top(stats, wall, top)}
 
 
-def profile_decode(batch: int = 1024, repeats: int = 5, seed: int = 0, top: int = 12) -> dict:
+def profile_decode(batch: int = 1024, repeats: int = 5, seed: int = 0, top: int = 12, device: str = "cpu") -> dict:
     """Profile ``repeats`` latent decodes (rk4, 10 steps) of the shipped digits flow at ``batch``."""
     from flowevo.domains.digits.models import load_digit_models
     from flowevo.flow import Condition, FixedGrid, ResidualCodec
 
-    codec = ResidualCodec(load_digit_models().flow, FixedGrid("rk4", 10))
+    codec = ResidualCodec(load_digit_models(device=device).flow, FixedGrid("rk4", 10))
     g = torch.Generator().manual_seed(seed)
-    r = torch.randn(batch, 16, generator=g)
-    c = Condition.from_labels(torch.randint(0, 10, (batch,), generator=g))
+    r = torch.randn(batch, 16, generator=g).to(device)
+    c = Condition.from_labels(torch.randint(0, 10, (batch,), generator=g), device)
 
     def run() -> None:
         with torch.inference_mode():
             for _ in range(repeats):
                 codec.decode_latent(r, c)
+            if r.device.type == "cuda":
+                torch.cuda.synchronize(r.device)
 
     run()  # warm-up
     stats, wall = _profile(run)
@@ -126,13 +129,14 @@ def profile_tables(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def run_profile(out_dir: Path | str, seed: int = 0, command: str | None = None) -> dict:
+def run_profile(out_dir: Path | str, seed: int = 0, command: str | None = None, device: str = "cpu") -> dict:
     """Profile both paths; write ``metrics.json`` and ``top_functions.md``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info(command or f"flowevo benchmark profile --out {out_dir} --seed {seed}")
-    metrics = {"benchmark": "profile", "command": machine["command"],
-               "profiles": {"end-to-end digits REO": profile_reo(seed=seed), "decode, batch 1024": profile_decode(seed=seed)},
+    metrics = {"benchmark": "profile", "command": machine["command"], "device": device,
+               "profiles": {"end-to-end digits REO": profile_reo(seed=seed, device=device),
+                            "decode, batch 1024": profile_decode(seed=seed, device=device)},
                "machine": machine}
     metrics["machine"]["load_average_end"] = load_average()
     write_json(out_dir / "metrics.json", metrics)

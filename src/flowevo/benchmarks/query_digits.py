@@ -141,13 +141,13 @@ def _benchmark_methods(tau: float) -> dict[str, Callable]:
 
 
 def run_digits_queries(seeds: Sequence[int], n: int = 200, tau: float = 0.9,
-                       log: Callable[[str], None] = lambda s: None) -> dict:
+                       log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
     """The digits benchmark's sources, targets (per seed) and methods; first successes per goal."""
     from flowevo.domains.digits.data import load_source_digits
     from flowevo.domains.digits.models import load_digit_models
 
     population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
-    models = load_digit_models()
+    models = load_digit_models(device=device)
     close = leap_threshold(models, population, generations, tau)
     x, labels = load_source_digits(None, n)
     first, final, names = _run_methods(x, labels, seeds, _benchmark_methods(tau), models, population, generations,
@@ -171,13 +171,13 @@ def reo_setting(tau: float, population: int, ladder: bool) -> Callable:
 
 
 def run_dev_settings(seeds: Sequence[int] = (100, 101), tau: float = 0.9, dev: slice = DEV,
-                     log: Callable[[str], None] = lambda s: None) -> dict:
+                     log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
     """REO settings against CMA-ES and random search on the development split (never the benchmark sources)."""
     from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
     from flowevo.domains.digits.models import load_digit_models
 
     population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
-    models = load_digit_models()
+    models = load_digit_models(device=device)
     close = leap_threshold(models, population, generations, tau, dev=dev)
     split = load_builtin_digits()
     x, labels = images_to_tensor(split.train_images[dev]), torch.as_tensor(split.train_labels[dev], dtype=torch.long)

@@ -80,14 +80,14 @@ def _ratio(reo: float | None, other: float | None) -> dict:
 
 
 # -- tasks -------------------------------------------------------------------------------------------
-def run_toy_queries(seeds: Sequence[int], log: Callable[[str], None] = lambda s: None) -> dict:
+def run_toy_queries(seeds: Sequence[int], log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
     """Toy task (the toy benchmark's task and methods) for each seed: per method, per-row first success."""
     from flowevo.benchmarks.toy import toy_edit_task, toy_search
 
     budget, batch = _defaults_of("flowevo.benchmarks.toy", "run_toy_benchmark", "budget", "batch")
     first: dict[str, list[list[float]]] = {m: [] for m in METHODS}
     for seed in seeds:
-        setup = toy_edit_task(seed)
+        setup = toy_edit_task(seed, device=device)
         for m in METHODS:
             log(f"toy seed {seed}: {m}")
             counter = QueryCounter(setup.evaluator, len(setup.task), {"success": setup.success})
@@ -105,7 +105,7 @@ def _defaults_of(module: str, function: str, *names: str) -> tuple:
 # -- the benchmark -----------------------------------------------------------------------------------
 def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3, 4), n: int = 200, tau: float = 0.9,
                         tasks: Sequence[str] = ("toy", "digits"), command: str | None = None,
-                        log: Callable[[str], None] = lambda s: None) -> dict:
+                        log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
     """Run the tasks over ``seeds``; write ``metrics.json`` and ``queries.png``; returns the metrics."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,22 +114,22 @@ def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3,
     t0 = time.perf_counter()
     results: dict = {}
     if "toy" in tasks:
-        raw = run_toy_queries(seeds, log)
+        raw = run_toy_queries(seeds, log, device)
         results["toy"] = {**{k: v for k, v in raw.items() if k != "goals"},
                           "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
     if "digits" in tasks:
         from flowevo.benchmarks.query_digits import run_digits_queries
 
-        raw = run_digits_queries(seeds, n, tau, log)
+        raw = run_digits_queries(seeds, n, tau, log, device)
         results["digits"] = {**{k: v for k, v in raw.items() if k != "goals"},
                              "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
     if "dev" in tasks:
         from flowevo.benchmarks.query_digits import run_dev_settings
 
-        raw = run_dev_settings(tau=tau, log=log)
+        raw = run_dev_settings(tau=tau, log=log, device=device)
         results["dev"] = {**{k: v for k, v in raw.items() if k != "goals"},
                           "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
-    metrics = {"benchmark": "queries", "command": machine["command"], "seeds": seeds, "rates": list(RATES),
+    metrics = {"benchmark": "queries", "command": machine["command"], "device": device, "seeds": seeds, "rates": list(RATES),
                "counting": "evaluations per source row up to and including its first success; candidates within a "
                            "batch counted in batch order", "tasks": results,
                "machine": {**machine, "load_average_end": load_average()}, "total_s": time.perf_counter() - t0}

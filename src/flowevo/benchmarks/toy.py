@@ -80,11 +80,13 @@ class ToyEditTask:
     train_s: float
 
 
-def toy_edit_task(seed: int = 0, rows: int = 32, quantile: float = 0.999, show_progress: bool = False) -> ToyEditTask:
-    """Train the 16-D toy flow (seeded by ``seed``) and build the edit task every toy method is run on."""
+def toy_edit_task(seed: int = 0, rows: int = 32, quantile: float = 0.999, show_progress: bool = False,
+                  device: str = "cpu") -> ToyEditTask:
+    """Train the 16-D toy flow (seeded by ``seed``) on ``device`` and build the edit task every toy method is run on
+    (sources and reference samples are drawn on the CPU, so they are the same on every device)."""
     t0 = time.perf_counter()
     toy = ToyMixture(dim=16, num_classes=3, modes=2, seed=0)
-    model = train_toy_flow(toy, config=TrainConfig(steps=1500, seed=seed), show_progress=show_progress)
+    model = train_toy_flow(toy, config=TrainConfig(steps=1500, seed=seed), device=device, show_progress=show_progress)
     train_s = time.perf_counter() - t0
     src, lab = toy.sample(rows, torch.Generator().manual_seed(20_000 + seed), labels=torch.zeros(rows, dtype=torch.long))
     task = EditTask(src, Condition.from_labels(lab), Condition.from_labels(torch.ones(rows, dtype=torch.long)))
@@ -95,6 +97,7 @@ def toy_edit_task(seed: int = 0, rows: int = 32, quantile: float = 0.999, show_p
     distance = lambda x: torch.cdist(x, centres).min(dim=1).values
     threshold = torch.quantile(ref @ u, quantile).item()
     realism_bound = torch.quantile(distance(ref), 0.999).item()
+    u, centres = u.to(device), centres.to(device)
     objective = FunctionObjective("projection", "max", lambda b: b.x @ u)
     evaluator = LocalEvaluator([objective], [Constraint("realism", lambda b: distance(b.x), realism_bound)])
     success = lambda ev, cands: (ev.values[:, 0] >= threshold) & (ev.violation == 0)
@@ -121,16 +124,16 @@ def toy_search(setup: ToyEditTask, method: str, budget: int = 512, batch: int = 
 
 
 def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget: int = 512, batch: int = 16,
-                      quantile: float = 0.999, show_progress: bool = False) -> dict:
+                      quantile: float = 0.999, show_progress: bool = False, device: str = "cpu") -> dict:
     """Run the benchmark and write ``out_dir/metrics.json``; returns the metrics."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    setup = toy_edit_task(seed, rows, quantile, show_progress)
+    setup = toy_edit_task(seed, rows, quantile, show_progress, device)
     toy, model, threshold, realism_bound = setup.toy, setup.model, setup.threshold, setup.realism_bound
 
     x_test, y_test = toy.sample(256, torch.Generator().manual_seed(10_000 + seed))
-    roundtrip = roundtrip_table(model, x_test, Condition.from_labels(y_test))
+    roundtrip = roundtrip_table(model, x_test.to(device), Condition.from_labels(y_test, device))
 
     methods = {}
     for name in ("reo", "random", "cma"):
@@ -144,7 +147,7 @@ def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget
 
     metrics = {
         "benchmark": "toy",
-        "command": f"flowevo benchmark toy --out {out_dir} --seed {seed}",
+        "command": f"flowevo benchmark toy --out {out_dir} --seed {seed} --device {device}", "device": device,
         "seed": seed,
         "task": {"dim": 16, "rows": rows, "budget_per_row": budget, "batch": batch, "quantile": quantile,
                  "threshold": threshold, "realism_bound": realism_bound, "codec": "rk4, 8 steps",

@@ -8,20 +8,21 @@ from typing import Optional
 import typer
 
 from flowevo.cli.app import bench_app
-from flowevo.cli.common import device_or_fail, guarded, invoked_command, logger, print_metrics
+from flowevo.cli.common import device_option, device_or_fail, guarded, invoked_command, logger, print_metrics
 
 
 @bench_app.command("toy", epilog="Example: flowevo benchmark toy --out out/toy --seed 0")
 def bench_toy(
     out: Path = typer.Option(..., help="Output directory (metrics.json)."),
     seed: int = typer.Option(0, help="Seed for training, sources and every method."),
+    device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
     """Solver round-trip accuracy, and REO vs random search vs CMA-ES on a 16-D black-box edit task."""
     from flowevo.benchmarks.toy import run_toy_benchmark
 
-    m = guarded(lambda: run_toy_benchmark(out, seed=seed, show_progress=not quiet), quiet)
+    m = guarded(lambda: run_toy_benchmark(out, seed=seed, show_progress=not quiet, device=device_or_fail(device)), quiet)
     rows = [(f"{name}: success / evals to target / wall",
              f"{r['success_rate']:.2f} / {r['evaluations_to_target']} / {r['wall_s']:.1f} s")
             for name, r in m["methods"].items()]
@@ -36,7 +37,7 @@ def bench_digits(
     n: int = typer.Option(200, min=1, help="Number of sources (the first n)."),
     seed: int = typer.Option(0, help="Seed for targets and every method."),
     ablation_seeds: int = typer.Option(2, min=1, help="Seeds per variant of the REO self/cross ablation."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+    device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -59,6 +60,7 @@ def bench_crystals(
     n: int = typer.Option(100, min=1, help="Number of sources."),
     seed: int = typer.Option(0, help="Seed for the split, training and every method."),
     dev: bool = typer.Option(False, "--dev", help="Hold sources out of the training part instead (the split settings are chosen on)."),
+    device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -67,7 +69,7 @@ def bench_crystals(
 
     log = logger(quiet)
     m = guarded(lambda: run_crystals_benchmark(out, data, sources=sources, n=n, seed=seed, command=invoked_command(),
-                                               dev=dev, log=log), quiet)
+                                               dev=dev, log=log, device=device_or_fail(device)), quiet)
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
     rows = [(f"{name} {b}", f"SR5/10/15 {fmt(r['sr5'])}/{fmt(r['sr10'])}/{fmt(r['sr15'])}, chgnet "
                             f"{fmt(r['sr5_chgnet'])}/{fmt(r['sr10_chgnet'])}/{fmt(r['sr15_chgnet'])}, "

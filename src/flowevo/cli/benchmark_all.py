@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from flowevo.cli.app import bench_app
-from flowevo.cli.common import console, guarded, invoked_command, logger, print_metrics
+from flowevo.cli.common import console, device_option, device_or_fail, guarded, invoked_command, logger, print_metrics
 
 
 @bench_app.command("all", epilog="Example: flowevo benchmark all --out out/all --only toy,throughput,cost")
@@ -21,6 +21,7 @@ def bench_all(
     digits_n: int = typer.Option(200, "--digits-n", min=1, help="Digits benchmark sources."),
     crystals_n: int = typer.Option(100, "--crystals-n", min=1, help="Crystals benchmark sources."),
     query_n: int = typer.Option(200, "--query-n", min=1, help="Digits sources of the query-efficiency part."),
+    device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -28,7 +29,8 @@ def bench_all(
     from flowevo.benchmarks.all import run_all
 
     m = guarded(lambda: run_all(out, data=data, seed=seed, only=only, digits_n=digits_n, crystals_n=crystals_n,
-                                query_n=query_n, command=invoked_command(), log=logger(quiet)), quiet)
+                                query_n=query_n, command=invoked_command(), log=logger(quiet),
+                                device=device_or_fail(device)), quiet)
     rows = [(name, f"failed: {e['error']}" if "error" in e else f"{e['wall_s']:.0f} s, load {e['load_average_start']}"
                                                                  f" -> {e['load_average_end']}")
             for name, e in m["parts"].items()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 import typer
 from rich.console import Console
@@ -31,12 +31,22 @@ def guarded(fn: Callable[[], dict], quiet: bool) -> dict:
         raise  # unreachable
 
 
-def device_or_fail(device: str) -> str:
-    """``device`` if torch can use it, else a usage error."""
-    import torch
+DEVICE_HELP = "cpu, cuda or cuda:N: where models, data and random draws live (results come back to the CPU)."
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        fail(f"--device {device} asked for, but torch sees no CUDA device")
+
+def device_option(default: str | None = "cpu") -> Any:
+    """The ``--device`` option every command that runs a model takes."""
+    return typer.Option(default, "--device", help=DEVICE_HELP if default else DEVICE_HELP + " Default: as configured.")
+
+
+def device_or_fail(device: str) -> str:
+    """``device`` if torch can use it, else a one-line usage error (exit 2), e.g. CUDA asked for but absent."""
+    from flowevo.devices import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        fail(f"--device: {exc}")
     return device
 
 

@@ -29,3 +29,28 @@ def load(config_file: Optional[Path], sets: Optional[list[str]], flags: dict[str
         return load_config(config_file, sets or (), flags)
     except ConfigError as exc:
         fail(str(exc))
+
+
+BACKEND_HELP = ("Where objectives run: local (this process), processes (--workers local processes) or dask (a local "
+                "cluster on 127.0.0.1 with --workers processes, or the scheduler at --address).")
+
+
+def evaluation_options() -> dict[str, Any]:
+    """The ``[optimize.evaluation]`` flags shared by optimize and resume (typer option objects by parameter name)."""
+    return {
+        "backend": typer.Option(None, "--backend", help=BACKEND_HELP),
+        "workers": typer.Option(None, "--workers", min=1, help="Worker processes (processes; dask without --address)."),
+        "address": typer.Option(None, "--address",
+                                help="Dask scheduler to join, e.g. tcp://host:8786 (with --backend dask)."),
+        "timeout_s": typer.Option(None, "--timeout-s", help="Per-candidate limit in seconds (processes / dask): the "
+                                                            "worker is killed and the candidate fails."),
+        "cache": typer.Option(None, "--cache/--no-cache", help="Score each distinct candidate once (RUN_DIR/cache)."),
+    }
+
+
+def evaluation_flags(backend: Optional[str], workers: Optional[int], address: Optional[str],
+                     timeout_s: Optional[float], cache: Optional[bool]) -> dict[str, Any]:
+    """Config keys for the evaluation flags (None: not given)."""
+    return {"optimize.evaluation.backend": backend, "optimize.evaluation.workers": workers,
+            "optimize.evaluation.address": address, "optimize.evaluation.timeout_s": timeout_s,
+            "optimize.evaluation.cache": cache}

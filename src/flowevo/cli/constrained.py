@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from flowevo.cli.app import bench_app
-from flowevo.cli.common import fail, guarded, invoked_command, logger, print_metrics
+from flowevo.cli.common import device_option, device_or_fail, fail, guarded, invoked_command, logger, print_metrics
 
 DEFAULT_DATA = Path("../shared/data/perov_5/val.csv")
 
@@ -23,6 +23,7 @@ def bench_constrained(
     samples: Optional[int] = typer.Option(None, min=2, help="Samples per round (default: 512 synthetic, 256 crystals)."),
     pretrain_steps: int = typer.Option(1500, min=1, help="Training steps of the synthetic task's pretrained 2-D flow."),
     cfm_steps: int = typer.Option(3000, min=1, help="Training steps of the crystals task's pretrained CFM."),
+    device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -36,7 +37,8 @@ def bench_constrained(
         fail(f"--tasks: unknown task(s) {bad or tasks!r}; use a comma-separated subset of {list(TASKS)}")
     log = logger(quiet)
     m = guarded(lambda: run_constrained_benchmark(out, data=data, seed=seed, tasks=chosen, rounds=rounds, samples=samples,
-                                                  pretrain_steps=pretrain_steps, cfm_steps=cfm_steps, command=invoked_command(), log=log, show_progress=not quiet), quiet)
+                                                  pretrain_steps=pretrain_steps, cfm_steps=cfm_steps, command=invoked_command(), log=log, show_progress=not quiet,
+                                                  device=device_or_fail(device)), quiet)
     rows = []
     for task, variants in m["tasks"].items():
         for name, v in variants.items():

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flowevo.cli.app import demo_app
-from flowevo.cli.common import device_or_fail, guarded, logger, print_metrics
+from flowevo.cli.common import device_option, device_or_fail, guarded, logger, print_metrics
 
 
 @demo_app.command("toy", epilog="Example: flowevo demo toy --run-dir runs/toy --seed 1")
@@ -20,7 +20,7 @@ def demo_toy(
     run_dir: Path = typer.Option(Path("runs/toy"), help="Where to write results."),
     seed: int = typer.Option(0, help="Run seed (same seed, same result)."),
     generations: int = typer.Option(15, min=1, help="Generations of evolution."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+    device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -44,7 +44,7 @@ def demo_digits(
     seed: int = typer.Option(0, help="Run seed (targets and evolution)."),
     generations: int = typer.Option(15, min=1, help="REO generations (24 residuals per digit)."),
     sources: Optional[Path] = typer.Option(None, help="A .npz with images (N,28,28) and labels (default: built-in held-out digits)."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+    device: str = device_option(),
     weights: Optional[Path] = typer.Option(None, help="A folder of digit models (default: the shipped weights)."),
     retrain: bool = typer.Option(False, "--retrain", help="Train all digit models from scratch first (~5 min)."),
     thickness_band: Optional[float] = typer.Option(None, help="Constrained thickness edit: least pixel change with |thickness - 1.6x| <= this (px)."),
@@ -84,6 +84,7 @@ def demo_crystals(
     budget: str = typer.Option("k2_bkept", help="Edit budget: any, k1, k2, k1_bkept, k2_bkept."),
     constraint: Optional[list[str]] = typer.Option(None, "--constraint", help="Repeatable extra constraint: smact_strict (SMACT, pymatgen_sp)."),
     energy_ceiling: Optional[float] = typer.Option(None, help="Also require CHGNet formation energy <= this (eV/atom)."),
+    device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -92,7 +93,8 @@ def demo_crystals(
 
     log = logger(quiet)
     m = guarded(lambda: run_crystals_demo(run_dir, data, n=n, seed=seed, budget=budget, log=log,
-                                          constraints=tuple(constraint or ()), energy_ceiling=energy_ceiling), quiet)
+                                          constraints=tuple(constraint or ()), energy_ceiling=energy_ceiling,
+                                          device=device_or_fail(device)), quiet)
     rows = [(f"{r['formula_before']} -> {r['formula_after']}",
              f"{r['sites_changed']} sites, surrogate {r['surrogate_before']:.2f} -> "
              + (f"{r['surrogate_after']:.2f}" if r["surrogate_after"] is not None else "-")) for r in m["edits"]]

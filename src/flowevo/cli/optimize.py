@@ -9,7 +9,7 @@ import typer
 
 from flowevo.cli import configured
 from flowevo.cli.app import app
-from flowevo.cli.common import fail, guarded, logger, print_metrics
+from flowevo.cli.common import device_option, device_or_fail, fail, guarded, logger, print_metrics
 
 EXAMPLE = ("Example: flowevo optimize --model models/blobs --sources data/blobs_sources.npz --target 'class=3 values=2.5' "
            "--objective target_probability --objective examples/blob_objectives.py:brightness@max "
@@ -23,7 +23,8 @@ OBJECTIVE_HELP = ("Repeatable. A built-in (distance_to_source, target_probabilit
 
 @app.command("optimize", epilog=EXAMPLE)
 def optimize(
-    model: Optional[Path] = typer.Option(None, help="MODEL_DIR written by flowevo train."),
+    model: Optional[Path] = typer.Option(None, help="MODEL_DIR written by flowevo train, or path/file.py:factory "
+                                                    "returning your own adapted flow (see the README)."),
     sources: Optional[Path] = typer.Option(None, help=".npz of samples to edit: x, and their own c and/or v."),
     target: Optional[str] = typer.Option(None, help="Target condition: a class id (2), values=0.5,1.0, or 'class=2 values=0.5'."),
     objective: Optional[list[str]] = typer.Option(None, "--objective", help=OBJECTIVE_HELP),
@@ -38,6 +39,12 @@ def optimize(
     strength: Optional[float] = typer.Option(None, help="Edit strength in (0, 1]: invert only to t = 1 - strength."),
     seed: Optional[int] = typer.Option(None, help="Run seed (same seed, same result)."),
     report: Optional[bool] = typer.Option(None, "--report/--no-report", help="Write report.html at the end (default: on)."),
+    backend: Optional[str] = configured.evaluation_options()["backend"],
+    workers: Optional[int] = configured.evaluation_options()["workers"],
+    address: Optional[str] = configured.evaluation_options()["address"],
+    timeout_s: Optional[float] = configured.evaluation_options()["timeout_s"],
+    cache: Optional[bool] = configured.evaluation_options()["cache"],
+    device: Optional[str] = device_option(None),
     sets: Optional[list[str]] = configured.set_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
@@ -60,11 +67,13 @@ def optimize(
             "optimize.constraints": [parse_constraint_flag(c) for c in constraint] if constraint else None,
             "optimize.rows": rows, "optimize.generations": generations, "optimize.population": population,
             "optimize.cross_rate": cross_rate, "optimize.solver_steps": solver_steps, "optimize.strength": strength,
-            "optimize.report": report, "seed": seed,
+            "optimize.report": report, "optimize.device": device, "seed": seed,
+            **configured.evaluation_flags(backend, workers, address, timeout_s, cache),
         }
     except ConfigError as exc:
         fail(str(exc))
     cfg = configured.load(config_file, sets, flags)
+    device_or_fail(cfg.optimize.device)
     m = guarded(lambda: run_optimize(cfg, show_progress=not quiet, log=logger(quiet)), quiet)
     fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
     rows_out = [(f"{o['name']} ({o['sense']}): mean best, start -> end", f"{fmt(a)} -> {fmt(b)}")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from flowevo.cli.app import app
-from flowevo.cli.common import fail, guarded, print_metrics
+from flowevo.cli.common import device_option, device_or_fail, fail, guarded, print_metrics
 
 
 def _parse_condition(text: Optional[str], model, meta: dict, crystal):
@@ -43,15 +43,18 @@ def _parse_condition(text: Optional[str], model, meta: dict, crystal):
 
 
 def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed: int, steps: int,
-            cif_dir: Optional[Path]) -> dict:
+            cif_dir: Optional[Path], device: str = "cpu") -> dict:
+    """Noise is drawn on the CPU from ``seed`` and moved to ``device``: the same draws on every device, so samples
+    agree across devices to float rounding."""
     import numpy as np
     import torch
 
     from flowevo.cfo import sample_flow
+    from flowevo.devices import require_cpu
     from flowevo.domains.generic import FORMAT as GENERIC_FORMAT
     from flowevo.flow import FixedGrid, load_checkpoint
 
-    model, meta = load_checkpoint(model_path)
+    model, meta = load_checkpoint(model_path, device)
     if meta.get("format") == GENERIC_FORMAT:  # its samples would be in the encoder's space, not data units
         raise ValueError(f"{model_path}: the flow of a generic MODEL_DIR (flowevo train) cannot be sampled on its own "
                          "(it lives behind the folder's encoder); edit with flowevo optimize --model DIR")
@@ -59,11 +62,13 @@ def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed:
     if str(meta.get("kind", "")).startswith("flowevo.crystals.CrystalModel"):
         from flowevo.domains.crystals.model import load_crystal_model
 
+        require_cpu(device, "sampling a crystal model", "its Whitening encoder takes no device")
         crystal = load_crystal_model(model_path)
     c = _parse_condition(condition, model, meta, crystal)
     encoder = crystal.encoder if crystal is not None else None
     z, x = sample_flow(model, n, c, torch.Generator().manual_seed(seed), FixedGrid("rk4", steps), encoder)
     arrays = {"x": x.cpu().numpy(), "z": z.cpu().numpy()}
+    x = x.cpu()
     written = 0
     if crystal is not None:
         from flowevo.domains.crystals.objectives import structures_payload
@@ -84,7 +89,7 @@ def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed:
     np.savez(out, **arrays)
     cfo = meta.get("cfo") or {}
     return {"model": str(model_path), "n": n, "out": str(out), "x_shape": list(arrays["x"].shape),
-            "cfo_round": cfo.get("round"), "cifs": written, "seed": seed}
+            "cfo_round": cfo.get("round"), "cifs": written, "seed": seed, "device": device}
 
 
 @app.command("sample", epilog="Example: flowevo sample --model out/constrained/checkpoints/synthetic/round_008.pt "
@@ -98,11 +103,12 @@ def sample(
     seed: int = typer.Option(0, help="Seed of the noise."),
     steps: int = typer.Option(10, min=1, help="rk4 steps of the decode."),
     cif: Optional[Path] = typer.Option(None, help="Crystal models: also write <dir>/<i>.cif."),
+    device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print a summary as JSON on stdout."),
 ) -> None:
     """Sample a saved flow (any CFO round, a crystal model, a toy model) into an .npz."""
     if out.suffix != ".npz":
         fail(f"--out {out}: the output must be a .npz file")
-    m = guarded(lambda: _sample(model, n, out, condition, seed, steps, cif), quiet)
+    m = guarded(lambda: _sample(model, n, out, condition, seed, steps, cif, device_or_fail(device)), quiet)
     print_metrics(m, as_json, f"flowevo sample -> {out}", [(k, str(v)) for k, v in m.items()])

@@ -9,7 +9,7 @@ import typer
 
 from flowevo.cli import configured
 from flowevo.cli.app import app
-from flowevo.cli.common import guarded, logger, print_metrics
+from flowevo.cli.common import device_option, device_or_fail, guarded, logger, print_metrics
 
 EXAMPLE = "Example: flowevo train --data data/blobs.npz --out models/blobs   (python examples/make_blobs.py --out data)"
 
@@ -25,6 +25,7 @@ def train(
     batch_size: Optional[int] = typer.Option(None, help="Batch size (default: min(256, N))."),
     judge: Optional[bool] = typer.Option(None, "--judge/--no-judge", help="Also train the judge that built-in objectives use (default: on)."),
     seed: Optional[int] = typer.Option(None, help="Seed (same seed, same weights)."),
+    device: Optional[str] = device_option(None),
     sets: Optional[list[str]] = configured.set_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
@@ -35,7 +36,8 @@ def train(
     cfg = configured.load(config_file, sets, {
         "train.data": None if data is None else str(data), "train.out": None if out is None else str(out),
         "train.encoder": encoder, "train.latent": latent, "train.steps": steps, "train.batch_size": batch_size,
-        "train.judge": judge, "seed": seed})
+        "train.judge": judge, "train.device": device, "seed": seed})
+    device_or_fail(cfg.train.device)
     m = guarded(lambda: run_train(cfg, show_progress=not quiet, log=logger(quiet)), quiet)
     j = m["judge"] or {}
     print_metrics(m, as_json, f"model -> {m['model_dir']}", [

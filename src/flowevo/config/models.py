@@ -27,6 +27,12 @@ One file configures training and optimisation::
     use = "distance_to_source"
     upper = 4.0                      # g <= 4 (lower = ... for g >= ...)
 
+    [optimize.evaluation]            # where objectives run (default: in this process)
+    backend = "dask"                 # "local", "processes" or "dask"
+    address = "tcp://10.0.0.5:8786"  # dask: join this scheduler (leave out: a local cluster on 127.0.0.1)
+    timeout_s = 600                  # per candidate; past it the worker is killed and the candidate fails
+    cache = true                     # score each distinct candidate once (RUN_DIR/cache/cache.jsonl)
+
 Every field below is a key; :func:`flowevo.config.load_config` reads the file, applies
 overrides and validates.
 """
@@ -34,11 +40,17 @@ overrides and validates.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["CallableSpec", "Config", "ConstraintSpec", "ObjectiveSpec", "OptimizeSection", "TargetSpec", "TrainSection"]
+from flowevo.devices import check_device_name
+
+__all__ = ["CallableSpec", "Config", "ConstraintSpec", "EvaluationSection", "ObjectiveSpec", "OptimizeSection",
+           "TargetSpec", "TrainSection"]
+
+Device = Annotated[str, AfterValidator(check_device_name)]
+"""A ``device`` key: cpu, cuda, cuda:N or mps (availability is checked when the run starts)."""
 
 
 class Strict(BaseModel):
@@ -68,6 +80,7 @@ class TrainSection(Strict):
     property: str | None = Field(None, description="table data: the column the flow is conditioned on "
                                                    "(default: the domain's)")
     max_rows: int | None = Field(None, gt=0, description="table data: read at most this many rows")
+    device: Device = Field("cpu", description="where the flow trains: cpu, cuda or cuda:N")
 
 
 class TargetSpec(Strict):
@@ -156,10 +169,45 @@ class ConstraintSpec(CallableSpec):
         return self
 
 
+class EvaluationSection(Strict):
+    """``[optimize.evaluation]``: where objectives and constraints run.
+
+    ``local`` scores in this process; ``processes`` on ``workers`` local processes; ``dask`` on a Dask
+    cluster: a private one on 127.0.0.1 with ``workers`` processes, or the scheduler at ``address``
+    (e.g. one started by dask-jobqueue). Same seed, same results on every backend.
+
+    Example:
+        >>> EvaluationSection(backend="dask", workers=4, timeout_s=600).address is None
+        True
+    """
+
+    backend: Literal["local", "processes", "dask"] = "local"
+    workers: int = Field(2, gt=0, description="processes: pool size; dask: workers of the local cluster "
+                                               "(ignored with address)")
+    threads_per_worker: int = Field(1, gt=0, description="torch threads per process / Dask threads per local worker")
+    address: str | None = Field(None, description="dask only: scheduler to join, e.g. tcp://host:8786")
+    timeout_s: float | None = Field(None, gt=0, description="processes / dask: limit per candidate; past it the "
+                                                            "worker is killed and the candidate fails")
+    retries: int = Field(1, ge=0, description="processes / dask: extra tries of a candidate whose worker died or "
+                                              "timed out")
+    cache: bool | Path = Field(False, description="score each distinct candidate once: true = RUN_DIR/cache, or a "
+                                                  "folder shared between runs (cache.jsonl)")
+
+    @model_validator(mode="after")
+    def _fits_backend(self) -> EvaluationSection:
+        if self.address is not None and self.backend != "dask":
+            raise ValueError(f"'address' needs backend = \"dask\" (backend is {self.backend!r})")
+        if self.timeout_s is not None and self.backend == "local":
+            raise ValueError("'timeout_s' needs backend \"processes\" or \"dask\" (a call in this process cannot "
+                             "be stopped)")
+        return self
+
+
 class OptimizeSection(Strict):
     """``[optimize]``: what ``flowevo optimize`` does."""
 
-    model: Path | None = Field(None, description="MODEL_DIR written by flowevo train")
+    model: Path | None = Field(None, description="MODEL_DIR written by flowevo train, or path/to/file.py:factory "
+                                                 "for your own flow (see flowevo.domains.external)")
     sources: Path | None = Field(None, description=".npz of samples to edit (keys x and their own c and/or v)")
     rows: int | None = Field(None, gt=0, description="edit the first ROWS sources (default: all)")
     run_dir: Path | None = None
@@ -176,6 +224,9 @@ class OptimizeSection(Strict):
     constraint_handling: Literal["feasibility_first", "lagrangian"] = Field(
         "feasibility_first", description="survival under constraints: feasible first, or adaptive Lagrange multipliers")
     report: bool = Field(True, description="write report.html at the end")
+    device: Device = Field("cpu", description="where the flow, sources and conditions live: "
+                                                                   "cpu, cuda or cuda:N")
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
 
 
 class Config(Strict):

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from flowevo.devices import require_cpu
 from flowevo.domains.crystals.constraints import extra_constraints
 from flowevo.domains.crystals.data import load_edit_split
 from flowevo.domains.crystals.editing import edit_evaluator, encodable_sources, kept_edits, site_masked_reo
@@ -35,12 +36,13 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
                       population: int = 8, generations: int = 8, cfm_steps: int = 1500, surrogate_steps: int = 2000,
                       gbr_estimators: int = 400, chgnet_rows: int = 300, max_rows: int | None = None,
                       log: Callable[[str], None] = lambda s: None, constraints: tuple[str, ...] = (),
-                      energy_ceiling: float | None = None) -> dict:
+                      energy_ceiling: float | None = None, device: str = "cpu") -> dict:
     """Edit ``n`` held-out crystals of ``data``; write the run directory; return the metrics.
 
     ``constraints``: extra named constraints of the search (``"smact_strict"``: SMACT with
     ``pymatgen_sp``); ``energy_ceiling``: also require the CHGNet formation energy <= this (eV/atom).
     """
+    require_cpu(device, "the crystals demo", "the crystals domain's Whitening encoder and surrogate take no device")
     extra_constraints(constraints)  # unknown names fail before any training
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; use one of {list(BUDGETS)}")

@@ -93,11 +93,11 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
     log("attribute edit: thicker, same class")
     thick = _thickness_task(models, x[:6], labels[:6], seed, run_dir, thickness_band, penalty)
 
-    metrics = {"demo": "digits", "n": n, "seed": seed, "targets": targets.tolist(), "methods": results,
+    metrics = {"demo": "digits", "n": n, "seed": seed, "device": device, "targets": targets.tolist(), "methods": results,
                "reo_survivors_by_origin": lineage, "pareto_points_per_digit": float(np.mean([len(res.pareto_set(b)) for b in range(n)])),
                "thickness_task": thick, "wall_s": time.perf_counter() - start}
     write_json(run_dir / "metrics.json", metrics)
-    to_u8 = lambda t: (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    to_u8 = lambda t: (t.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     np.savez_compressed(run_dir / "edits.npz", sources=to_u8(x), targets=targets.numpy(),
                         **{f"edits_{k}": to_u8(v) for k, v in edits.items()})
     _report(run_dir, metrics)

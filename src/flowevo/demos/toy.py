@@ -14,15 +14,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from flowevo.domains.toy import ToyMixture, train_toy_flow  # noqa: E402
-from flowevo.evolve import Checkpointer, EditTask, Evolver, MaxGenerations, load_run_state  # noqa: E402
+from flowevo.evolve import Checkpointer, EditTask, Evolver, MaxGenerations  # noqa: E402
 from flowevo.flow import Condition, FixedGrid, ResidualCodec, TrainConfig, load_checkpoint, save_checkpoint  # noqa: E402
 from flowevo.jsonio import read_json, write_json  # noqa: E402
 from flowevo.objectives import FunctionObjective, LocalEvaluator  # noqa: E402
 from flowevo.report.plots import plot_front, plot_history, save_figure  # noqa: E402
+from flowevo.workflows.devices import restore_run_state  # noqa: E402
 
 
-def resume_toy_demo(run_dir: Path | str, show_progress: bool = True) -> dict:
-    """Continue a killed toy demo from ``run_dir/checkpoint.pt`` (same results as an uninterrupted run)."""
+def resume_toy_demo(run_dir: Path | str, show_progress: bool = True, device: str | None = None) -> dict:
+    """Continue a killed toy demo from ``run_dir/checkpoint.pt`` (same results as an uninterrupted run on the same
+    device type; ``device``: continue elsewhere, statistically equivalent, see :mod:`flowevo.workflows.devices`)."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
@@ -31,7 +33,7 @@ def resume_toy_demo(run_dir: Path | str, show_progress: bool = True) -> dict:
     if cfg.get("demo") != "toy":
         raise ValueError(f"{run_dir}: resume supports toy demo runs; this run is {cfg.get('demo')!r}")
     return run_toy_demo(run_dir, seed=cfg["seed"], rows=cfg["rows"], generations=cfg["generations"],
-                        device=cfg["device"], show_progress=show_progress, resume=True)
+                        device=device or cfg["device"], show_progress=show_progress, resume=True)
 
 
 def run_toy_demo(run_dir: Path | str, seed: int = 0, rows: int = 24, generations: int = 15,
@@ -63,7 +65,7 @@ def run_toy_demo(run_dir: Path | str, seed: int = 0, rows: int = 24, generations
     evolver = Evolver(codec, task, LocalEvaluator(objectives), population_size=16,
                       termination=[MaxGenerations(generations)], seed=seed)
     if resume:
-        load_run_state(evolver, run_dir / "checkpoint.pt")
+        restore_run_state(evolver, run_dir / "checkpoint.pt", seed)
     result = evolver.run(callbacks=[Checkpointer(run_dir / "checkpoint.pt")], show_progress=show_progress)
 
     pop = result.population
@@ -71,14 +73,14 @@ def run_toy_demo(run_dir: Path | str, seed: int = 0, rows: int = 24, generations
     front = result.pareto_mask().numpy()
     plot_history(result.history, result.objective_names, run_dir / "fitness.png")
     plot_front(values, result.objective_names, run_dir / "front.png",
-               colour=pop.row.numpy().astype(float), colour_label="source row", front=None)
+               colour=pop.row.cpu().numpy().astype(float), colour_label="source row", front=None)
     _plot_edits(toy, src.numpy(), result.best.decoded.cpu().numpy(), goal.cpu().numpy(), run_dir / "edits.png")
     with open(run_dir / "history.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(result.history[0].to_dict()))
         w.writeheader()
         for h in result.history:
             w.writerow(h.to_dict())
-    np.savez(run_dir / "edits.npz", sources=src.numpy(), edits=pop.decoded.cpu().numpy(), row=pop.row.numpy(),
+    np.savez(run_dir / "edits.npz", sources=src.numpy(), edits=pop.decoded.cpu().numpy(), row=pop.row.cpu().numpy(),
              values=values, pareto=front)
     metrics = {
         "demo": "toy", "rows": rows, "generations": result.history[-1].generation,

@@ -81,6 +81,8 @@ class RunRequest:
         target_class / target_values: the target condition (either may be None, not both).
         rows: edit only the first ``rows`` sources (None: all).
         solver / solver_steps / strength / guidance: how the codec integrates (``FixedGrid(solver, solver_steps)``).
+        device: where the loader puts the model and the codec (``"cpu"``, ``"cuda"``, ``"cuda:N"``; checked to be
+            available before the loader is called); sources and conditions may stay on the CPU.
     """
 
     model_dir: Path
@@ -92,6 +94,7 @@ class RunRequest:
     solver_steps: int = 10
     strength: float = 1.0
     guidance: float = 1.0
+    device: str = "cpu"
 
 
 @dataclass
@@ -137,7 +140,7 @@ class TrainRequest:
     Attributes:
         data: the training file; out: the MODEL_DIR to write; seed: the run seed.
         settings: the ``[train]`` section as plain values (None = scaled to the data); a trainer reads the
-            keys it uses and ignores the rest.
+            keys it uses and ignores the rest (``settings["device"]``: where to train, checked to be available).
     """
 
     data: Path
@@ -170,7 +173,8 @@ class Domain:
     Attributes:
         name: unique name (``DomainRun.kind`` of the runs it loads); prefix its built-ins with ``name.``.
         builtins: built-in objectives / constraints by name (names are unique across domains).
-        recognises_model: ``fn(model_dir) -> bool``: this domain's MODEL_DIR (cheap: look for a file).
+        recognises_model: ``fn(model_dir) -> bool``: this domain's MODEL_DIR (cheap: look for a file); the path need
+            not be a folder (e.g. ``path/file.py:factory``).
         load_run: ``fn(RunRequest) -> DomainRun``; raise ``ValueError`` / ``FileNotFoundError`` naming the file or key.
         model_hint: what marks its MODEL_DIR, for error messages (e.g. ``"model.json"``).
         recognises_data: ``fn(data_file) -> bool``: a file its trainer reads (cheap: suffix, header).

@@ -147,16 +147,16 @@ def _one(path: Path, claimants: list[Domain], what: str) -> Domain:
 
 
 def domain_for_model(model_dir: str | Path) -> Domain:
-    """The domain whose loader reads ``model_dir``.
+    """The domain whose loader reads ``model_dir`` (a MODEL_DIR, or anything a domain recognises, e.g. ``file.py:factory``).
 
     Raises:
         FileNotFoundError: no such folder. ValueError: no domain (or more than one) recognises it.
     """
     discover()
     folder = Path(model_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such model folder (train one with: flowevo train --data FILE --out {folder})")
     claimants = [d for d in _DOMAINS.values() if d.recognises_model is not None and d.recognises_model(folder)]
+    if not claimants and not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such model folder (train one with: flowevo train --data FILE --out {folder})")
     if not claimants:
         hints = "; ".join(f"{d.name}: {d.model_hint or 'its own files'}" for d in _DOMAINS.values() if d.load_run)
         raise ValueError(f"{folder}: not a flowevo model folder: no domain recognises it ({hints}); "

@@ -1,5 +1,7 @@
-"""Flow core: conditions, velocity models, probability paths, training, ODE solving, residual codec."""
+"""Flow core: conditions, velocity models (and an adapter for outside ones), probability paths, training, ODE solving,
+residual codec."""
 
+from flowevo.flow.adapter import CallableEncoder, VelocityAdapter
 from flowevo.flow.checkpoint import load_checkpoint, save_checkpoint
 from flowevo.flow.codec import Codec, Encoder, ResidualCodec, module_device, weights_identity
 from flowevo.flow.condition import Condition, ConditionEmbedding
@@ -9,8 +11,8 @@ from flowevo.flow.train import TrainConfig, TrainResult, flow_matching_loss, tra
 from flowevo.flow.velocity import GuidedVelocity, MLPVelocity, VelocityModel, register_model
 
 __all__ = [
-    "Adaptive", "Codec", "CondOTPath", "Condition", "ConditionEmbedding", "Encoder", "FixedGrid", "GuidedVelocity",
-    "MLPVelocity", "ODESolver", "PathSample", "ResidualCodec", "TrainConfig", "TrainResult", "VelocityModel",
+    "Adaptive", "CallableEncoder", "Codec", "CondOTPath", "Condition", "ConditionEmbedding", "Encoder", "FixedGrid", "GuidedVelocity",
+    "MLPVelocity", "ODESolver", "PathSample", "ResidualCodec", "TrainConfig", "TrainResult", "VelocityAdapter", "VelocityModel",
     "flow_matching_loss", "load_checkpoint", "module_device", "register_model", "save_checkpoint", "train_flow",
     "weights_identity",
 ]

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from flowevo.flow.condition import Condition
 from flowevo.flow.solver import FixedGrid, ODESolver, Discretisation
+from flowevo.flow.velocity import VelocityModel
 
 
 def weights_identity(*modules: object) -> str:
@@ -90,7 +91,8 @@ class ResidualCodec:
     """Map data to residuals and residuals to data with a conditional velocity model.
 
     Args:
-        model: velocity model ``model(x, t, c)`` on the flow's space ``(N, *S)``.
+        model: a :class:`~flowevo.flow.velocity.VelocityModel` ``model(x, t, c)`` on the flow's space ``(N, *S)``
+            (t = 0 noise, t = 1 data); an outside model goes through :class:`~flowevo.flow.adapter.VelocityAdapter`.
         discretisation: :class:`FixedGrid` or :class:`Adaptive` (the only place the step count is set).
         encoder: optional autoencoder; the flow then lives in its latent space.
         strength: edit strength in ``(0, 1]``: invert to ``t = 1 - strength`` (1 = to pure noise).
@@ -106,7 +108,7 @@ class ResidualCodec:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: VelocityModel,
         discretisation: Discretisation = FixedGrid("rk4", 10),
         encoder: Encoder | None = None,
         strength: float = 1.0,

@@ -18,7 +18,10 @@ from flowevo.flow.condition import Condition, ConditionEmbedding
 
 @runtime_checkable
 class VelocityModel(Protocol):
-    """Anything callable as ``model(x, t, c) -> v`` with ``x, v: (N, *S)``, ``t: (N,)``."""
+    """Anything callable as ``model(x, t, c) -> v`` with ``x, v: (N, *S)``, ``t: (N,)`` (0 = noise, 1 = data) and
+    ``c`` a :class:`Condition` of batch N. An ``nn.Module`` is best (its weights give the device and the
+    checkpoint identity); a model with another signature or time convention is adapted by
+    :class:`~flowevo.flow.adapter.VelocityAdapter`."""
 
     def __call__(self, x: Tensor, t: Tensor, c: Condition) -> Tensor: ...
 

@@ -5,21 +5,29 @@ A spec's ``use`` is a built-in name (any registered domain's, see
 from a :class:`~flowevo.domains.BuiltinContext` and keyword ``params``) or an import string;
 ``command`` runs an external program. Any built-in can serve as an objective (with its default
 sense or the one given) or as a constraint (with bounds).
+
+What is built can travel to other processes (the ``processes`` and ``dask`` backends of
+``[optimize.evaluation]``): each batch function is a :class:`SpecFunction`, which pickles as its
+spec and the built-ins' context (moved to the CPU) and rebuilds the function where it runs, so
+built-ins, import strings (``pkg.mod:fn``, ``path/file.py:fn``) and ``cmd:`` programs need no code
+of the user's to be picklable. Lambdas and closures inside factories never cross a process boundary.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from flowevo.config.models import CallableSpec, ConstraintSpec, ObjectiveSpec
 from flowevo.domains import BatchFn, BuiltinContext, Domain, builtins
 from flowevo.objectives import Candidates, CommandObjective, Constraint, FunctionObjective
 from flowevo.objectives.resolve import callable_objective, is_import_string
 
-__all__ = ["build_constraint", "build_objective", "default_objectives", "objective_role"]
+__all__ = ["SpecFunction", "build_constraint", "build_objective", "default_objectives", "objective_role", "portable"]
 
 
 def _batch_fn(spec: CallableSpec, ctx: BuiltinContext, base_dir: Path | None) -> tuple[BatchFn, str | None, str]:
@@ -47,6 +55,80 @@ def _command(spec: CallableSpec, sense: str) -> CommandObjective:
                             payload_format=spec.payload_format, max_parallel=spec.max_parallel)
 
 
+def portable(obj: Any) -> Any:
+    """``obj`` with every module and tensor inside it (dataclass fields, dicts, lists) on the CPU: what a
+    worker process without the parent's GPU can unpickle. Objects already on the CPU are not copied."""
+    if isinstance(obj, nn.Module):
+        on_cpu = all(t.device.type == "cpu" for t in (*obj.parameters(), *obj.buffers()))
+        return obj if on_cpu else copy.deepcopy(obj).cpu()
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, BuiltinContext):
+        return BuiltinContext(obj.kind, obj.data_kind, tuple(obj.shape), portable(obj.judge), portable(obj.extra))
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(portable(v) for v in obj)
+    return obj
+
+
+Bound = Literal["none", "lower", "band"]
+
+
+class SpecFunction:
+    """The batch function ``fn(candidates) -> (N,)`` of a configuration spec, picklable by construction.
+
+    Built in this process at once (so a bad spec fails before the run starts); pickled as the spec, the
+    built-ins' context (on the CPU) and the bound transform, and rebuilt on first use in the process
+    that unpickles it (a pool or Dask worker).
+
+    Args:
+        spec: the objective or constraint spec.
+        ctx: what built-ins read about the model.
+        bound: ``"none"`` (g as is), ``"lower"`` (``-g``: a ``g >= lower`` constraint) or ``"band"``
+            (``max(g - upper, lower - g)``).
+        lower, upper: the bounds used by ``"lower"`` / ``"band"``.
+    """
+
+    def __init__(self, spec: CallableSpec, ctx: BuiltinContext, bound: Bound = "none", lower: float | None = None,
+                 upper: float | None = None) -> None:
+        self.spec, self.ctx, self.bound, self.lower, self.upper = spec, ctx, bound, lower, upper
+        self.sense: str | None = None  # the built-in's default sense, once built
+        self.role = "alignment"
+        self._fn: BatchFn | None = self._build()
+
+    def _build(self) -> BatchFn:
+        spec = self.spec
+        if spec.command is not None:
+            return _command(spec, "min")
+        fn, sense, role = _batch_fn(spec, self.ctx, None)
+        self.sense, self.role = sense, role
+        return fn
+
+    def __call__(self, candidates: Candidates) -> Tensor:
+        if self._fn is None:
+            self._fn = self._build()
+        g = torch.as_tensor(self._fn(candidates), dtype=torch.float64)
+        if self.bound == "lower":
+            return -g
+        if self.bound == "band":
+            return torch.maximum(g - float(self.upper), float(self.lower) - g)
+        return g
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"spec": self.spec.model_dump(mode="json", by_alias=True), "spec_type": type(self.spec),
+                "ctx": portable(self.ctx), "bound": self.bound, "lower": self.lower, "upper": self.upper}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.spec = state["spec_type"].model_validate(state["spec"])
+        self.ctx, self.bound, self.lower, self.upper = state["ctx"], state["bound"], state["lower"], state["upper"]
+        self.sense, self.role = None, "alignment"
+        self._fn = None  # rebuilt on first call, in this process
+
+    def __repr__(self) -> str:
+        return f"SpecFunction({self.spec.label!r})"
+
+
 def objective_role(spec: ObjectiveSpec) -> str:
     """The spec's role for reports: given, else the built-in's, else ``alignment``."""
     if spec.role:
@@ -55,8 +137,12 @@ def objective_role(spec: ObjectiveSpec) -> str:
     return table[spec.use].role if spec.use in table else "alignment"
 
 
-def build_objective(spec: ObjectiveSpec, ctx: BuiltinContext, base_dir: Path | None = None) -> FunctionObjective | CommandObjective:
-    """An objective from a configuration spec (built-in, import string or command).
+def build_objective(spec: ObjectiveSpec, ctx: BuiltinContext,
+                    base_dir: Path | None = None) -> FunctionObjective | CommandObjective:
+    """An objective from a configuration spec (built-in, import string or command); picklable (see the module
+    docstring).
+
+    ``base_dir`` resolves relative file paths in import strings (default: the working directory).
 
     Raises:
         ValueError: unknown name, import failure, or no sense where none is implied.
@@ -65,31 +151,36 @@ def build_objective(spec: ObjectiveSpec, ctx: BuiltinContext, base_dir: Path | N
         if spec.sense is None:
             raise ValueError(f"objective {spec.label!r}: a command needs a sense ('min' or 'max')")
         return _command(spec, spec.sense)
-    fn, sense, _ = _batch_fn(spec, ctx, base_dir)
-    sense = spec.sense or sense
+    spec = _rooted(spec, base_dir)
+    fn = SpecFunction(spec, ctx)
+    sense = spec.sense or fn.sense
     if sense is None:
         raise ValueError(f"objective {spec.label!r}: give a sense ('min' or 'max')")
     return FunctionObjective(spec.label, sense, fn)
 
 
 def build_constraint(spec: ConstraintSpec, ctx: BuiltinContext, base_dir: Path | None = None) -> Constraint:
-    """A constraint from a spec: ``g <= upper``, ``g >= lower`` or ``lower <= g <= upper`` (violation: distance outside)."""
-    fn: BatchFn
-    if spec.command is not None:
-        fn = _command(spec, "min")
-    else:
-        fn = _batch_fn(spec, ctx, base_dir)[0]
+    """A constraint from a spec: ``g <= upper``, ``g >= lower`` or ``lower <= g <= upper`` (violation: distance
+    outside); picklable (see the module docstring)."""
+    spec = _rooted(spec, base_dir)
     lo, hi = spec.lower, spec.upper
     if lo is None:
-        return Constraint(spec.label, fn, bound=float(hi))
+        return Constraint(spec.label, SpecFunction(spec, ctx), bound=float(hi))
     if hi is None:
-        return Constraint(spec.label, lambda c: -torch.as_tensor(fn(c), dtype=torch.float64), bound=-float(lo))
+        return Constraint(spec.label, SpecFunction(spec, ctx, "lower", lower=lo), bound=-float(lo))
+    return Constraint(spec.label, SpecFunction(spec, ctx, "band", lower=lo, upper=hi), bound=0.0)
 
-    def band(c: Candidates) -> Tensor:
-        g = torch.as_tensor(fn(c), dtype=torch.float64)
-        return torch.maximum(g - hi, lo - g)
 
-    return Constraint(spec.label, band, bound=0.0)
+def _rooted(spec: Any, base_dir: Path | None) -> Any:
+    """The spec with a relative ``path/file.py:fn`` made absolute (from ``base_dir`` or the working directory), so
+    it resolves the same in any process."""
+    use = spec.use
+    if not use or not is_import_string(use):
+        return spec
+    head, _, tail = use.rpartition(":")
+    if not (head.endswith(".py") or "/" in head or "\\" in head) or Path(head).is_absolute():
+        return spec
+    return spec.model_copy(update={"use": f"{(Path(base_dir or Path.cwd()) / head).resolve()}:{tail}"})
 
 
 def default_objectives(domain: Domain, ctx: BuiltinContext, has_class: bool, has_values: bool) -> list[ObjectiveSpec]:

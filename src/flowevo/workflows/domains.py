@@ -10,7 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from flowevo.config import Config, ConfigError
+from flowevo.devices import resolve_device
 from flowevo.domains import Domain, DomainRun, RunRequest, domain_for_model
 
 __all__ = ["load_domain", "run_request"]
@@ -25,20 +28,35 @@ def _required(value: Any, key: str, flag: str) -> Any:
 def run_request(config: Config) -> RunRequest:
     """The loader's arguments from ``config.optimize`` (raises ConfigError for a missing model, sources or target)."""
     o = config.optimize
-    model_dir = Path(_required(o.model, "optimize.model", "--model MODEL_DIR"))
+    model_dir = Path(_required(o.model, "optimize.model", "--model MODEL_DIR (or path/file.py:factory)"))
     sources = Path(_required(o.sources, "optimize.sources", "--sources FILE"))
     t = _required(o.target, "optimize.target", "--target (e.g. --target 2 or --target values=0.5)")
     return RunRequest(model_dir, sources, target_class=t.class_, target_values=None if t.values is None else list(t.values),
                       rows=o.rows, solver=o.solver, solver_steps=o.solver_steps, strength=o.strength,
-                      guidance=o.guidance)
+                      guidance=o.guidance, device=o.device)
 
 
 def load_domain(config: Config) -> tuple[Domain, DomainRun]:
-    """The domain that reads ``config.optimize.model`` and the run its loader builds (sources, conditions, codec)."""
+    """The domain that reads ``config.optimize.model`` and the run its loader builds (sources, conditions, codec),
+    with the codec on ``config.optimize.device``.
+
+    Raises:
+        ValueError: the device is not available here, or the domain's loader left the model elsewhere.
+    """
     request = run_request(config)
+    device = resolve_device(request.device)  # one line before any loading when CUDA is asked for but absent
     domain = domain_for_model(request.model_dir)
     assert domain.load_run is not None  # domain_for_model only returns domains with a loader
     run = domain.load_run(request)
     if run.kind != domain.name:
         raise TypeError(f"domain {domain.name!r}: its loader returned a run of kind {run.kind!r}; set kind={domain.name!r}")
+    if not _same_device(run.codec.device, device):
+        raise ValueError(f"optimize.device = {request.device!r}: the {domain.name} domain's loader put the model on "
+                         f"{run.codec.device} (it does not read RunRequest.device yet); use device = 'cpu'")
     return domain, run
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    if a.type != b.type or a.type != "cuda":
+        return a.type == b.type
+    return (a.index or 0) == (b.index if b.index is not None else torch.cuda.current_device())

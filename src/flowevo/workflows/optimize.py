@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
-from flowevo.config.loading import RESOLVED_NAME
+from flowevo.config.loading import RESOLVED_NAME, set_key
 from flowevo.evolve import (ORIGINS, Checkpointer, EditResult, EditTask, Evolver, LagrangianPenalty, MaxGenerations,
-                            Variation, load_run_state)
+                            Variation)
 from flowevo.jsonio import read_json, write_json
-from flowevo.objectives import LocalEvaluator
 from flowevo.workflows.builtins import build_constraint, build_objective, default_objectives, objective_role
+from flowevo.workflows.devices import restore_run_state
 from flowevo.workflows.domains import load_domain
+from flowevo.workflows.evaluation import build_evaluator, evaluator_summary
 
 __all__ = ["RUN_KIND", "is_optimize_run", "prepare", "resume_optimize", "run_optimize"]
 
@@ -41,8 +42,12 @@ def _absolute(config: Config) -> Config:
     """Paths made absolute, so the resolved configuration (and resume) works from any directory."""
     data = config_to_dict(config)
     for key in ("model", "sources", "run_dir"):
-        if data["optimize"][key] is not None:
-            data["optimize"][key] = str(Path(data["optimize"][key]).resolve())
+        value = data["optimize"][key]
+        if value is not None and not (key == "model" and _module_spec(value)):
+            data["optimize"][key] = str(Path(value).resolve())
+    cache = data["optimize"]["evaluation"]["cache"]
+    if not isinstance(cache, bool):
+        data["optimize"]["evaluation"]["cache"] = str(Path(cache).resolve())
     for key in ("data", "out"):
         if data["train"][key] is not None:
             data["train"][key] = str(Path(data["train"][key]).resolve())
@@ -54,10 +59,18 @@ def _absolute(config: Config) -> Config:
     return validate_config(data)
 
 
+def _module_spec(text: str) -> bool:
+    """``package.module:attr`` (an importable name, not a path to resolve)."""
+    head, sep, tail = text.rpartition(":")
+    if not sep or "/" in head or "\\" in head or head.endswith(".py"):
+        return False
+    return head.replace(".", "").replace("_", "").isalnum()
+
+
 class Prepared:
     """Everything a run needs, built from a configuration: ``domain`` (the registered
     :class:`~flowevo.domains.Domain` that loaded the model), ``run`` (its :class:`~flowevo.domains.DomainRun`),
-    objectives, constraints, task, evaluator and evolver."""
+    objectives, constraints, task, evaluator (started: :meth:`close` it) and evolver."""
 
     def __init__(self, config: Config) -> None:
         self.domain, self.run = load_domain(config)
@@ -80,19 +93,28 @@ class Prepared:
             raise ConfigError(f"optimize: objectives {[s.label for s in o.objectives]} and constraints "
                               f"{[s.label for s in o.constraints]} must have distinct names: rename one "
                               "(name = ... in the file, @name=... on the command line)")
+        absolute = self.config.optimize  # import strings with absolute paths: they resolve in any worker process
         try:
-            self.objectives = [build_objective(s, ctx) for s in o.objectives]
-            self.constraints = [build_constraint(s, ctx) for s in o.constraints]
-            self.evaluator = LocalEvaluator(self.objectives, self.constraints)
+            self.objectives = [build_objective(s, ctx) for s in absolute.objectives]
+            self.constraints = [build_constraint(s, ctx) for s in absolute.constraints]
         except ValueError as exc:
             raise ConfigError(f"optimize: {exc}") from None
         self.roles = [objective_role(s) for s in o.objectives]
         self.task = EditTask(d.x, d.source, d.target)
         self.codec = d.codec
-        self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
-                               variation=Variation(cross_rate=o.cross_rate),
-                               termination=[MaxGenerations(o.generations)], seed=config.seed, payload=d.payload,
-                               penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None)
+        self.evaluator = build_evaluator(absolute.evaluation, self.objectives, self.constraints, self.run_dir)
+        try:
+            self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
+                                   variation=Variation(cross_rate=o.cross_rate),
+                                   termination=[MaxGenerations(o.generations)], seed=config.seed, payload=d.payload,
+                                   penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the evaluator's workers (pool processes, a private Dask cluster); idempotent."""
+        self.evaluator.close()
 
     def run_info(self) -> dict[str, Any]:
         o, d = self.config.optimize, self.run
@@ -103,6 +125,7 @@ class Prepared:
             "objectives": [{"name": ob.name, "sense": ob.sense, "role": r} for ob, r in zip(self.objectives, self.roles)],
             "constraints": [{"name": c.name, "bound": c.bound} for c in self.constraints],
             "target": o.target.model_dump(by_alias=True) if o.target else None,
+            "device": o.device, "evaluation": o.evaluation.backend,
         }
 
 
@@ -139,20 +162,35 @@ def run_optimize(config: Config, show_progress: bool = True, log: Callable[[str]
     """Run (or with ``resume=True`` continue) the optimisation ``config`` describes; returns the metrics.
 
     ``callbacks`` run after the checkpoint of every generation. Same configuration and seed, same
-    result; a resumed run ends exactly as an uninterrupted one.
+    result, on every evaluation backend; a resumed run ends exactly as an uninterrupted one on the same
+    device type, and continues with re-seeded random draws (statistically equivalent) on another one
+    (see :func:`~flowevo.workflows.devices.restore_run_state`).
 
     Example:
         >>> cfg = load_config("blobs.toml", flags={"optimize.generations": 5})   # doctest: +SKIP
         >>> metrics = run_optimize(cfg)                                          # doctest: +SKIP
     """
     start = time.perf_counter()
+    ev = config.optimize.evaluation
+    if not resume and ev.cache is True and config.optimize.run_dir is not None:  # the run's own cache starts empty
+        (Path(config.optimize.run_dir) / "cache" / "cache.jsonl").unlink(missing_ok=True)
     p = prepare(config)
+    try:
+        return _run(p, start, show_progress, log, callbacks, resume)
+    finally:
+        p.close()
+
+
+def _run(p: Prepared, start: float, show_progress: bool, log: Callable[[str], None],
+         callbacks: Sequence[Callable[[Evolver], None]], resume: bool) -> dict:
     run_dir = p.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     lineage_path, ckpt = run_dir / "lineage.json", run_dir / "checkpoint.pt"
     records: list[dict] = []
     if resume:
-        load_run_state(p.evolver, ckpt)
+        note = restore_run_state(p.evolver, ckpt, p.config.seed)
+        if note:
+            log(note)
         if lineage_path.is_file():
             records = [r for r in read_json(lineage_path) if r["generation"] <= p.evolver.generation]
         log(f"resuming {run_dir} after generation {p.evolver.generation}")
@@ -208,6 +246,7 @@ def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float
         "pareto_points_per_row": float(pareto.sum() / result.rows),
         "survivors_by_origin": {name: int((pop.origin.cpu() == code).sum()) for code, name in ORIGINS.items()},
         "failures": len(result.failures), "best_values": best.values.tolist(), "wall_s": wall_s,
+        "device": p.config.optimize.device, "evaluation": evaluator_summary(p.config.optimize.evaluation, p.evaluator),
     }
     write_json(run_dir / "metrics.json", metrics, default=str)
     return metrics
@@ -222,13 +261,29 @@ def is_optimize_run(run_dir: str | Path) -> bool:
         return False
 
 
-def resume_optimize(run_dir: str | Path, show_progress: bool = True, log: Callable[[str], None] = lambda s: None) -> dict:
-    """Continue a killed optimisation run from ``run_dir/checkpoint.pt`` with its resolved configuration."""
+def resume_optimize(run_dir: str | Path, show_progress: bool = True, log: Callable[[str], None] = lambda s: None,
+                    flags: Mapping[str, Any] | None = None) -> dict:
+    """Continue a killed optimisation run from ``run_dir/checkpoint.pt`` with its resolved configuration.
+
+    ``flags`` override keys of it that do not change what is computed, e.g.
+    ``{"optimize.device": "cuda", "optimize.evaluation.address": "tcp://host:8786"}`` (None values are ignored).
+
+    Raises:
+        ConfigError: a flag outside ``optimize.device`` / ``optimize.evaluation.*`` / ``optimize.report``.
+    """
     run_dir = Path(run_dir)
     cfg_path = run_dir / RESOLVED_NAME
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {RESOLVED_NAME}; not an optimize run directory")
-    config = validate_config(read_json(cfg_path), str(cfg_path))
+    data = read_json(cfg_path)
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if not (key in ("optimize.device", "optimize.report") or key.startswith("optimize.evaluation.")):
+            raise ConfigError(f"resume: {key} cannot change in a resumed run (only optimize.device, "
+                              "optimize.evaluation.* and optimize.report can)")
+        set_key(data, key, value)
+    config = validate_config(data, str(cfg_path))
     if config.optimize.run_dir is None or Path(config.optimize.run_dir).resolve() != run_dir.resolve():
         config = config.model_copy(update={"optimize": config.optimize.model_copy(update={"run_dir": run_dir.resolve()})})
     return run_optimize(config, show_progress=show_progress, log=log, resume=True)

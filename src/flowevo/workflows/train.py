@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
+from flowevo.devices import resolve_device
 from flowevo.domains import TrainRequest, domain_for_data
 
 __all__ = ["run_train", "train_request"]
@@ -35,6 +36,7 @@ def run_train(config: Config, show_progress: bool = True, log: Callable[[str], N
         >>> summary = run_train(cfg)                                                            # doctest: +SKIP
     """
     request = train_request(config)
+    resolve_device(config.train.device)  # one line before any loading when CUDA is asked for but absent
     domain = domain_for_data(request.data)
     assert domain.train is not None  # domain_for_data only returns domains with a trainer
     trained = domain.train(request, show_progress, log)

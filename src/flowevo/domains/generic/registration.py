@@ -33,7 +33,7 @@ MODEL_FILE = "model.json"
 
 # the [train] settings the generic trainer reads (GenericTrainConfig fields)
 _TRAIN_KEYS = ("encoder", "latent", "steps", "batch_size", "lr", "hidden", "depth", "condition_dropout",
-               "encoder_steps", "judge", "judge_steps", "holdout")
+               "encoder_steps", "judge", "judge_steps", "holdout", "device")
 
 
 # ------------------------------------------------------------------------------------- built-ins
@@ -115,7 +115,7 @@ def load_run(request: RunRequest) -> DomainRun:
     from flowevo.domains.generic import load_model, load_npz
 
     r = request
-    model = load_model(r.model_dir)
+    model = load_model(r.model_dir, device=r.device)
     src = load_npz(r.sources, require_condition=False)
     if src.shape != model.shape:
         raise ValueError(f"{src.path}: key 'x' holds samples of shape {src.shape}, but the model at {r.model_dir} "

@@ -54,6 +54,8 @@ class GenericTrainConfig:
         judge: also train the :class:`~flowevo.domains.generic.judge.ConditionPredictor`.
         judge_steps: its steps (auto: about 20 epochs, 300 .. 2000).
         holdout: fraction of samples kept out of judge training to measure the judge (the flow trains on all).
+        device: where the flow trains (``cpu``, ``cuda``, ``cuda:N``); the encoder and the judge (small) train on
+            the CPU, and the model is returned on the CPU. Same seed and device, same weights.
         seed: seeds every part (same seed, same weights).
 
     Example:
@@ -74,6 +76,7 @@ class GenericTrainConfig:
     judge_steps: int | None = None
     holdout: float = 0.1
     seed: int = 0
+    device: str = "cpu"
 
     def resolve(self, data: UserData) -> GenericTrainConfig:
         """Fill every automatic field from ``data`` (size, kind, dimension)."""
@@ -159,8 +162,9 @@ def train_generic(data: UserData, config: GenericTrainConfig = GenericTrainConfi
         net = MLPVelocity(flow_shape, num_classes=data.num_classes, value_dim=data.value_dim, hidden=hidden, depth=cfg.depth)
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, condition_dropout=cfg.condition_dropout,
                      seed=cfg.seed)
-    trained = train_flow(net, z, cond_scaled, tc, show_progress=show_progress)
-    velocity = trained.model.requires_grad_(False)
+    device = torch.device(cfg.device)
+    trained = train_flow(net.to(device), z.to(device), cond_scaled.to(device), tc, show_progress=show_progress)
+    velocity = trained.model.cpu().requires_grad_(False)
     if values is not None:
         velocity = ScaledConditions(velocity, v_mean, v_std).eval()
 
