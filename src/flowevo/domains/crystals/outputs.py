@@ -30,7 +30,8 @@ from .validity import SMACT_SET, CompositionCheck, crystal_valid, sites_changed,
 
 __all__ = ["csv_columns", "edit_rows", "write_cifs", "write_edit_outputs"]
 
-_CSV_FIRST = ("index", "source_formula", "edit_formula", "edit_cif", "sites_changed", "b_kept", "valid", "feasible")
+_CSV_FIRST = ("index", "source_formula", "edit_formula", "edit_cif", "sites_changed", "b_kept", "valid", "feasible",
+              "sites_source", "sites_edit")
 
 Predictor = Callable[[list], Any]  # structures -> (N,) values
 
@@ -69,7 +70,8 @@ def csv_columns(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row of :func:`edit_rows` / :func:`write_edit_outputs` under source/edit names, for CSV files:
     ``formula_before`` -> ``source_formula``, ``formula_after`` -> ``edit_formula``, ``<x>_before`` ->
     ``<x>_source``, ``<x>_after`` -> ``<x>_edit``; the other keys as they are. Order: index, source_formula,
-    edit_formula, edit_cif, sites_changed, b_kept, valid, feasible, then the rest as in ``row``."""
+    edit_formula, edit_cif, sites_changed, b_kept, valid, feasible, sites_source, sites_edit, then the rest as in
+    ``row``."""
     out: dict[str, Any] = {}
     for k, v in row.items():
         if k in ("formula_before", "formula_after"):
@@ -100,8 +102,9 @@ def edit_rows(sources: Sequence[Any], edits: Sequence[Any], violation: Sequence[
             DFT property, the target).
         composition: the composition check of ``valid`` (default: :data:`~.validity.SMACT_SET`).
 
-    Keys in order: ``index, formula_before, formula_after, sites_changed, b_kept`` (the B-site element
-    unchanged), ``space_group_before, space_group_after``, the predictors' pairs, ``valid``, ``feasible``
+    Keys in order: ``index, formula_before, formula_after, sites_before, sites_after`` (the elements in site
+    order, e.g. ``"Sr Ti O O O"`` for [A, B, X, X, X]: reduced formulas do not say which element is A),
+    ``sites_changed, b_kept`` (the B-site element unchanged), ``space_group_before, space_group_after``, the predictors' pairs, ``valid``, ``feasible``
     (with ``violation``), the columns.
     """
     if len(edits) != len(sources):
@@ -122,6 +125,8 @@ def edit_rows(sources: Sequence[Any], edits: Sequence[Any], violation: Sequence[
         row: dict[str, Any] = {
             "index": i, "formula_before": src.composition.reduced_formula,
             "formula_after": new.composition.reduced_formula if new is not None else None,
+            "sites_before": " ".join(sp.symbol for sp in src.species),
+            "sites_after": " ".join(sp.symbol for sp in new.species) if new is not None else None,
             "sites_changed": sites_changed(src, new) if new is not None else None,
             "b_kept": _b_kept(src, new) if new is not None else None,
             "space_group_before": _space_group(src),

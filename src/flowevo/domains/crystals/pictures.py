@@ -95,7 +95,7 @@ def _images(frac: np.ndarray) -> list[np.ndarray]:
 
 
 def draw_cell(structure: Any, path: str | Path, marked: Sequence[bool] = (), title: str | None = None,
-              size: float = 1.5, dpi: int = 100, figure: Any = None) -> Path:
+              size: float = 1.5, dpi: int = 150, figure: Any = None) -> Path:
     """Draw ``structure``'s unit cell as a PNG (see the module doc); returns ``path``.
 
     Args:
@@ -112,7 +112,8 @@ def draw_cell(structure: Any, path: str | Path, marked: Sequence[bool] = (), tit
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
+    from matplotlib.collections import CircleCollection, LineCollection
+    from matplotlib.transforms import IdentityTransform
 
     lat = structure.lattice.matrix
     corners = np.array(list(itertools.product([0, 1], repeat=3)), dtype=float)
@@ -131,26 +132,27 @@ def draw_cell(structure: Any, path: str | Path, marked: Sequence[bool] = (), tit
     marks = np.asarray(marks, dtype=bool)[order]
     span = max(float(np.ptp(cp[:, 0])), float(np.ptp(cp[:, 1])), 1e-6)
 
+    # the drawing (centred, 1.24 x the cell's extent) fills the square [0.02, 0.98] x [0.14, 0.88] of the figure
+    # (figure fractions); atoms and lines are figure-level artists (no Axes: drawing many cells stays fast)
+    centre, half = np.array([cp[:, 0].mean(), cp[:, 1].mean()]), 0.62 * span
+    box = np.array([0.02, 0.14]), np.array([0.96, 0.74])
+    to_fig = lambda p: box[0] + box[1] * (p - centre + half) / (2 * half)  # noqa: E731
     fig = figure if figure is not None else plt.figure(figsize=(size, size), dpi=dpi)
     fig.clear()
     fig.set_size_inches(size, size)
-    ax = fig.add_axes((0.02, 0.14, 0.96, 0.74))
     back = [corners[i][1] == 1 and corners[j][1] == 1 for i, j in edges]
-    ax.add_collection(LineCollection([cp[[i, j]] for i, j in edges], colors="0.35", linewidths=0.8,
-                                     linestyles=[":" if b else "-" for b in back], zorder=1))
-    points_per_unit = 0.74 * size * 72 / (span * 1.25)  # marker points per Angstrom of the drawing
+    fig.add_artist(LineCollection([to_fig(cp[[i, j]]) for i, j in edges], colors="0.35", linewidths=0.8,
+                                  linestyles=[":" if b else "-" for b in back], transform=fig.transFigure, zorder=1))
+    points_per_unit = 0.74 * size * 72 / (2 * half)  # points per Angstrom of the drawing
     diam = np.array([(0.35 + 0.3 * _radius(e)) * points_per_unit for e in symbols])  # compressed: O stays visible
-    ax.scatter(xy[:, 0], xy[:, 1], s=diam**2, c=[element_colour(e) for e in symbols], edgecolors="0.2",
-               linewidths=0.5, zorder=2)
+    offsets = to_fig(xy)
+    fig.add_artist(CircleCollection(diam**2, offsets=offsets, offset_transform=fig.transFigure,
+                                    transform=IdentityTransform(), facecolors=[element_colour(e) for e in symbols],
+                                    edgecolors="0.2", linewidths=0.5, zorder=2))
     if marks.any():
-        ax.scatter(xy[marks, 0], xy[marks, 1], s=(diam[marks] + 7) ** 2, facecolors="none", edgecolors=MARK,
-                   linewidths=2.0, zorder=3)
-    cx, cy = cp[:, 0].mean(), cp[:, 1].mean()
-    half = 0.62 * span
-    ax.set_xlim(cx - half, cx + half)
-    ax.set_ylim(cy - half, cy + half)
-    ax.set_aspect("equal")
-    ax.axis("off")
+        fig.add_artist(CircleCollection((diam[marks] + 7) ** 2, offsets=offsets[marks], offset_transform=fig.transFigure,
+                                        transform=IdentityTransform(), facecolors="none", edgecolors=MARK,
+                                        linewidths=2.0, zorder=3))
     fig.text(0.5, 0.97, title if title is not None else structure.composition.reduced_formula, ha="center", va="top",
              fontsize=7.5)
     elements = sorted(set(symbols), key=lambda e: -_radius(e))
