@@ -53,7 +53,8 @@ def test_train_writes_the_benchmark_models_and_the_held_out_rows(model_dir):
     full = load_cdvae_csv(VAL_CSV, limit=200)
     train_idx, held_idx = split_indices(len(full), (0.9, 0.1), 0)  # the benchmark's split
     y = full.properties["heat_ref"][train_idx]
-    assert info["thresholds"]["sr10"] == pytest.approx(np.percentile(y, 10)) and info["lowest"] == pytest.approx(y.min())
+    assert info["thresholds"]["sr10"] == pytest.approx(np.percentile(y, 10))
+    assert info["lowest"] == pytest.approx(y.min())
     assert info["percentiles"] == {"sr5": 5, "sr10": 10, "sr15": 15} and info["chgnet_rows"] == 180
     held = load_cdvae_csv(out / "holdout.csv")
     assert held.ids == [full.ids[i] for i in held_idx]  # the held-out rows, copied as they are
@@ -105,13 +106,12 @@ def test_optimize_defaults_edits_csv_pictures_and_success_rates(model_dir, tmp_p
 def test_optimize_is_the_library_site_masked_reo(model_dir, tmp_path):
     """Same seed, same evaluations: `flowevo optimize` = site_masked_reo with the benchmark's evaluator."""
     from flowevo.config import load_config
+    from flowevo.domains.crystals._threads import torch_threads
     from flowevo.domains.crystals.data import load_cdvae_csv
     from flowevo.domains.crystals.editing import edit_evaluator, site_masked_reo
     from flowevo.domains.crystals.fitting import load_crystal_models
     from flowevo.domains.crystals.objectives import canonical_sources
     from flowevo.workflows import run_optimize
-
-    from flowevo.domains.crystals._threads import torch_threads
 
     out, _ = model_dir
     with torch_threads(1):  # as site_masked_reo runs

@@ -1,8 +1,8 @@
 """report.html renders in a real headless Chromium from disk (file://, no server), with every section and image."""
 
 import shutil
-from pathlib import Path
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,7 +73,8 @@ def test_report_renders_in_headless_chromium(image_run, tmp_path):
 
 
 MEASURE = """<script>window.addEventListener('load', () => {
-  const vw = document.documentElement.clientWidth, t = document.querySelector('table.compact'), box = t.closest('.scroll');
+  const vw = document.documentElement.clientWidth, t = document.querySelector('table.compact');
+  const box = t.closest('.scroll');
   const right = el => el.getBoundingClientRect().right;
   const imgs = [...t.querySelectorAll('img.thumb')];
   document.body.setAttribute('data-measure', JSON.stringify({

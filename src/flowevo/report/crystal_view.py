@@ -1,11 +1,11 @@
 """The crystal edits table of a report, from the rows a crystal run writes (``crystals.json``).
 
-One compact row per source, fitting a 1280 px page: the source and its kept edit as small pictures of
-their cells (changed sites ringed, ``source_png`` / ``edit_png``) above their formulas (each linked to its CIF) and
-which element sits on A and on B; sites changed (and whether the B site was kept); space group before -> after; every predictor's value
-before -> after (``<name>_before`` / ``<name>_after``: the surrogate, the judge, CHGNet formation energy);
-the source's own property value; validity. Reads the rows only (no crystal code), so the demo and the
-optimize run report show the same table.
+One compact row per source, fitting a 1280 px page: the source and its kept edit as small pictures of their
+cells (changed sites ringed, ``source_png`` / ``edit_png``) above their formulas (each linked to its CIF) and
+which element sits on A and on B; sites changed (and whether the B site was kept); space group before ->
+after; every predictor's value before -> after (``<name>_before`` / ``<name>_after``: the surrogate, the
+judge, CHGNet formation energy); the source's own property value; validity. Reads the rows only (no crystal
+code), so the demo and the optimize run report show the same table.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ PREDICTOR_NAMES = {"surrogate": "surrogate", "judge": "judge", "independent": "j
                    "chgnet_formation": "CHGNet formation"}
 """Column titles of known predictors (others: their name with spaces)."""
 
-_FIXED = {"index", "formula_before", "formula_after", "sites_before", "sites_after", "sites_changed", "b_kept", "space_group_before",
-          "space_group_after", "valid", "feasible", "source_cif", "edit_cif", "source_png", "edit_png", "id"}
+_FIXED = {"index", "formula_before", "formula_after", "sites_before", "sites_after", "sites_changed", "b_kept",
+          "space_group_before", "space_group_after", "valid", "feasible", "source_cif", "edit_cif", "source_png",
+          "edit_png", "id"}
 
 
 def _num(v: Any) -> str:

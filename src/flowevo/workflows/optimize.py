@@ -238,7 +238,7 @@ def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float
     }
     clash = sorted(set(figures or {}) & set(metrics))
     if clash:
-        raise ValueError(f"domain {p.domain.name!r}: write_outputs returned figures named like generic ones: {clash}")
+        raise ValueError(f"domain {p.domain.name!r}: write_outputs returned figures named as the run's own: {clash}")
     metrics.update(figures or {})
     write_json(run_dir / "metrics.json", metrics, default=str)
     return metrics

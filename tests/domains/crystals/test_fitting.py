@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 pytest.importorskip("pymatgen")
 
-from flowevo.domains.crystals.fitting import (  # noqa: E402
-    PERCENTILES, fit_crystal_models, load_crystal_models, save_crystal_models,
-)
+from flowevo.domains.crystals import fitting  # noqa: E402
+
+PERCENTILES, fit_crystal_models = fitting.PERCENTILES, fitting.fit_crystal_models
+load_crystal_models, save_crystal_models = fitting.load_crystal_models, fitting.save_crystal_models
 
 
 def test_fits_every_part_from_one_seed(site_table):

@@ -71,7 +71,8 @@ def test_edits_csv_and_pictures(tmp_path, perovskite):
     assert list(lines[0])[:8] == ["index", "source_formula", "edit_formula", "edit_cif", "sites_changed", "b_kept",
                                   "valid", "feasible"]
     assert {"judge_source", "judge_edit", "space_group_source", "space_group_edit", "id", "source_cif"} <= set(lines[0])
-    assert (lines[0]["source_formula"], lines[0]["edit_formula"], lines[0]["sites_changed"]) == ("SrTiO3", "SrNbNO2", "2")
+    first = (lines[0]["source_formula"], lines[0]["edit_formula"], lines[0]["sites_changed"])
+    assert first == ("SrTiO3", "SrNbNO2", "2")
     assert (lines[0]["sites_source"], lines[0]["sites_edit"]) == ("Sr Ti O O O", "Sr Nb O O N")  # A and B by place
     assert lines[1]["edit_formula"] == "" and lines[1]["judge_edit"] == "" and lines[1]["feasible"] == "False"
     assert float(lines[2]["judge_edit"]) == 56.0 and lines[2]["judge_source"] == "20.0" and lines[2]["id"] == "c"

@@ -104,8 +104,8 @@ def edit_rows(sources: Sequence[Any], edits: Sequence[Any], violation: Sequence[
 
     Keys in order: ``index, formula_before, formula_after, sites_before, sites_after`` (the elements in site
     order, e.g. ``"Sr Ti O O O"`` for [A, B, X, X, X]: reduced formulas do not say which element is A),
-    ``sites_changed, b_kept`` (the B-site element unchanged), ``space_group_before, space_group_after``, the predictors' pairs, ``valid``, ``feasible``
-    (with ``violation``), the columns.
+    ``sites_changed, b_kept`` (the B-site element unchanged), ``space_group_before, space_group_after``, the
+    predictors' pairs, ``valid``, ``feasible`` (with ``violation``), the columns.
     """
     if len(edits) != len(sources):
         raise ValueError(f"{len(edits)} edits for {len(sources)} sources")

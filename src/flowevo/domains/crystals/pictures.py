@@ -150,9 +150,9 @@ def draw_cell(structure: Any, path: str | Path, marked: Sequence[bool] = (), tit
                                     transform=IdentityTransform(), facecolors=[element_colour(e) for e in symbols],
                                     edgecolors="0.2", linewidths=0.5, zorder=2))
     if marks.any():
-        fig.add_artist(CircleCollection((diam[marks] + 7) ** 2, offsets=offsets[marks], offset_transform=fig.transFigure,
-                                        transform=IdentityTransform(), facecolors="none", edgecolors=MARK,
-                                        linewidths=2.0, zorder=3))
+        fig.add_artist(CircleCollection((diam[marks] + 7) ** 2, offsets=offsets[marks],
+                                        offset_transform=fig.transFigure, transform=IdentityTransform(),
+                                        facecolors="none", edgecolors=MARK, linewidths=2.0, zorder=3))
     fig.text(0.5, 0.97, title if title is not None else structure.composition.reduced_formula, ha="center", va="top",
              fontsize=7.5)
     elements = sorted(set(symbols), key=lambda e: -_radius(e))
