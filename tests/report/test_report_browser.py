@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,3 +70,63 @@ def test_report_renders_in_headless_chromium(image_run, tmp_path):
     for png in ("curves.png", "pareto.png", "lineage.png", "edits.png"):
         assert f'src="{png}"' in dom and (image_run / png).stat().st_size > 5000, png
     assert "target_probability" in dom and "distance_to_source" in dom
+
+
+MEASURE = """<script>window.addEventListener('load', () => {
+  const vw = document.documentElement.clientWidth, t = document.querySelector('table.compact');
+  const box = t.closest('.scroll');
+  const right = el => el.getBoundingClientRect().right;
+  const imgs = [...t.querySelectorAll('img.thumb')];
+  document.body.setAttribute('data-measure', JSON.stringify({
+    vw, table: right(t), scroll: box.scrollWidth, client: box.clientWidth,
+    headers: [...t.querySelectorAll('th')].map(th => [th.textContent, right(th)]),
+    links: [...t.querySelectorAll('a[href$=".cif"]')].map(right),
+    loaded: imgs.filter(i => i.complete && i.naturalWidth > 100).length, imgs: imgs.length}));
+});</script>"""
+
+
+def _measure(tmp_path, report):
+    """Render ``report`` at 1280 px in Chromium (a copy with a measuring script, next to it) and return what it saw."""
+    import html as html_lib
+    import json
+    import re
+
+    probe = report.parent / "measure.html"
+    probe.write_text(report.read_text().replace("</body>", MEASURE + "</body>"))
+    shot = tmp_path / "shot.png"
+    res = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", "--dump-dom", probe.resolve().as_uri())
+    found = re.search(r'data-measure="([^"]*)"', res.stdout)
+    assert found, res.stderr[-2000:]
+    return json.loads(html_lib.unescape(found.group(1)))
+
+
+@pytest.fixture(scope="module")
+def crystal_runs(tmp_path_factory):
+    """The crystals demo report and a crystal optimize run report, on tiny settings."""
+    from flowevo.workflows import run_train
+
+    val = Path(__file__).resolve().parents[2] / "../shared/data/perov_5/val.csv"
+    if not val.is_file():
+        pytest.skip(f"Perov-5 data not found at {val}")
+    pytest.importorskip("pymatgen")
+    from flowevo.demos.crystals import run_crystals_demo
+
+    root = tmp_path_factory.mktemp("crystal_reports")
+    run_crystals_demo(root / "demo", val, n=4, population=4, generations=1, cfm_steps=150, surrogate_steps=200,
+                      gbr_estimators=30, chgnet_rows=40, max_rows=500)
+    run_train(load_config(flags={"train.data": str(val), "train.out": str(root / "model"), "train.steps": 150,
+                                 "train.judge_steps": 150, "train.max_rows": 200}), show_progress=False)
+    run_optimize(load_config(flags={"optimize.model": str(root / "model"), "optimize.sources": str(root / "model" /
+                                    "holdout.csv"), "optimize.rows": 4, "optimize.generations": 1,
+                                    "optimize.run_dir": str(root / "run")}), show_progress=False)
+    return root / "demo" / "report.html", root / "run" / "report.html"
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["demo", "optimize"])
+def test_crystal_edits_table_fits_1280px_with_pictures(crystal_runs, tmp_path, which):
+    m = _measure(tmp_path, crystal_runs[which])
+    assert m["table"] <= m["vw"] <= 1280 and m["scroll"] <= m["client"], m  # nothing cut off, no scrolling needed
+    heads = dict(m["headers"])
+    assert "CHGNet formation" in heads and "edit" in heads and max(heads.values()) <= m["vw"], heads
+    assert len(m["links"]) >= 4 and max(m["links"]) <= m["vw"], m["links"]  # every CIF link on the page
+    assert m["imgs"] >= 5 and m["loaded"] == m["imgs"], m  # the pictures of sources and edits load

@@ -3,9 +3,10 @@
 Trains small models on a split of the user's CSV (CFM, MLP surrogate, gradient-boosting judge,
 CHGNet references), runs REO on site-masked genomes (residual + edit region, decoded by flow
 inpainting; black-box constraints: the edit budget, structure validity and SMACT validity with the
-``"icsd24_common"`` setting) and writes ``run_dir/report.html`` (formula, sites changed, space
-group, surrogate and CHGNet formation energy before/after, validity, links to the CIFs),
-``property.png``, ``metrics.json`` and ``cif/source_<i>.cif`` / ``cif/edit_<i>.cif``.
+``"icsd24_common"`` setting) and writes ``run_dir/report.html`` (pictures of each source and edited
+cell with the changed sites marked, formula, sites changed, space group, surrogate, judge and CHGNet
+formation energy before/after, validity, links to the CIFs), ``property.png``, ``metrics.json``,
+``edits.csv`` and ``cif/source_<i>.cif`` / ``cif/edit_<i>.cif`` with their pictures (``.png``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from flowevo.domains.crystals.outputs import write_edit_outputs
 from flowevo.domains.crystals.validity import SMACT_SET
 from flowevo.jsonio import strict_json
 from flowevo.report import Report
+from flowevo.report.crystal_view import crystal_edits_table
 from flowevo.report.plots import save_figure
 
 IMPROVED_BY = 1e-6  # eV/atom; float32 noise between batches is ~1e-7, so a no-edit result is not "improved"
@@ -66,7 +68,8 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
     rows = write_edit_outputs(run_dir, structures, kept_edits(result, m.representation), result.best.violation,
                               {"surrogate": m.surrogate.predict, "independent": m.independent.predict,
                                "chgnet_formation": m.formation},
-                              {"heat_ref_dft_before": [float(v) for v in sources.properties["heat_ref"]]}, table=None)
+                              {"heat_ref_dft_before": [float(v) for v in sources.properties["heat_ref"]]}, table=None,
+                              csv_name="edits.csv", pictures=len(structures))
     _plot(rows, run_dir / "property.png")
     done = [r for r in rows if r["surrogate_after"] is not None]
     metrics = {
@@ -120,18 +123,10 @@ def _report(run_dir: Path, m: dict) -> None:
            f"{'-' if m['chgnet_agrees'] is None else format(m['chgnet_agrees'], '.0%')} of the improved ones.")
     r.text(m["validity"], note=True)
     r.section("Edits")
-    keys = ("formula_before", "formula_after", "sites_changed", "space_group_before", "space_group_after",
-            "surrogate_before", "surrogate_after", "chgnet_formation_before", "chgnet_formation_after", "valid")
-    rows = []
-    for e in m["edits"]:
-        row = {"#": e["index"], **{k: e[k] for k in keys}}
-        row["source CIF"], row["edit CIF"] = "source", "edit" if e["edit_cif"] else None
-        row["src_href"], row["edit_href"] = e["source_cif"], e["edit_cif"]
-        rows.append(row)
-    r.table(rows, links={"source CIF": "src_href", "edit CIF": "edit_href"})
-    r.text("surrogate: the MLP the search optimises; CHGNet formation: CHGNet energy per atom minus per-element "
-           "references fitted on training crystals (a physics-based judge, never optimised against). "
-           "A missing edit means no candidate met every constraint.", note=True)
+    crystal_edits_table(r, m["edits"])
+    r.text("surrogate: the MLP the search optimises; judge (independent): a gradient-boosting model never optimised "
+           "against; CHGNet formation: CHGNet energy per atom minus per-element references fitted on training "
+           "crystals (a physics-based judge, never optimised against).", note=True)
     r.section("Property before vs after")
     r.image("property.png", "each point is one crystal")
     r.section("Thresholds (training heat_ref percentiles)")

@@ -4,10 +4,12 @@ A domain (``generic``, ``digits``, ``crystals`` or a third party's) is one :clas
 its name, its built-in objectives and constraints (:class:`Builtin`, by name), and optionally
 
 - a **model loader**: ``recognises_model(MODEL_DIR) -> bool`` and ``load_run(RunRequest) -> DomainRun``
-  (sources, conditions, codec, payload hook, judge and extras for its built-ins);
+  (sources, conditions, codec, payload hook, judge and extras for its built-ins; optionally its own
+  variation strategy and generation-0 seeds, constraints it always applies and suggested ``[optimize]``
+  values), and ``default_target``: what it decodes toward when no target is given (empty: a target is required);
 - a **trainer**: ``recognises_data(FILE) -> bool`` and ``train(TrainRequest, show_progress, log) -> Trained``;
 - an **output writer**: ``write_outputs(run, run_dir, best_decoded, best_violation)`` for the
-  domain's own files next to the generic ones (e.g. CIFs);
+  domain's own files next to the generic ones (e.g. CIFs), returning figures for ``metrics.json`` (or None);
 - **default objectives**: built-in names to optimise when a configuration names none.
 
 Every argument is plain data (paths, numbers, mappings): domains sit below ``config/`` and
@@ -78,11 +80,14 @@ class RunRequest:
 
     Attributes:
         model_dir: the MODEL_DIR. sources: the file of samples to edit.
-        target_class / target_values: the target condition (either may be None, not both).
+        target_class / target_values: the target condition (either may be None; both only when the domain has
+            a ``default_target``).
         rows: edit only the first ``rows`` sources (None: all).
         solver / solver_steps / strength / guidance: how the codec integrates (``FixedGrid(solver, solver_steps)``).
         device: where the loader puts the model and the codec (``"cpu"``, ``"cuda"``, ``"cuda:N"``; checked to be
             available before the loader is called); sources and conditions may stay on the CPU.
+        options: domain options by name (plain values; a loader reads the keys it knows, e.g. the crystal
+            domain's ``budget``, and raises ``ValueError`` on others).
     """
 
     model_dir: Path
@@ -95,6 +100,7 @@ class RunRequest:
     strength: float = 1.0
     guidance: float = 1.0
     device: str = "cpu"
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,6 +117,14 @@ class DomainRun:
         payload: the Evolver's payload hook (decoded ``(N, *D)`` -> ``Candidates.extra``), or None.
         class_names: names of the class ids, if any.
         extra: domain things for built-ins and the output writer.
+        variation: the Evolver's variation strategy (a :class:`~flowevo.evolve.VariationStrategy`, e.g. one
+            that knows the domain's genome); None: the generic ``Variation(cross_rate)`` of ``[optimize]``.
+        extra_seeds: ``(B, P, *S)`` residuals added to each row's generation 0 after its own, or None.
+        default_constraints: constraint specs (plain dicts as in ``[[optimize.constraints]]``, e.g.
+            ``{"use": "crystals.structure_valid", "upper": 0}``) the run applies unless the configuration
+            has one of the same name; they are recorded in ``config.resolved.json``.
+        optimize_defaults: ``[optimize]`` values the domain suggests (e.g. ``{"population": 8}``), used for the
+            keys the configuration does not set; recorded in ``config.resolved.json``.
     """
 
     kind: str
@@ -127,6 +141,10 @@ class DomainRun:
     payload: Callable[[Tensor], dict] | None = None
     class_names: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    variation: Any = None
+    extra_seeds: Tensor | None = None
+    default_constraints: list[dict[str, Any]] = field(default_factory=list)
+    optimize_defaults: dict[str, Any] = field(default_factory=dict)
 
     def context(self) -> BuiltinContext:
         """The :class:`BuiltinContext` built-ins of this run see."""
@@ -180,9 +198,12 @@ class Domain:
         recognises_data: ``fn(data_file) -> bool``: a file its trainer reads (cheap: suffix, header).
         train: ``fn(TrainRequest, show_progress, log) -> Trained``, writing ``request.out``.
         data_hint: what its trainer reads, for error messages (e.g. ``"an .npz (keys x, c and/or v)"``).
-        write_outputs: ``fn(run, run_dir, best_decoded (B, *D), best_violation (B,))``: domain files in RUN_DIR.
+        write_outputs: ``fn(run, run_dir, best_decoded (B, *D), best_violation (B,)) -> figures | None``: domain
+            files in RUN_DIR; the figures (a JSON-able mapping) join ``metrics.json`` (names must not clash).
         default_objectives: ``fn(context, has_class, has_values) -> built-in names`` when none are configured;
             raise ``ValueError`` saying what to pass when there are none.
+        default_target: what the loader decodes toward when the configuration gives no target, in words (for
+            messages and docs); empty (the default): a target is required.
     """
 
     name: str
@@ -193,8 +214,9 @@ class Domain:
     recognises_data: Callable[[Path], bool] | None = None
     train: Callable[[TrainRequest, bool, Callable[[str], None]], Trained] | None = None
     data_hint: str = ""
-    write_outputs: Callable[[DomainRun, Path, Tensor, Tensor], None] | None = None
+    write_outputs: Callable[[DomainRun, Path, Tensor, Tensor], Mapping[str, Any] | None] | None = None
     default_objectives: Callable[[BuiltinContext, bool, bool], list[str]] | None = None
+    default_target: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():

@@ -16,7 +16,10 @@ table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem} th,td{border:1px 
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left} img{max-width:100%;border:1px solid #eee;margin:.4rem 0}
 .note{color:#555;font-size:.9rem} pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.8rem}
 figure{margin:.8rem 0} nav{font-size:.9rem;margin:.6rem 0} nav a{margin-right:.8rem}
-.nowrap td{white-space:nowrap} .scroll{overflow-x:auto}
+.nowrap td{white-space:nowrap} .scroll{overflow-x:auto;max-width:100%}
+table.compact{font-size:.8rem} table.compact td,table.compact th{padding:.2rem .35rem;vertical-align:middle}
+table.compact td,table.compact th{text-align:center} td .sub{display:block;color:#666;font-size:.75rem}
+img.thumb{width:110px;height:110px;border:0;margin:0 auto;display:block}
 """
 
 
@@ -56,25 +59,35 @@ class Report:
         cls = ' class="note"' if note else ""
         self.parts.append(f"<p{cls}>{html.escape(text)}</p>")
 
-    def table(self, rows: Sequence[dict[str, Any]], links: dict[str, str] | None = None, nowrap: bool = False) -> None:
-        """Rows of dicts sharing keys; ``links`` maps a column to a key holding a relative href;
-        ``nowrap`` keeps each cell on one line (e.g. vectors)."""
+    def table(self, rows: Sequence[dict[str, Any]], links: dict[str, str] | None = None, nowrap: bool = False,
+              images: dict[str, str] | None = None, notes: dict[str, str] | None = None, compact: bool = False) -> None:
+        """Rows of dicts sharing keys; ``links`` maps a column to a key holding a relative href; ``images`` maps
+        a column to a key holding a relative image path, shown small above the cell's text (and linked with
+        it); ``notes`` maps a column to a key holding a second, smaller line of the cell; ``nowrap`` keeps each
+        cell on one line (e.g. vectors); ``compact``: smaller type and padding, cells centred. A table wider
+        than the page scrolls inside its own box, so the page never is cut off."""
         if not rows:
             return
-        cols = [c for c in rows[0] if not (links and c in links.values())]
+        hidden = set((links or {}).values()) | set((images or {}).values()) | set((notes or {}).values())
+        cols = [c for c in rows[0] if c not in hidden]
         head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
         body = []
         for row in rows:
             cells = []
             for c in cols:
                 val = html.escape(_fmt(row.get(c)))
+                if images and c in images and row.get(images[c]):
+                    val = f'<img class="thumb" src="{html.escape(str(row[images[c]]))}" alt="{val}">{val}'
                 if links and c in links and row.get(links[c]):
                     val = f'<a href="{html.escape(str(row[links[c]]))}">{val}</a>'
+                if notes and c in notes and row.get(notes[c]) is not None:
+                    val += f'<span class="sub">{html.escape(_fmt(row[notes[c]]))}</span>'
                 cells.append(f"<td>{val}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
-        cls = ' class="nowrap"' if nowrap else ""
+        classes = " ".join(c for c, on in (("nowrap", nowrap), ("compact", compact)) if on)
+        cls = f' class="{classes}"' if classes else ""
         table = f"<table{cls}><tr>{head}</tr>{''.join(body)}</table>"
-        self.parts.append(f'<div class="scroll">{table}</div>' if nowrap else table)
+        self.parts.append(f'<div class="scroll">{table}</div>')
 
     def image(self, relative_path: str, caption: str = "") -> None:
         """An image by its path relative to ``report.html``, with a caption."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from flowevo.jsonio import read_json
 from flowevo.objectives import sense_sign
+from flowevo.report.crystal_view import crystal_edits_table
 from flowevo.report.grids import image_grid
 from flowevo.report.html import Report
 from flowevo.report.plots import plot_curves, plot_lineage, plot_pareto
@@ -80,24 +81,26 @@ def _fmt_vec(v: np.ndarray) -> str:
     return f"[{head}{', ...' if flat.size > MAX_TABLE_DIMS else ''}]"
 
 
-def _crystal_view(r: Report, run_dir: Path) -> None:
-    """Crystal runs: one row per source with before/after figures and links to both CIFs."""
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _crystal_view(r: Report, run_dir: Path, metrics: dict) -> None:
+    """Crystal runs: the success rates by the saved judge, then one row per source (:func:`crystal_edits_table`)."""
     rows = _load_json(run_dir / "crystals.json")
-    table = []
-    for e in rows:
-        row = {k.replace("_", " "): v for k, v in e.items() if k not in ("source_cif", "edit_cif", "index")}
-        row = {"#": e["index"], **row, "source CIF": "source", "edit CIF": "edit" if e.get("edit_cif") else None,
-               "src_href": e.get("source_cif"), "edit_href": e.get("edit_cif")}
-        table.append(row)
-    r.table(table, links={"source CIF": "src_href", "edit CIF": "edit_href"})
-    r.text("Each source's best edit (feasible first, then by the first objective), decoded to a structure; "
-           "valid: distances and volume physical and SMACT accepts the composition. The CIF files open in any "
-           "crystal viewer (VESTA, pymatgen, ASE).", note=True)
+    if "thresholds" in metrics:
+        r.table([{"success rate": f"{k.upper()}: judged below {v:.3f} (training percentile)",
+                  "share of sources": f"{metrics.get(k, 0):.0%}"} for k, v in metrics["thresholds"].items()])
+        r.text(f"{metrics.get('judge', 'the saved judge')}. Kept edits: {metrics.get('kept_rate', 0):.0%} of sources; "
+               f"decoded under {metrics.get('property', 'the property')} = {_num(metrics.get('target_value'))}.",
+               note=True)
+    crystal_edits_table(r, rows)
 
 
-def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, objs: list[dict]) -> None:
+def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, objs: list[dict],
+                 metrics: dict | None = None) -> None:
     if info.get("data_kind") == "crystals":
-        _crystal_view(r, run_dir)
+        _crystal_view(r, run_dir, metrics or {})
         return
     names = [o["name"] for o in objs]
     rows = len(src["x"])
@@ -225,7 +228,7 @@ def write_run_report(run_dir: str | Path) -> Path:
              for o in ("seed", "self", "cross")])
 
     r.section("Edits", anchor="domain-view")
-    _domain_view(r, run_dir, info, src, pop, objs)
+    _domain_view(r, run_dir, info, src, pop, objs, metrics)
 
     if failures:
         r.section("Failures")
@@ -242,6 +245,7 @@ def write_run_report(run_dir: str | Path) -> Path:
              ("history.json", "per-generation records"), ("lineage.json", "per-generation origins"),
              ("population.npz", "final survivors: decoded, residuals, values, origin, donor row, Pareto mask"),
              ("sources.npz", "sources and each one's best edit"), ("crystals.json", "crystal edits (table above)"),
+             ("edits.csv", "crystal edits, one line per source (spreadsheet)"), ("cif", "CIFs and pictures"),
              ("failures.json", "failed evaluations"),
              ("checkpoint.pt", "evolver state (flowevo resume)")]
     r.table([{"file": f, "what": w, "href": f} for f, w in files if (run_dir / f).exists()], links={"file": "href"})

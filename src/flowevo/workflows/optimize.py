@@ -25,6 +25,7 @@ import numpy as np
 
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
 from flowevo.config.loading import RESOLVED_NAME, set_key
+from flowevo.config.models import ConstraintSpec
 from flowevo.evolve import (ORIGINS, Checkpointer, EditResult, EditTask, Evolver, LagrangianPenalty, MaxGenerations,
                             Variation)
 from flowevo.jsonio import read_json, write_json
@@ -75,6 +76,7 @@ class Prepared:
     def __init__(self, config: Config) -> None:
         self.domain, self.run = load_domain(config)
         d = self.run
+        config = _domain_defaults(config, d.optimize_defaults, d.default_constraints)
         o = config.optimize
         self.run_dir = Path(o.run_dir) if o.run_dir is not None else None
         if self.run_dir is None:
@@ -82,7 +84,9 @@ class Prepared:
         ctx = d.context()
         if not o.objectives:
             try:
-                specs = default_objectives(self.domain, ctx, o.target.class_ is not None, o.target.values is not None)
+                t = o.target
+                specs = default_objectives(self.domain, ctx, t is not None and t.class_ is not None,
+                                           t is not None and t.values is not None)
             except ValueError as exc:
                 raise ConfigError(f"optimize.objectives: {exc}") from None
             config = config.model_copy(update={"optimize": o.model_copy(update={"objectives": specs})})
@@ -105,9 +109,11 @@ class Prepared:
         self.evaluator = build_evaluator(absolute.evaluation, self.objectives, self.constraints, self.run_dir)
         try:
             self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
-                                   variation=Variation(cross_rate=o.cross_rate),
+                                   variation=d.variation if d.variation is not None
+                                   else Variation(cross_rate=o.cross_rate),
                                    termination=[MaxGenerations(o.generations)], seed=config.seed, payload=d.payload,
-                                   penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None)
+                                   penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None,
+                                   extra_seeds=d.extra_seeds)
         except BaseException:
             self.close()
             raise
@@ -127,6 +133,27 @@ class Prepared:
             "target": o.target.model_dump(by_alias=True) if o.target else None,
             "device": o.device, "evaluation": o.evaluation.backend,
         }
+
+
+def _domain_defaults(config: Config, settings: dict[str, Any], constraints: list[dict[str, Any]]) -> Config:
+    """``config`` with the domain's suggested ``[optimize]`` values where the configuration sets none, and its
+    default constraints (first) unless one of the same name is configured."""
+    o = config.optimize
+    update: dict[str, Any] = {k: v for k, v in settings.items() if k not in o.model_fields_set}
+    try:
+        specs = [ConstraintSpec.model_validate(c) for c in constraints]
+    except ValueError as exc:
+        raise ConfigError(f"optimize.constraints: the {config.optimize.model} domain's default: {exc}") from None
+    given = {c.label for c in o.constraints}
+    added = [c for c in specs if c.label not in given]
+    if added:
+        update["constraints"] = added + list(o.constraints)
+    if not update:
+        return config
+    data = config_to_dict(config)
+    data["optimize"].update({k: [c.model_dump(by_alias=True, exclude_unset=True) for c in v] if k == "constraints"
+                             else v for k, v in update.items()})
+    return validate_config(data)
 
 
 def prepare(config: Config) -> Prepared:
@@ -230,8 +257,9 @@ def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float
     if d.values is not None:
         arrays["v"] = d.values.numpy()
     np.savez_compressed(run_dir / "sources.npz", **arrays)
+    figures = None
     if p.domain.write_outputs is not None:
-        p.domain.write_outputs(d, run_dir, best.decoded.detach().cpu(), best.violation)
+        figures = p.domain.write_outputs(d, run_dir, best.decoded.detach().cpu(), best.violation)
     write_json(run_dir / "history.json", [h.to_dict() for h in result.history], default=str)
     write_json(run_dir / "failures.json", [vars(f) for f in result.failures], default=str)
     feasible_rows = (best.violation == 0).double()
@@ -248,6 +276,10 @@ def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float
         "failures": len(result.failures), "best_values": best.values.tolist(), "wall_s": wall_s,
         "device": p.config.optimize.device, "evaluation": evaluator_summary(p.config.optimize.evaluation, p.evaluator),
     }
+    clash = sorted(set(figures or {}) & set(metrics))
+    if clash:
+        raise ValueError(f"domain {p.domain.name!r}: write_outputs returned figures named as the run's own: {clash}")
+    metrics.update(figures or {})
     write_json(run_dir / "metrics.json", metrics, default=str)
     return metrics
 

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("pymatgen")
 
-from flowevo.domains.crystals.data import load_cdvae_csv, split_indices  # noqa: E402
+from flowevo.domains.crystals.data import CrystalTable, load_cdvae_csv, split_indices, write_csv_rows  # noqa: E402
 
 VAL_CSV = Path(__file__).resolve().parents[3] / "../shared/data/perov_5/val.csv"
 needs_val = pytest.mark.skipif(not VAL_CSV.is_file(), reason=f"Perov-5 data not found at {VAL_CSV}")
@@ -116,6 +116,23 @@ def test_malformed_rows_reported_and_skipped(tmp_path):
     assert set(reasons) == {"brokencif", "nanprop", "emptyprop", "sixsites"}
     assert "CIF" in reasons["brokencif"] and "heat_ref" in reasons["nanprop"] and "6 sites" in reasons["sixsites"]
     assert table.properties["heat_ref"].tolist() == [1.5, 1.5]
+
+
+def test_write_csv_rows_copies_kept_rows_verbatim(tmp_path):
+    path = _write(tmp_path / "in.csv", [_row(0, "good1"), _row(1, "bad", heat="nan"), _row(2, "good2"),
+                                        _row(3, "good3")])
+    with pytest.warns(UserWarning):
+        table = load_cdvae_csv(path)
+    assert table.rows == [0, 2, 3] and table.subset([2, 0]).rows == [3, 0]
+    out = write_csv_rows(table.subset([2, 0]), tmp_path / "sub" / "out.csv")
+    with path.open(newline="") as fh:
+        original = list(csv.reader(fh))
+    with out.open(newline="") as fh:
+        copied = list(csv.reader(fh))
+    assert copied == [original[0], original[4], original[1]]  # header, good3, good1: every cell as it was
+    assert load_cdvae_csv(out).ids == ["good3", "good1"]
+    with pytest.raises(ValueError, match="load_cdvae_csv"):
+        write_csv_rows(CrystalTable([], [], [], {}), tmp_path / "x.csv")
 
 
 def test_no_usable_rows_raises(tmp_path):

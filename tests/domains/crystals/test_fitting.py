@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("pymatgen")
 
-from flowevo.domains.crystals.fitting import PERCENTILES, fit_crystal_models  # noqa: E402
+from flowevo.domains.crystals import fitting  # noqa: E402
+
+PERCENTILES, fit_crystal_models = fitting.PERCENTILES, fitting.fit_crystal_models
+load_crystal_models, save_crystal_models = fitting.load_crystal_models, fitting.save_crystal_models
 
 
 def test_fits_every_part_from_one_seed(site_table):
@@ -30,3 +34,27 @@ def test_fits_every_part_from_one_seed(site_table):
     assert np.corrcoef(other.surrogate.predict(table.structures), -y)[0, 1] > 0.5  # it predicts the other column
     with pytest.raises(KeyError, match="nope"):
         fit_crystal_models(table, "heat_ref", surrogate_property="nope", **kw)
+
+
+def test_saved_models_load_back_the_same(site_table, tmp_path):
+    table = site_table.subset(range(48))
+    m = fit_crystal_models(table, "heat_ref", seed=0, cfm_steps=30, surrogate_steps=30, gbr_estimators=10,
+                           chgnet_rows=0, log=lambda s: None)
+    assert m.lowest == table.properties["heat_ref"].min() and m.percentiles == PERCENTILES
+    save_crystal_models(m, tmp_path / "M", {"seed": 0, "note": "x"})
+    back = load_crystal_models(tmp_path / "M")
+    probe = site_table.structures[48:]
+    assert np.array_equal(back.surrogate.predict(probe), m.surrogate.predict(probe))
+    assert np.array_equal(back.independent.predict(probe), m.independent.predict(probe))
+    assert back.thresholds == m.thresholds and back.lowest == m.lowest and back.percentiles == m.percentiles
+    assert back.formation is None and back.info["note"] == "x" and "losses" not in back.model.info
+    x = m.model.encode(probe[:3], site_table.formulas[48:51])
+    c = m.model.condition([0.1, 0.2, 0.3])
+    with torch.inference_mode():
+        assert torch.allclose(back.model.codec().invert(x, c), m.model.codec().invert(x, c))
+    (tmp_path / "M" / "judge.json").unlink()
+    (tmp_path / "M" / "training.json").unlink()  # an older MODEL_DIR: no judge, no thresholds, no default target
+    old = load_crystal_models(tmp_path / "M")
+    assert old.independent is None and old.thresholds == {} and old.lowest is None
+    with pytest.raises(FileNotFoundError, match="crystal_flow.pt"):
+        load_crystal_models(tmp_path)

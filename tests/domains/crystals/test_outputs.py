@@ -53,3 +53,38 @@ def test_validity_uses_the_one_stated_setting(perovskite):
 def test_write_cifs_names_only_what_exists(tmp_path, perovskite):
     names = write_cifs(tmp_path / "d", [perovskite(), None, perovskite("Ba")], prefix="x_")
     assert names == ["x_0.cif", None, "x_2.cif"] and sorted(p.name for p in (tmp_path / "d").iterdir()) == names[::2]
+
+
+def test_edits_csv_and_pictures(tmp_path, perovskite):
+    import csv
+
+    sources = [perovskite("Sr", "Ti"), perovskite("Ba", "Zr"), perovskite("Ca", "Ti")]
+    edits = [perovskite("Sr", "Nb", ("O", "O", "N")), None, perovskite("Ba", "Ti", ("O", "F", "O"))]
+    rows = write_edit_outputs(tmp_path, sources, edits, [0.0, 1.0, 0.0], {"judge": _z}, {"id": ["a", "b", "c"]},
+                              csv_name="edits.csv", pictures=2)
+    assert [r["b_kept"] for r in rows] == [False, None, True]
+    assert [r["source_png"] for r in rows] == ["cif/source_0.png", "cif/source_1.png", None]
+    assert [r["edit_png"] for r in rows] == ["cif/edit_0.png", None, None]  # only the first two drawn
+    assert (tmp_path / "cif" / "edit_0.png").is_file() and not (tmp_path / "cif" / "edit_2.png").exists()
+    with (tmp_path / "edits.csv").open(newline="") as fh:
+        lines = list(csv.DictReader(fh))
+    assert list(lines[0])[:8] == ["index", "source_formula", "edit_formula", "edit_cif", "sites_changed", "b_kept",
+                                  "valid", "feasible"]
+    assert {"judge_source", "judge_edit", "space_group_source", "space_group_edit", "id", "source_cif"} <= set(lines[0])
+    first = (lines[0]["source_formula"], lines[0]["edit_formula"], lines[0]["sites_changed"])
+    assert first == ("SrTiO3", "SrNbNO2", "2")
+    assert (lines[0]["sites_source"], lines[0]["sites_edit"]) == ("Sr Ti O O O", "Sr Nb O O N")  # A and B by place
+    assert lines[1]["edit_formula"] == "" and lines[1]["judge_edit"] == "" and lines[1]["feasible"] == "False"
+    assert float(lines[2]["judge_edit"]) == 56.0 and lines[2]["judge_source"] == "20.0" and lines[2]["id"] == "c"
+
+
+def test_predictors_are_called_once_on_sources_then_edits(perovskite):
+    calls = []
+
+    def judge(structures):
+        calls.append([s.composition.reduced_formula for s in structures])
+        return _z(structures)
+
+    rows = edit_rows([perovskite("Sr"), perovskite("Ba")], [None, perovskite("Ca")], predictors={"judge": judge})
+    assert calls == [["SrTiO3", "BaTiO3", "CaTiO3"]]
+    assert (rows[0]["judge_after"], rows[1]["judge_before"], rows[1]["judge_after"]) == (None, 56.0, 20.0)

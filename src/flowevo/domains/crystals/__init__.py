@@ -4,9 +4,10 @@ Entry points: :func:`load_cdvae_csv` (data), :func:`train_crystal_flow` / :class
 (the property-conditioned flow; :func:`save_crystal_model` / :func:`load_crystal_model`),
 :func:`fit_surrogate` and :class:`PropertyPredictor` (property predictors), :class:`CHGNetEnergy`
 and :class:`FormationEnergy`, the site-masked edit (:class:`SiteMaskedCodec`, :class:`SiteVariation`; one call:
-:func:`site_masked_reo`), the models of an edit run in one call (:func:`fit_crystal_models`), the
+:func:`site_masked_reo`), the models of an edit run in one call (:func:`fit_crystal_models`; a MODEL_DIR:
+:func:`save_crystal_models` / :func:`load_crystal_models`), the
 baselines on crystals (:func:`leap_edit`, :func:`gradient_edit`, :class:`ExhaustiveSearch`), CIF
-outputs (:func:`write_edit_outputs`), the validity checks and objectives. The ``crystals.*`` built-ins, MODEL_DIR loader, trainer and CIF
+outputs (:func:`write_edit_outputs`) and cell pictures (:func:`draw_cell`), the validity checks and objectives. The ``crystals.*`` built-ins, MODEL_DIR loader, trainer and CIF
 writer are registered in :mod:`flowevo.domains.crystals.registration`.
 
 Names are imported on first use, so ``import flowevo.domains.crystals`` does not load pymatgen.
@@ -15,7 +16,8 @@ Names are imported on first use, so ``import flowevo.domains.crystals`` does not
 from flowevo.lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(("CrystalTable", "load_cdvae_csv", "split_indices"), "flowevo.domains.crystals.data"),
+    **dict.fromkeys(("CrystalTable", "load_cdvae_csv", "split_indices", "write_csv_rows"),
+                    "flowevo.domains.crystals.data"),
     **dict.fromkeys(("CrystalModel", "load_crystal_model", "save_crystal_model", "train_crystal_flow"),
                     "flowevo.domains.crystals.model"),
     **dict.fromkeys(("CrystalRepresentation",), "flowevo.domains.crystals.representation"),
@@ -35,8 +37,11 @@ _EXPORTS = {
                     "flowevo.domains.crystals.site_edit"),
     **dict.fromkeys(("best_structures", "edit_evaluator", "encodable_sources", "kept_edits", "site_masked_evolver",
                      "site_masked_reo"), "flowevo.domains.crystals.editing"),
-    **dict.fromkeys(("CrystalModels", "fit_crystal_models"), "flowevo.domains.crystals.fitting"),
-    **dict.fromkeys(("edit_rows", "write_cifs", "write_edit_outputs"), "flowevo.domains.crystals.outputs"),
+    **dict.fromkeys(("CrystalModels", "fit_crystal_models", "load_crystal_models", "save_crystal_models"),
+                    "flowevo.domains.crystals.fitting"),
+    **dict.fromkeys(("csv_columns", "edit_rows", "write_cifs", "write_edit_outputs"),
+                    "flowevo.domains.crystals.outputs"),
+    **dict.fromkeys(("changed_sites", "draw_cell", "draw_edit_pictures"), "flowevo.domains.crystals.pictures"),
     **dict.fromkeys(("ExhaustiveSearch", "SiteVocabulary", "substitute"), "flowevo.domains.crystals.exhaustive"),
     **dict.fromkeys(("gradient_edit", "leap_edit"), "flowevo.domains.crystals.search"),
     **dict.fromkeys(("load_edit_split",), "flowevo.domains.crystals.data"),

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["CrystalTable", "load_cdvae_csv", "load_edit_split", "split_indices"]
+__all__ = ["CrystalTable", "load_cdvae_csv", "load_edit_split", "split_indices", "write_csv_rows"]
 
 
 @dataclass
@@ -26,7 +26,9 @@ class CrystalTable:
 
     ``structures[i]``, ``ids[i]``, ``formulas[i]`` and ``properties[k][i]``
     refer to the same material; ``properties[k]`` has shape (N,) float64.
-    ``skipped`` lists ``(row id, reason)`` for every row that was dropped.
+    ``skipped`` lists ``(row id, reason)`` for every row that was dropped; ``rows[i]`` is the data-row
+    number (0-based, header excluded) of ``structures[i]`` in the file at ``path`` (empty when not read
+    from a file).
     """
 
     structures: list  # list[pymatgen.core.Structure]
@@ -35,6 +37,7 @@ class CrystalTable:
     properties: dict[str, np.ndarray]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     path: str = ""
+    rows: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.structures)
@@ -49,6 +52,7 @@ class CrystalTable:
             properties={k: v[idx] for k, v in self.properties.items()},
             skipped=list(self.skipped),
             path=self.path,
+            rows=[self.rows[i] for i in idx] if self.rows else [],
         )
 
 
@@ -179,7 +183,7 @@ def load_cdvae_csv(
                 break
             rows.append((i, row))
 
-    structures, ids, formulas = [], [], []
+    structures, ids, formulas, kept = [], [], [], []
     values: dict[str, list[float]] = {k: [] for k in properties}
     skipped: list[tuple[str, str]] = []
     n_sites: int | None = None
@@ -211,6 +215,7 @@ def load_cdvae_csv(
             skipped.append((rid, reason))
             continue
         structures.append(s)
+        kept.append(i)
         ids.append(rid)
         formulas.append((row.get("formula") or "").strip() or s.composition.formula.replace(" ", ""))
         for k in properties:
@@ -229,7 +234,32 @@ def load_cdvae_csv(
         properties={k: np.asarray(v, dtype=np.float64) for k, v in values.items()},
         skipped=skipped,
         path=str(p),
+        rows=kept,
     )
+
+
+def write_csv_rows(table: CrystalTable, out: str | Path) -> Path:
+    """Copy ``table``'s rows, exactly as they are in its source CSV (``table.path``; every column, the CIF
+    text unchanged), to the CSV ``out``, in ``table``'s order; returns ``out``.
+
+    Raises:
+        ValueError: ``table`` was not read from a file (no ``path`` / ``rows``).
+    """
+    if not table.path or len(table.rows) != len(table):
+        raise ValueError("write_csv_rows needs a table read by load_cdvae_csv (it copies rows of table.path)")
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    wanted = set(table.rows)
+    with Path(table.path).open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        found = {i: row for i, row in enumerate(reader) if i in wanted}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(found[i] for i in table.rows)
+    return out
 
 
 def split_indices(

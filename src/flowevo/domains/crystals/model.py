@@ -20,20 +20,28 @@ import torch
 from torch import Tensor, nn
 
 from flowevo.flow import (
-    Condition, FixedGrid, GuidedVelocity, MLPVelocity, ResidualCodec, TrainConfig,
-    load_checkpoint, save_checkpoint, train_flow,
+    Condition,
+    FixedGrid,
+    GuidedVelocity,
+    MLPVelocity,
+    ResidualCodec,
+    TrainConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train_flow,
 )
 from flowevo.flow.solver import Discretisation
 
 from ._threads import torch_threads
 from .data import CrystalTable
+from .files import CRYSTAL_CHECKPOINT
 from .representation import CrystalRepresentation
 
 __all__ = [
     "CrystalModel", "Whitening", "train_crystal_flow", "save_crystal_model", "load_crystal_model", "CHECKPOINT_NAME",
 ]
 
-CHECKPOINT_NAME = "crystal_flow.pt"
+CHECKPOINT_NAME = CRYSTAL_CHECKPOINT
 _KIND = "flowevo.crystals.CrystalModel/1"
 
 
@@ -164,7 +172,7 @@ class CrystalModel:
             "prop_std": float(self.prop_std),
             "representation": self.representation.state_dict(),
             "encoder": None if self.encoder is None else self.encoder.state_dict(),
-            "info": self.info,
+            "info": {k: v for k, v in self.info.items() if k != "losses"},
         }
 
 
@@ -235,6 +243,7 @@ def train_crystal_flow(
         "noise": noise, "noise_copies": noise_copies if noise > 0 else 1,
         "n_train": len(table), "wall_s": time.perf_counter() - start,
         "final_loss": float(np.mean(result.losses[-100:])),
+        "losses": list(result.losses),  # kept in memory for plots, not saved (see meta)
     }
     return CrystalModel(result.model, rep, property, mean, std, encoder, info)
 

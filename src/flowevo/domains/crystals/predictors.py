@@ -133,8 +133,11 @@ def _mlp(n_in: int, hidden: int) -> nn.Module:
     return nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
 
 
-def _fit_mlp(z: np.ndarray, y: np.ndarray, seed: int, hidden: int = 128, steps: int = 3000) -> dict[str, Any]:
+def _fit_mlp(z: np.ndarray, y: np.ndarray, seed: int, hidden: int = 128, steps: int = 3000,
+             show_progress: bool = False) -> dict[str, Any]:
     """Fit an MLP on standardised inputs ``z (N, F)`` and targets ``y (N,)``; returns its weights as lists."""
+    from flowevo.progress import progress_bar
+
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -142,13 +145,16 @@ def _fit_mlp(z: np.ndarray, y: np.ndarray, seed: int, hidden: int = 128, steps: 
     xt, yt = torch.as_tensor(z, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=3e-5)
-    for _ in range(steps):
-        idx = torch.randint(0, len(xt), (min(256, len(xt)),), generator=gen)
-        loss = nn.functional.smooth_l1_loss(net(xt[idx]).squeeze(1), yt[idx], beta=0.5)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    with progress_bar("surrogate (MLP)", steps, show_progress) as advance:
+        for step in range(steps):
+            idx = torch.randint(0, len(xt), (min(256, len(xt)),), generator=gen)
+            loss = nn.functional.smooth_l1_loss(net(xt[idx]).squeeze(1), yt[idx], beta=0.5)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if step % 50 == 49 or step == steps - 1:
+                advance(step % 50 + 1, loss=loss.item())
     return {"hidden": hidden, "weights": {k: v.tolist() for k, v in net.state_dict().items()}}
 
 

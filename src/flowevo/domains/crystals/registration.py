@@ -1,12 +1,24 @@
 """The crystal domain's registration: ``crystals.*`` built-ins, the crystal MODEL_DIR loader, the CDVAE ``.csv``
-trainer and the CIF output writer.
+trainer and the output writer.
 
-- **MODEL_DIR** (``crystal_flow.pt``, from ``flowevo train --data FILE.csv``): sources are a CDVAE-format
-  CSV of crystals; the target is a value of the conditioning property; decoded candidates carry
-  pymatgen structures (``Candidates.extra["structures"]``); the best edits are written as CIFs with
-  ``crystals.json`` for the report.
-- **training** (a ``.csv`` with a ``cif`` column): the property-conditioned flow plus an MLP surrogate
-  of the property (``surrogate.json``) that the ``crystals.surrogate*`` built-ins read.
+- **training** (``flowevo train --data FILE.csv``, a ``cif`` column and the property column): the models of
+  ``flowevo benchmark crystals`` with its settings by default (:func:`~.fitting.fit_crystal_models`: CFM 3000
+  steps, MLP surrogate 3000 steps, gradient-boosting judge 1200 trees, CHGNet references on 600 rows for
+  ``heat_ref``; the training 5/10/15th percentiles as SR thresholds) on the same 90/10 split by the seed
+  (``train.holdout``, 0 = every row trains). MODEL_DIR: ``crystal_flow.pt``, ``surrogate.json``,
+  ``judge.json``, ``chgnet_references.json``, ``training.json`` and the held-out rows as ``holdout.csv``.
+- **optimize** (``flowevo optimize --model MODEL_DIR --sources FILE.csv``): the site-masked REO of the benchmark
+  (:func:`~.editing.site_masked_evolver`): genomes = residual + free-site mask + anchor, decoded by flow
+  inpainting; :class:`~.site_edit.SiteVariation` (``optimize.cross_rate`` does not apply); generation 0 = each
+  source's residual with all sites free and with each small edit region. Defaults, each overridable:
+  the target is the lowest training value of the property (the benchmark's REO target); the objective
+  ``crystals.surrogate`` (min; ``crystals.surrogate_error`` when a target is given); the constraints
+  ``crystals.structure_valid <= 0`` and ``crystals.composition_valid <= 0`` (SMACT ``icsd24_common``), plus the
+  budget when given (``--constraint "crystals.budget@budget=k2_bkept<=0"``, or the domain option ``budget``);
+  population 8 and 5 generations (48 evaluations per source, the benchmark's at the 2-site budgets).
+- **outputs**: per source the kept edit (best candidate meeting every constraint) as ``cif/edit_<i>.cif`` and
+  ``cif/edit_<i>.png`` next to the source's, ``edits.csv`` / ``crystals.json`` (formulas, sites changed, B kept,
+  validity, surrogate / judge / CHGNet before and after) and SR5/10/15 by the saved judge in ``metrics.json``.
 
 ==============================  =====  ============  ==================================================
 built-in                        sense  role          what
@@ -32,18 +44,31 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from flowevo.domains.plugin import (BatchFn, Builtin, BuiltinContext, Domain, DomainRun, RunRequest, Trained,
-                                    TrainRequest)
+from flowevo.domains.crystals.files import CRYSTAL_CHECKPOINT, HOLDOUT_FILE, JUDGE_FILE, SURROGATE_FILE, TRAINING_FILE
+from flowevo.domains.plugin import (
+    BatchFn,
+    Builtin,
+    BuiltinContext,
+    Domain,
+    DomainRun,
+    RunRequest,
+    Trained,
+    TrainRequest,
+)
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["BUILTINS", "CRYSTAL_CHECKPOINT", "DEFAULT_PROPERTY", "DOMAIN", "SURROGATE_FILE", "is_crystal_model",
-           "load_run", "train", "write_outputs"]
+__all__ = ["BUILTINS", "CRYSTAL_CHECKPOINT", "DEFAULT_PROPERTY", "DOMAIN", "OPTIMIZE_DEFAULTS", "SURROGATE_FILE",
+           "TRAIN_DEFAULTS", "is_crystal_model", "load_run", "train", "write_outputs"]
 
-CRYSTAL_CHECKPOINT = "crystal_flow.pt"
-SURROGATE_FILE = "surrogate.json"
 DEFAULT_PROPERTY = "heat_ref"
+TRAIN_DEFAULTS = {"steps": 3000, "judge_steps": 3000, "hidden": 128, "gbr_estimators": 1200, "chgnet_rows": 600}
+"""``flowevo train`` defaults: the crystals benchmark's (CFM and surrogate steps, judge trees, CHGNet rows)."""
+OPTIMIZE_DEFAULTS = {"population": 8, "generations": 5}
+"""``[optimize]`` values suggested for crystal runs (the benchmark's REO: 48 evaluations per source)."""
+PICTURES = 200
+"""Sources (the first ones) drawn as pictures next to their CIFs."""
 
 
 # ------------------------------------------------------------------------------------- built-ins
@@ -138,7 +163,8 @@ BUILTINS: dict[str, Builtin] = {
 
 
 def default_objectives(ctx: BuiltinContext, has_class: bool, has_values: bool) -> list[str]:
-    """The surrogate's distance to the target value and the fingerprint distance to the source.
+    """The benchmark's objective: the surrogate, minimised (no target given: REO decodes under the lowest training
+    value); with a target value, the surrogate's distance to it.
 
     Raises:
         ValueError: the model folder has no surrogate.
@@ -146,7 +172,7 @@ def default_objectives(ctx: BuiltinContext, has_class: bool, has_values: bool) -
     if ctx.extra.get("surrogate") is None:
         raise ValueError("no objectives given and the crystal model has no surrogate.json: pass --objective "
                          "(a crystals.* built-in, package.module:function or path/file.py:function)")
-    return ["crystals.surrogate_error", "crystals.fingerprint_distance"]
+    return ["crystals.surrogate_error"] if has_values else ["crystals.surrogate"]
 
 
 # ------------------------------------------------------------------------------------- model loader
@@ -156,98 +182,122 @@ def is_crystal_model(folder: str | Path) -> bool:
 
 
 def load_run(request: RunRequest) -> DomainRun:
-    """A crystal MODEL_DIR and a CDVAE-format CSV of sources -> the run's sources, conditions, codec and payload.
+    """A crystal MODEL_DIR and a CDVAE-format CSV of sources -> the site-masked REO run (see the module doc).
+
+    The codec is the :class:`~.site_edit.SiteMaskedCodec` (genome = residual + free-site mask + anchor,
+    decoded by flow inpainting), the variation :class:`~.site_edit.SiteVariation` (never a composition the
+    row already proposed; its archive is checkpointed), generation 0 each source's residual with all sites
+    free and with each small edit region (:func:`~.site_edit.seed_masks`). Sources the model cannot encode
+    are left out and listed in ``extra["skipped_sources"]``.
 
     ``extra`` holds what the ``crystals.*`` built-ins and :func:`write_outputs` read: ``representation``,
-    ``source_structures`` (canonical, per row), ``surrogate`` (or None), ``property``, ``property_before``
-    (per row) and ``target_value``.
+    ``source_structures`` (canonical, per row), ``surrogate`` / ``judge`` / ``formation`` (or None),
+    ``thresholds``, ``property``, ``property_before`` (per row), ``target_value``, ``budget``, ``source_ids``.
 
     Raises:
-        ValueError: sources that are not a CSV, or a target that is not one value of the property.
+        ValueError: sources that are not a CSV, a target that is not one value of the property, no target with
+            a MODEL_DIR that records no default, ``strength`` / ``guidance`` other than 1, an unknown option.
     """
     import numpy as np
     import torch
 
     from flowevo.domains.crystals.data import load_cdvae_csv
-    from flowevo.domains.crystals.model import load_crystal_model
-    from flowevo.domains.crystals.objectives import canonical_sources, structures_payload
-    from flowevo.domains.crystals.predictors import load_predictor
+    from flowevo.domains.crystals.editing import encodable_sources
+    from flowevo.domains.crystals.fitting import load_crystal_models
+    from flowevo.domains.crystals.objectives import BUDGETS, canonical_sources, structures_payload
+    from flowevo.domains.crystals.site_edit import SiteMaskedCodec, SiteVariation, seed_genomes, seed_masks
     from flowevo.flow import FixedGrid
 
     r = request
-    model = load_crystal_model(r.model_dir)
+    unknown = sorted(set(r.options) - {"budget"})
+    if unknown:
+        raise ValueError(f"optimize options {unknown}: a crystal model knows only 'budget' ({', '.join(BUDGETS)})")
+    budget = str(r.options.get("budget", "any"))
+    if budget not in BUDGETS:
+        raise ValueError(f"budget {budget!r}: use one of {', '.join(BUDGETS)}")
+    models = load_crystal_models(r.model_dir)
+    model = models.model
     sources = Path(r.sources)
     if sources.suffix.lower() != ".csv":
         raise ValueError(f"{sources}: a crystal model edits crystals from a CDVAE-format CSV (columns cif, "
                          f"{model.property}), not a {sources.suffix or 'suffix-less'} file")
+    if r.target_class is not None or (r.target_values is not None and len(r.target_values) != 1):
+        raise ValueError(f"optimize.target: a crystal model is conditioned on one value of {model.property!r}; "
+                         f"give values=V (e.g. --target values=-0.5) or leave it out (default: the lowest training "
+                         f"{model.property})")
+    if r.target_values is None and models.lowest is None:
+        raise ValueError(f"optimize.target: {r.model_dir} records no default target ({TRAINING_FILE} is missing: "
+                         f"an older flowevo train); give --target values=V")
+    if r.strength != 1.0 or r.guidance != 1.0:
+        raise ValueError("optimize.strength / optimize.guidance: site-masked crystal editing decodes with strength 1 "
+                         "and guidance 1 (its mask decides what may change); leave them at their defaults")
     table = load_cdvae_csv(sources, properties=(model.property,), limit=None)
     if r.rows is not None:
         table = table.subset(list(range(min(r.rows, len(table)))))
-    if r.target_class is not None or r.target_values is None or len(r.target_values) != 1:
-        raise ValueError(f"optimize.target: a crystal model is conditioned on one value of {model.property!r}; "
-                         f"give values=V (e.g. --target values=-0.5)")
+    table, skipped = encodable_sources(model, table)
     b = len(table)
-    target_value = float(r.target_values[0])
+    target_value = float(models.lowest if r.target_values is None else r.target_values[0])
     x = model.encode(table.structures, table.formulas)
     source = model.condition(table.properties[model.property])
-    target = model.condition([r.target_values[0]] * b)
-    codec = model.codec(FixedGrid(r.solver, r.solver_steps), guidance=r.guidance, strength=r.strength)
-    surrogate_path = Path(r.model_dir) / SURROGATE_FILE
-    surrogate = load_predictor(surrogate_path) if surrogate_path.is_file() else None
-    extra = {"representation": model.representation, "source_structures": canonical_sources(table, model.representation),
-             "surrogate": surrogate, "property": model.property, "target_value": target_value,
-             "property_before": [float(v) for v in table.properties[model.property]]}
+    target = model.condition([target_value] * b)
+    codec = SiteMaskedCodec(model, FixedGrid(r.solver, r.solver_steps))
+    extra = {"representation": model.representation,
+             "source_structures": canonical_sources(table, model.representation),
+             "surrogate": models.surrogate, "judge": models.independent, "formation": models.formation,
+             "thresholds": models.thresholds, "property": model.property, "target_value": target_value,
+             "property_before": [float(v) for v in table.properties[model.property]], "budget": budget,
+             "source_ids": list(table.ids), "skipped_sources": skipped}
     physical = torch.as_tensor(np.asarray(table.properties[model.property], dtype=np.float32))[:, None]
+    constraints: list[dict[str, Any]] = [{"use": "crystals.structure_valid", "upper": 0},
+                                         {"use": "crystals.composition_valid", "upper": 0}]
+    if budget != "any":
+        constraints.append({"use": "crystals.budget", "params": {"budget": budget}, "upper": 0})
     return DomainRun("crystals", "crystals", (int(model.dim),), x, None, physical, source, target, codec, model,
-                     payload=structures_payload(model.representation), extra=extra)
+                     payload=structures_payload(model.representation), extra=extra,
+                     variation=SiteVariation(codec, target), extra_seeds=seed_genomes(codec, x, source, seed_masks()),
+                     default_constraints=constraints, optimize_defaults=dict(OPTIMIZE_DEFAULTS))
 
 
 # ------------------------------------------------------------------------------------- output writer
-def write_outputs(run: DomainRun, run_dir: Path, best: Tensor, violation: Tensor) -> None:
-    """CIFs of every source and best edit, and ``crystals.json`` (one row per source) for the report."""
+def write_outputs(run: DomainRun, run_dir: Path, best: Tensor, violation: Tensor) -> dict[str, Any]:
+    """Each source's kept edit (its best candidate where it met every constraint) as CIFs and pictures, with
+    ``edits.csv`` and ``crystals.json`` (:func:`~.outputs.write_edit_outputs`); returns the figures for
+    ``metrics.json``: SR5/10/15 (share of sources whose kept edit the saved judge puts below each saved
+    threshold), the thresholds, the kept and valid shares, mean sites changed, target and skipped sources."""
+    import numpy as np
+
+    from flowevo.domains.crystals.objectives import structures_payload
+    from flowevo.domains.crystals.outputs import write_edit_outputs
+
     e = run.extra
-    _write_crystals(run_dir, e["source_structures"], run.model.decode_structures(best), violation, e["surrogate"],
-                    e["property"], e["property_before"], e["target_value"])
-
-
-def _write_crystals(run_dir: Path, sources: list, edits: list, violation: Tensor, surrogate: Any, prop: str,
-                    prop_before: list[float], target: float) -> None:
-    """CIFs of every source and best edit, and ``crystals.json`` (one row per source) for the report."""
-    from pymatgen.io.cif import CifWriter
-
-    from flowevo.domains.crystals.validity import composition_valid, sites_changed, space_group, structure_valid
-    from flowevo.jsonio import write_json
-
-    def sg(s: Any) -> int | None:
-        try:
-            return int(space_group(s))
-        except Exception:
-            return None
-
-    def symbols(s: Any) -> list[str]:
-        return [sp.symbol for sp in s.species]
-
-    (run_dir / "cif").mkdir(exist_ok=True)
-    rows = []
-    for i, (s, e) in enumerate(zip(sources, edits)):
-        CifWriter(s).write_file(str(run_dir / "cif" / f"source_{i}.cif"))
-        row: dict[str, Any] = {"index": i, "formula_before": s.composition.reduced_formula, "formula_after": None,
-                               f"{prop}_before": prop_before[i], f"{prop}_target": target,
-                               "sites_changed": None, "space_group_before": sg(s), "space_group_after": None,
-                               "valid": False, "feasible": bool(violation[i] == 0),
-                               "source_cif": f"cif/source_{i}.cif", "edit_cif": None}
-        if e is not None:
-            CifWriter(e).write_file(str(run_dir / "cif" / f"edit_{i}.cif"))
-            row.update(formula_after=e.composition.reduced_formula, sites_changed=sites_changed(symbols(s), symbols(e)),
-                       space_group_after=sg(e), valid=bool(structure_valid(e) and composition_valid(e)),
-                       edit_cif=f"cif/edit_{i}.cif")
-        if surrogate is not None:
-            pair = [s] + ([e] if e is not None else [])
-            pred = surrogate.predict(pair)
-            row["surrogate_before"] = float(pred[0])
-            row["surrogate_after"] = float(pred[1]) if e is not None else None
-        rows.append(row)
-    write_json(run_dir / "crystals.json", rows)
+    built = structures_payload(e["representation"])(best)["structures"]
+    kept = [s if v == 0 and s is not None else None for s, v in zip(built, violation.tolist())]
+    predictors: dict[str, Any] = {}
+    if e.get("surrogate") is not None:
+        predictors["surrogate"] = e["surrogate"].predict
+    if e.get("judge") is not None:
+        predictors["judge"] = e["judge"].predict
+    if e.get("formation") is not None:
+        predictors["chgnet_formation"] = e["formation"]
+    prop = e["property"]
+    rows = write_edit_outputs(run_dir, e["source_structures"], kept, violation, predictors,
+                              {"id": e.get("source_ids") or [None] * len(kept), f"{prop}_before": e["property_before"],
+                               f"{prop}_target": e["target_value"]}, csv_name="edits.csv", pictures=PICTURES)
+    n = max(len(rows), 1)
+    done = [r for r in rows if r["formula_after"] is not None]
+    figures: dict[str, Any] = {
+        "property": prop, "target_value": e["target_value"], "budget_option": e.get("budget", "any"),
+        "kept_rate": len(done) / n, "kept_valid_rate": float(np.mean([r["valid"] for r in done])) if done else None,
+        "mean_sites_changed": float(np.mean([r["sites_changed"] for r in done])) if done else None,
+        "skipped_sources": e.get("skipped_sources", []), "edits_csv": "edits.csv",
+    }
+    if e.get("judge") is not None and e.get("thresholds"):
+        judged = [r["judge_after"] for r in done]
+        figures.update({k: float(sum(v < t for v in judged) / n) for k, t in e["thresholds"].items()})
+        figures["thresholds"] = dict(e["thresholds"])
+        figures["judge"] = (f"the MODEL_DIR's independent judge ({JUDGE_FILE}: gradient boosting), never optimised "
+                            f"against; SR = share of sources whose kept edit it puts below the training percentile")
+    return figures
 
 
 # ------------------------------------------------------------------------------------- trainer
@@ -260,61 +310,87 @@ def _recognises_data(path: Path) -> bool:
 
 
 def train(request: TrainRequest, show_progress: bool = True, log: Callable[[str], None] = lambda s: None) -> Trained:
-    """The property-conditioned crystal flow, plus (``judge``) an MLP surrogate of the property, into MODEL_DIR.
+    """The models of a crystal editing run (:func:`~.fitting.fit_crystal_models`, the benchmark's settings by
+    default) on the training part of ``request.data``, saved as MODEL_DIR (:func:`~.fitting.save_crystal_models`),
+    with the held-out rows copied to ``MODEL_DIR/holdout.csv``.
 
-    Reads ``property`` (default ``heat_ref``), ``max_rows``, ``steps``, ``batch_size``, ``hidden``, ``lr``, ``depth``,
-    ``condition_dropout``, ``judge``, ``judge_steps`` and ``holdout`` from ``request.settings``.
+    Reads from ``request.settings``: ``property`` (default ``heat_ref``), ``max_rows``, ``holdout`` (share held out,
+    default 0.1: the benchmark's 90/10 split by the seed; 0 trains on every row), ``steps`` (CFM, default 3000),
+    ``batch_size`` (256), ``hidden`` (128), ``lr``, ``depth``, ``condition_dropout``, ``judge`` (the independent
+    judge and, for ``heat_ref``, the CHGNet references; default on), ``judge_steps`` (surrogate, default 3000).
     """
     import numpy as np
     import torch
 
-    from flowevo.domains.crystals.data import load_cdvae_csv, split_indices
-    from flowevo.domains.crystals.model import save_crystal_model, train_crystal_flow
-    from flowevo.domains.crystals.predictors import fit_surrogate
+    from flowevo.domains.crystals.data import load_cdvae_csv, split_indices, write_csv_rows
+    from flowevo.domains.crystals.fitting import fit_crystal_models, save_crystal_models
     from flowevo.flow import FixedGrid
 
     t, seed = dict(request.settings), request.seed
     prop = t.get("property") or DEFAULT_PROPERTY
     start = time.perf_counter()
-    table = load_cdvae_csv(request.data, properties=(prop,), limit=t.get("max_rows"))
+    full = load_cdvae_csv(request.data, properties=(prop,), limit=t.get("max_rows"))
+    holdout = float(t.get("holdout") if t.get("holdout") is not None else 0.1)
+    if holdout > 0:
+        tr, ho = split_indices(len(full), (1 - holdout, holdout), seed)
+        if len(tr) == 0:
+            raise ValueError(f"{request.data}: too few rows ({len(full)}) to hold out {holdout:.0%}")
+    else:
+        tr, ho = np.arange(len(full)), np.arange(0)
+    table, held = full.subset(tr), full.subset(ho)
     n = len(table)
     batch = t.get("batch_size") or min(256, n)
-    steps = t.get("steps") or int(min(max(round(40 * n / batch), 500), 4000))
-    hidden = t.get("hidden") or 128
-    log(f"{n} crystals from {request.data}; conditioned on {prop!r}; {steps} flow steps")
-    model = train_crystal_flow(table, property=prop, seed=seed, steps=steps, batch_size=batch, lr=t.get("lr", 2e-3),
-                               hidden=hidden, depth=t.get("depth", 3), condition_dropout=t.get("condition_dropout", 0.1),
-                               show_progress=show_progress)
+    steps = t.get("steps") or TRAIN_DEFAULTS["steps"]
+    judge_steps = t.get("judge_steps") or TRAIN_DEFAULTS["judge_steps"]
+    hidden = t.get("hidden") or TRAIN_DEFAULTS["hidden"]
+    judge = bool(t.get("judge", True))
+    chgnet_rows = TRAIN_DEFAULTS["chgnet_rows"] if judge and prop == "heat_ref" else 0
+    log(f"{n} training crystals of {len(full)} in {request.data} ({len(held)} held out); conditioned on {prop!r}")
+    flow_options = {"batch_size": batch, "lr": t.get("lr", 2e-3), "hidden": hidden, "depth": t.get("depth", 3),
+                    "condition_dropout": t.get("condition_dropout", 0.1)}
+    models = fit_crystal_models(table, prop, seed, cfm_steps=steps, surrogate_steps=judge_steps,
+                                gbr_estimators=TRAIN_DEFAULTS["gbr_estimators"] if judge else None,
+                                chgnet_rows=chgnet_rows, flow_options=flow_options, log=log,
+                                show_progress=show_progress)
     out = Path(request.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_crystal_model(model, out)
-    judge = None
-    judge_steps = None
-    if t.get("judge", True):
-        holdout = t.get("holdout", 0.1)
-        judge_steps = t.get("judge_steps") or int(min(max(round(20 * n / batch), 300), 2000))
-        tr, _, ho = split_indices(n, (1 - holdout, 0.0, holdout), seed=seed)
-        surrogate = fit_surrogate(table.subset(tr), prop, seed, steps=judge_steps)
-        surrogate.save(out / SURROGATE_FILE)
-        judge = {"kind": "surrogate (MLP)", "holdout_size": len(ho)}
-        if len(ho):
-            held = table.subset(ho)
-            pred = surrogate.predict(held.structures, held.formulas)
-            y = np.asarray(held.properties[prop], dtype=np.float64)
-            judge["holdout_mae"] = float(np.abs(pred - y).mean())
-            judge["holdout_r2"] = [float(1 - ((pred - y) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))]
+    holdout_csv = None
+    if len(held):
+        holdout_csv = write_csv_rows(held, out / HOLDOUT_FILE)
+    save_crystal_models(models, out, {"data": str(Path(request.data).resolve()), "seed": seed, "train_rows": n,
+                                      "holdout_rows": len(held), "holdout": holdout,
+                                      "split": f"split_indices(rows, ({1 - holdout:g}, {holdout:g}), seed={seed})"
+                                               if holdout > 0 else "none: every row trains",
+                                      "settings": {"steps": steps, "batch_size": batch, "hidden": hidden,
+                                                   "judge_steps": judge_steps, **flow_options}})
+    model = models.model
+    scores: dict[str, Any] = {"kind": "surrogate (MLP) + independent judge (gradient boosting)" if judge
+                              else "surrogate (MLP)", "holdout_size": len(held)}
+    if len(held):
+        y = np.asarray(held.properties[prop], dtype=np.float64)
+        for name, p in (("surrogate", models.surrogate), ("judge", models.independent)):
+            if p is None:
+                continue
+            pred = p.predict(held.structures, held.formulas)
+            scores[f"{name}_holdout_mae"] = float(np.abs(pred - y).mean())
+            scores[f"{name}_holdout_r2"] = float(1 - ((pred - y) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
+        scores["holdout_r2"] = [scores.get("judge_holdout_r2", scores.get("surrogate_holdout_r2"))]
     x = model.encode(table.structures[:64], table.formulas[:64])
     c = model.condition(table.properties[prop][:64])
     with torch.inference_mode():
         rt = {f"rk4_{k}_median_rel_error": float(model.codec(FixedGrid("rk4", k)).roundtrip_error(x, c).median())
               for k in (10, 20)}
         rmse = float(((model.encoder.decode(model.encoder.encode(x)) - x) ** 2).mean().sqrt()) if model.encoder else 0.0
+    wall = time.perf_counter() - start
+    log(f"trained in {wall:.0f} s; thresholds {', '.join(f'{k} {v:.3f}' for k, v in models.thresholds.items())}; "
+        f"default target {models.lowest:.3f}" + (f"; held-out sources: {holdout_csv}" if holdout_csv else ""))
     summary = {"model_dir": str(out), "kind": "crystals", "shape": [model.dim], "flow_shape": [model.residual_dim],
-               "num_classes": 0, "value_dim": 1, "property": prop,
+               "num_classes": 0, "value_dim": 1, "property": prop, "train_rows": n, "holdout_rows": len(held),
+               "holdout_csv": None if holdout_csv is None else str(holdout_csv),
                "encoder": {"kind": "whitening" if model.encoder else "none", "reconstruction_rmse": rmse},
-               "steps": steps, "final_loss": model.info["final_loss"], "judge": judge, "roundtrip": rt,
-               "wall_s": time.perf_counter() - start}
-    resolved = {"steps": steps, "batch_size": batch, "hidden": hidden, "judge_steps": judge_steps, "property": prop}
+               "steps": steps, "final_loss": model.info["final_loss"], "judge": scores, "roundtrip": rt,
+               "thresholds": models.thresholds, "default_target": models.lowest, "wall_s": wall}
+    resolved = {"steps": steps, "batch_size": batch, "hidden": hidden, "judge_steps": judge_steps, "property": prop,
+                "holdout": holdout}
     return Trained(summary, resolved, list(model.info.get("losses") or []), steps)
 
 
@@ -324,5 +400,6 @@ DOMAIN = Domain(
     recognises_data=_recognises_data, train=train,
     data_hint="a CDVAE-format .csv (a cif column and the property column)",
     write_outputs=write_outputs, default_objectives=default_objectives,
+    default_target="the lowest training value of the property (training.json 'lowest'), as the benchmark's REO",
 )
 """The crystal domain (perovskites and other fixed-size crystals from CDVAE-format CSVs)."""
