@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from flowevo.benchmarks.digits import LEAP_GAMMAS, REO_TAUS, compare_fronts, run_digits_benchmark
 

@@ -1,11 +1,10 @@
 """The Evolver on a trained toy flow: it improves, survives failing objectives, is reproducible."""
 
-import math
 
 import pytest
 import torch
 
-from flowevo.evolve import (EditTask, Evolver, MaxEvaluations, MaxGenerations, SEED, Stagnation, Variation)
+from flowevo.evolve import (EditTask, Evolver, MaxEvaluations, MaxGenerations, SEED, Stagnation)
 from flowevo.flow import Condition, FixedGrid, ResidualCodec
 from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
 

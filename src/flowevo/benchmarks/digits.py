@@ -16,7 +16,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from flowevo.domains.digits.counterfactuals import CROSS_RATE, STEPS, DigitCounterfactuals

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from scipy.stats import chi
 from torch import Tensor
 
