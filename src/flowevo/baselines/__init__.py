@@ -5,8 +5,7 @@ white-box reference). Every one returns an :class:`~flowevo.evolve.EditResult`.
 ``bo_search`` needs the optional botorch extra (``pip install flowevo[bo]``); it imports botorch when it runs."""
 
 from flowevo.baselines.bo import bo_search
-from flowevo.baselines.budgeted import (Archive, Recorder, decode_and_score, final_edits, run_budgeted,
-                                        scored_population)
+from flowevo.baselines.budgeted import Archive, Recorder, decode_and_score, final_edits, run_budgeted, scored_population
 from flowevo.baselines.cma_search import cma_search
 from flowevo.baselines.gradient import gradient_search
 from flowevo.baselines.leap import leap
