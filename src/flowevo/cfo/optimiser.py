@@ -38,12 +38,14 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from collections import Counter
+from typing import Any, Callable, Hashable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from flowevo.cfo.density import kl_divergence
+from flowevo.cfo.dual import constrained_weights
 from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, trust_region_weights
 from flowevo.cfo.sampling import (batch_condition, condition_to_dict, finite_mean, null_condition, residual_shape,
                                   sample_flow)
@@ -76,6 +78,18 @@ class CFOConfig:
         kl_grid: solver grid of the KL estimate.
         softness: the penalty uses the smoothed violation indicator ``sigmoid((g - bound) / s)`` with
             ``s = softness * std(g)`` of the pretrained samples (a margin from the boundary); 0: the hard indicator.
+        dual: how the adaptive multipliers are set each round: ``"exact"`` (default) solves for the smallest
+            multipliers whose weights meet each constraint's target on the round's samples
+            (:func:`~flowevo.cfo.dual.constrained_weights`; scale-free); ``"ascent"``: the dual step
+            ``lambda += rho (rate - max_violation)`` on the flow's measured rate.
+        target_share: the exact dual's target is ``target_share * max_violation`` (reweighted violation rate).
+        lam_max: cap on the exact dual's multipliers.
+        diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
+            samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
+            samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
+        neighbours: ``k > 1``: the penalty and the violation the exact dual constrains are each sample's mean over
+            its ``k`` nearest samples in flow space (the fitted flow spreads mass around its training samples, so a
+            sample among violators predicts violations); 0 or 1: per sample.
         seed: seeds sampling, fine-tuning and the KL estimate (same seed, same result).
     """
 
@@ -94,6 +108,11 @@ class CFOConfig:
     kl_samples: int = 256
     kl_grid: FixedGrid = FixedGrid("rk4", 10)
     softness: float = 0.1
+    dual: str = "exact"
+    target_share: float = 1.0
+    lam_max: float = 1e3
+    diversity: float = 0.0
+    neighbours: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,6 +126,10 @@ class CFOConfig:
             raise ValueError(f"fixed_multiplier must be >= 0, got {self.fixed_multiplier}")
         if self.kl_samples == 1 or self.kl_samples < 0:
             raise ValueError(f"kl_samples must be 0 or >= 2, got {self.kl_samples}")
+        if self.dual not in ("exact", "ascent"):
+            raise ValueError(f"dual must be 'exact' or 'ascent', got {self.dual!r}")
+        if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
+            raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
 
 
 @dataclass(frozen=True)
@@ -126,6 +149,7 @@ class RoundRecord:
         train_loss: mean loss of the last 50 fine-tuning steps (None on the last round).
         evaluations: black-box evaluations so far; wall_s: seconds since the start.
         checkpoint: the model saved after this round's fine-tuning (None without ``out_dir`` or on the last round).
+        monitored: what the optimiser's ``monitor`` reported on this round's own samples (never used in fine-tuning).
     """
 
     round: int
@@ -144,6 +168,7 @@ class RoundRecord:
     evaluations: int
     wall_s: float
     checkpoint: str | None = None
+    monitored: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict (what history.json / trace.json hold)."""
@@ -181,6 +206,9 @@ class ConstrainedFlowOptimiser:
             every round's samples; they enter the fine-tuning, not the reported figures.
         out_dir: where to write ``round_<k>.pt`` and ``trace.json`` (nothing is written without it).
         meta: plain data stored in every round checkpoint (e.g. a domain model's meta, so loaders work).
+        monitor: optional ``fn(candidates, feasible (N,) bool) -> {name: float}`` called on every round's own
+            samples (e.g. an independent judge, a diversity count); its figures go to ``RoundRecord.monitored``
+            and never into the fine-tuning.
 
     Example::
 
@@ -193,7 +221,9 @@ class ConstrainedFlowOptimiser:
     def __init__(self, model: nn.Module, evaluator: Evaluator, condition: Condition | None = None,
                  config: CFOConfig = CFOConfig(), encoder: Encoder | None = None,
                  payload: Callable[[Tensor], dict] | None = None, seeds: Tensor | None = None,
-                 out_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> None:
+                 out_dir: str | Path | None = None, meta: dict[str, Any] | None = None,
+                 monitor: Callable[[Candidates, Tensor], dict[str, float]] | None = None,
+                 diversity_key: Callable[[Candidates], Sequence[Hashable]] | None = None) -> None:
         objectives = list(evaluator.objectives)
         if len(objectives) != 1:
             raise ValueError(f"CFO optimises one reward; the evaluator has {len(objectives)} objectives "
@@ -214,6 +244,10 @@ class ConstrainedFlowOptimiser:
         self.seeds = seeds
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.meta = dict(meta or {})
+        self.monitor = monitor
+        self.diversity_key = diversity_key
+        if config.diversity > 0 and diversity_key is None:
+            raise ValueError("config.diversity > 0 needs a diversity_key (what counts as the same sample)")
         lam0 = config.lam0 if config.fixed_multiplier is None else config.fixed_multiplier
         self.multipliers = Multipliers.full(len(self.names), lam0, config.rho, growth=config.rho_growth,
                                             rho_max=config.rho_max)
@@ -225,8 +259,9 @@ class ConstrainedFlowOptimiser:
         self._start = time.perf_counter()  # reset by run(); set here so step() works on its own
 
     # -- one round ----------------------------------------------------------------------------------
-    def _score(self, x: Tensor, c: Condition) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Reward ``(N,)`` (NaN = failed), violation indicators ``(N, C)`` bool, failed ``(N,)`` bool, ``g (N, C)``."""
+    def _score(self, x: Tensor, c: Condition) -> tuple[Tensor, Tensor, Tensor, Tensor, Candidates]:
+        """Reward ``(N,)`` (NaN = failed), violation indicators ``(N, C)`` bool, failed ``(N,)`` bool, ``g (N, C)``,
+        and the scored candidates."""
         n = x.shape[0]
         extra = self.payload(x) if self.payload is not None else {}
         cands = Candidates(x=x, source_index=torch.arange(n), sources=None, target=c, extra=extra)
@@ -237,7 +272,7 @@ class ConstrainedFlowOptimiser:
         reward = torch.where(failed, torch.full((n,), math.nan, dtype=torch.float64), self.sign * ev.values[:, 0].double().cpu())
         g = ev.constraint_values.double().cpu()
         violated = ~(torch.isfinite(g) & (g <= self.bounds)) | failed[:, None]
-        return reward, violated, failed, g
+        return reward, violated, failed, g, cands
 
     def _penalty(self, g: Tensor, violated: Tensor) -> Tensor:
         """Per-sample penalty terms ``(N, C)``: the smoothed violation indicator ``sigmoid((g - b) / s)``
@@ -277,7 +312,7 @@ class ConstrainedFlowOptimiser:
                 zs = self.encoder.encode(xs) if self.encoder is not None else xs
             z, x = torch.cat([z, zs.to(z.dtype)]), torch.cat([x, xs])
         c_all = batch_condition(self.condition.to(self.device), z.shape[0])
-        reward, violated, failed, g = self._score(x, c_all)
+        reward, violated, failed, g, cands = self._score(x, c_all)
         own_r, own_v = reward[:n], violated[:n]
         if self.reward_scale is None:
             self.reward_scale = float(finite_std(own_r[:, None])[0])
@@ -291,16 +326,34 @@ class ConstrainedFlowOptimiser:
         ess = loss = temp = None
         ckpt = None
         if k < cfg.rounds:
-            if cfg.fixed_multiplier is None:
-                mu = self.multipliers.update(rate - cfg.max_violation)
+            pen, viol = self._penalty(g, violated), violated.double()
+            if cfg.neighbours > 1:
+                pen, viol = local_mean(z, pen, cfg.neighbours), local_mean(z, viol, cfg.neighbours)
+            offset = None
+            if cfg.diversity > 0 and self.diversity_key is not None:
+                keys = list(self.diversity_key(cands))
+                counts = Counter(keys)
+                offset = -cfg.diversity * torch.log(torch.tensor([float(counts[q]) for q in keys], dtype=torch.float64))
+            if cfg.fixed_multiplier is None and cfg.dual == "exact" and len(self.names):
+                target = torch.full((len(self.names),), cfg.max_violation * cfg.target_share, dtype=torch.float64)
+                w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
+                                                  cfg.min_ess, lam_max=cfg.lam_max, offset=offset)
+                self.multipliers.lam = mu.clone()
             else:
-                mu = self.multipliers.lam.clone()
-            pseudo = reward / self.reward_scale - (self._penalty(g, violated) * mu).sum(1)
-            w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess)
+                if cfg.fixed_multiplier is None:
+                    mu = self.multipliers.update(rate - cfg.max_violation)
+                else:
+                    mu = self.multipliers.lam.clone()
+                pseudo = reward / self.reward_scale - (pen * mu).sum(1)
+                w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset)
             ess = effective_sample_size(w[:n]) if self.seeds is None else effective_sample_size(w)
             losses = finetune_round(self.model, self.pretrained, z, c_all, w.to(self.device), cfg.finetune,
                                     self._seed(k, 3))
             loss = float(sum(losses[-50:]) / len(losses[-50:]))
+        monitored = {}
+        if self.monitor is not None:
+            feasible = ~(own_v.any(1) | failed[:n]) if own_v.shape[1] else ~failed[:n]
+            monitored = {str(key): float(v) for key, v in self.monitor(cands.subset(torch.arange(n)), feasible).items()}
         rec = RoundRecord(
             round=k, reward_mean=self.sign * finite_mean(own_r),
             reward_std=float(own_r[torch.isfinite(own_r)].std()) if torch.isfinite(own_r).sum() > 1 else math.nan,
@@ -309,6 +362,7 @@ class ConstrainedFlowOptimiser:
             multipliers=dict(zip(self.names, self.multipliers.lam.tolist())),
             rho=dict(zip(self.names, self.multipliers.rho.tolist())), kl=kl, kl_stderr=stderr, ess=ess,
             temperature=temp, train_loss=loss, evaluations=self.evaluations, wall_s=time.perf_counter() - self._start,
+            monitored=monitored,
         )
         self.records.append(rec)
         if k < cfg.rounds:
@@ -333,6 +387,15 @@ class ConstrainedFlowOptimiser:
                 advance(1, reward=rec.reward_mean, satisfied=rec.satisfaction, max_lambda=lam, kl=rec.kl)
         return CFOResult(self.model, self.pretrained, list(self.records), list(self.failures),
                          [c for c in checkpoints if c])
+
+
+def local_mean(z: Tensor, values: Tensor, k: int) -> Tensor:
+    """Per sample, the mean of ``values (N, C)`` over its ``k`` nearest samples in flow space (itself included):
+    ``z (N, *S)`` -> ``(N, C)``. Failed samples' values (1) count like any other."""
+    flat = z.reshape(z.shape[0], -1).double().cpu()
+    k = min(k, flat.shape[0])
+    idx = torch.cdist(flat, flat).topk(k, dim=1, largest=False).indices
+    return values.double()[idx].mean(1)
 
 
 def _plain(obj: Any) -> Any:
