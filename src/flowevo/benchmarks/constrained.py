@@ -291,9 +291,9 @@ def default_configs(seed: int, rounds: int | None = None, samples: int | None = 
     """The settings of each task (chosen on the development seeds 11, 12, 13, never on the reported seeds)."""
     ft = FinetuneConfig(steps=200, batch_size=256, lr=1e-3, anchor=0.1)
     syn = CFOConfig(rounds=8, samples=512, temperature=1.0, max_violation=0.02, finetune=ft, kl_samples=256,
-                    neighbours=4, seed=seed)
-    cry = CFOConfig(rounds=8, samples=256, temperature=1.0, max_violation=0.02, finetune=ft, kl_samples=128,
-                    neighbours=4, diversity=1.0, seed=seed)
+                    neighbours=4, target_feedback=1.0, seed=seed)
+    cry = CFOConfig(rounds=8, samples=256, temperature=1.0, min_ess=0.15, max_violation=0.02, finetune=ft,
+                    kl_samples=128, neighbours=4, target_feedback=1.0, diversity=1.0, max_key_share=0.05, seed=seed)
     over = {k: v for k, v in (("rounds", rounds), ("samples", samples)) if v is not None}
     syn, cry = replace(syn, **over), replace(cry, **over)
     return {"synthetic": replace(syn, kl_samples=min(syn.kl_samples, syn.samples)),

@@ -18,6 +18,7 @@ satisfying samples as far as the trust region allows.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -33,7 +34,8 @@ def weighted_rates(w: Tensor, violated: Tensor) -> Tensor:
 
 def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, target: Tensor, temperature: float,
                         min_ess: float, lam_max: float = 1e3, offset: Tensor | None = None, sweeps: int = 4,
-                        iters: int = 30, tol: float = 1e-3) -> tuple[Tensor, Tensor, float]:
+                        iters: int = 30, tol: float = 1e-3, trust_region: str = "total",
+                        cap: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor, float]:
     """Weights and multipliers of one round.
 
     Args:
@@ -45,8 +47,14 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         min_ess: the weights' effective sample size stays >= ``min_ess`` times the finite samples.
         lam_max: cap on each multiplier.
         offset: optional ``(N,)`` log-weight added after the temperature (e.g. a diversity term).
+        cap: optional reshaping of the weights (e.g. :class:`~flowevo.cfo.diversity.GroupCap`).
         sweeps, iters: coordinate sweeps and bisection steps per multiplier.
         tol: slack on the target (the rates are shares of N samples).
+        trust_region: ``"total"``: the effective sample size floor holds for the final weights (the constraint's
+            reweighting and the reward's share one budget); ``"reward"``: the temperature is set by the reward's
+            weights alone (``lambda = 0``) and the multipliers then move weight off violating samples on top (a
+            projection after the reward step: the effective sample size may fall below the floor by the share
+            the constraints remove).
 
     Returns:
         ``(weights (N,), multipliers (C,), temperature used)``.
@@ -56,10 +64,15 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         raise ValueError(f"shapes: reward {tuple(reward.shape)}, penalty {tuple(penalty.shape)}, "
                          f"violated {tuple(violated.shape)}, target {tuple(target.shape)}")
     reward, penalty, target = reward.double(), penalty.double(), target.double()
+    if trust_region not in ("total", "reward"):
+        raise ValueError(f"trust_region must be 'total' or 'reward', got {trust_region!r}")
     lam = torch.zeros(c, dtype=torch.float64)
+    if trust_region == "reward":
+        temperature = trust_region_weights(reward, temperature, min_ess, offset, cap)[1]
+        min_ess = 0.0
 
     def solve(lam: Tensor) -> tuple[Tensor, float]:
-        return trust_region_weights(reward - (penalty * lam).sum(1), temperature, min_ess, offset)
+        return trust_region_weights(reward - (penalty * lam).sum(1), temperature, min_ess, offset, cap)
 
     def rate(lam: Tensor, j: int) -> float:
         return float(weighted_rates(solve(lam)[0], violated)[j])

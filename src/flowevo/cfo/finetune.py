@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -47,9 +48,11 @@ class FinetuneConfig:
             raise ValueError("steps, batch_size and lr must be positive and anchor >= 0")
 
 
-def softmax_weights(pseudo: Tensor, temperature: float, offset: Tensor | None = None) -> Tensor:
+def softmax_weights(pseudo: Tensor, temperature: float, offset: Tensor | None = None,
+                    cap: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """``softmax(pseudo / temperature + offset)`` over finite entries; NaN (failed) samples get weight 0.
-    ``(N,) -> (N,)``; ``offset (N,)`` (default 0) is a log-weight that the temperature does not scale."""
+    ``(N,) -> (N,)``; ``offset (N,)`` (default 0) is a log-weight that the temperature does not scale;
+    ``cap`` (e.g. :class:`~flowevo.cfo.diversity.GroupCap`) reshapes the result."""
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     ok = torch.isfinite(pseudo)
@@ -59,11 +62,12 @@ def softmax_weights(pseudo: Tensor, temperature: float, offset: Tensor | None = 
     if offset is not None:
         logits = logits + offset.double()
     logits = torch.where(ok, logits, torch.full_like(logits, -torch.inf))
-    return torch.softmax(logits, dim=0)
+    w = torch.softmax(logits, dim=0)
+    return w if cap is None else cap(w)
 
 
-def trust_region_weights(pseudo: Tensor, temperature: float, min_ess: float,
-                         offset: Tensor | None = None) -> tuple[Tensor, float]:
+def trust_region_weights(pseudo: Tensor, temperature: float, min_ess: float, offset: Tensor | None = None,
+                         cap: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, float]:
     """:func:`softmax_weights` at the lowest temperature ``>= temperature`` whose weights keep an effective
     sample size of at least ``min_ess`` times the finite samples (a per-round trust region: one sample with
     an outlying reward cannot take all the weight). Returns ``(weights (N,), temperature used)``."""
@@ -71,9 +75,9 @@ def trust_region_weights(pseudo: Tensor, temperature: float, min_ess: float,
         raise ValueError(f"min_ess must be in [0, 1], got {min_ess}")
 
     def ess(t: float) -> float:
-        return effective_sample_size(softmax_weights(pseudo, t, offset))
+        return effective_sample_size(softmax_weights(pseudo, t, offset, cap))
 
-    w = softmax_weights(pseudo, temperature, offset)
+    w = softmax_weights(pseudo, temperature, offset, cap)
     need = min_ess * int(torch.isfinite(pseudo).sum())
     if effective_sample_size(w) >= need:
         return w, float(temperature)
@@ -83,7 +87,7 @@ def trust_region_weights(pseudo: Tensor, temperature: float, min_ess: float,
     for _ in range(40):  # ESS grows with the temperature: bisect on log(temperature)
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if ess(math.exp(mid)) < need else (lo, mid)
-    return softmax_weights(pseudo, math.exp(hi), offset), math.exp(hi)
+    return softmax_weights(pseudo, math.exp(hi), offset, cap), math.exp(hi)
 
 
 def effective_sample_size(w: Tensor) -> float:

@@ -38,13 +38,13 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections import Counter
 from typing import Any, Callable, Hashable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from flowevo.cfo.density import kl_divergence
+from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
 from flowevo.cfo.dual import constrained_weights
 from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, trust_region_weights
 from flowevo.cfo.sampling import (batch_condition, condition_to_dict, finite_mean, null_condition, residual_shape,
@@ -82,11 +82,18 @@ class CFOConfig:
             multipliers whose weights meet each constraint's target on the round's samples
             (:func:`~flowevo.cfo.dual.constrained_weights`; scale-free); ``"ascent"``: the dual step
             ``lambda += rho (rate - max_violation)`` on the flow's measured rate.
-        target_share: the exact dual's target is ``target_share * max_violation`` (reweighted violation rate).
+        target_share: the exact dual's first target is ``target_share * max_violation`` (reweighted violation rate).
+        trust_region: the exact dual's trust region, ``"total"`` or ``"reward"`` (see
+            :func:`~flowevo.cfo.dual.constrained_weights`).
+        target_feedback: ``kappa``: after each round the target is multiplied by ``(max_violation / rate) ** kappa``
+            (``rate``: the flow's measured violation rate), within ``[target_floor, 1] * max_violation``; 0: fixed.
+        target_floor: the lowest target, as a share of ``max_violation``.
         lam_max: cap on the exact dual's multipliers.
         diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
             samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
             samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
+        max_key_share: no ``diversity_key`` may carry more than this share of a round's weights
+            (:class:`~flowevo.cfo.diversity.GroupCap`); 1: off.
         neighbours: ``k > 1``: the penalty and the violation the exact dual constrains are each sample's mean over
             its ``k`` nearest samples in flow space (the fitted flow spreads mass around its training samples, so a
             sample among violators predicts violations); 0 or 1: per sample.
@@ -111,7 +118,11 @@ class CFOConfig:
     dual: str = "exact"
     target_share: float = 1.0
     lam_max: float = 1e3
+    trust_region: str = "total"
+    target_feedback: float = 0.0
+    target_floor: float = 0.1
     diversity: float = 0.0
+    max_key_share: float = 1.0
     neighbours: int = 0
     seed: int = 0
 
@@ -126,8 +137,14 @@ class CFOConfig:
             raise ValueError(f"fixed_multiplier must be >= 0, got {self.fixed_multiplier}")
         if self.kl_samples == 1 or self.kl_samples < 0:
             raise ValueError(f"kl_samples must be 0 or >= 2, got {self.kl_samples}")
+        if self.trust_region not in ("total", "reward"):
+            raise ValueError(f"trust_region must be 'total' or 'reward', got {self.trust_region!r}")
         if self.dual not in ("exact", "ascent"):
             raise ValueError(f"dual must be 'exact' or 'ascent', got {self.dual!r}")
+        if not 0 < self.target_floor <= 1 or self.target_feedback < 0:
+            raise ValueError("need 0 < target_floor <= 1 and target_feedback >= 0")
+        if not 0 < self.max_key_share <= 1:
+            raise ValueError(f"max_key_share must be in (0, 1], got {self.max_key_share}")
         if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
             raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
 
@@ -149,6 +166,9 @@ class RoundRecord:
         train_loss: mean loss of the last 50 fine-tuning steps (None on the last round).
         evaluations: black-box evaluations so far; wall_s: seconds since the start.
         checkpoint: the model saved after this round's fine-tuning (None without ``out_dir`` or on the last round).
+        weighted_reward / weighted_satisfaction: the reward mean and satisfaction of the round's samples under the
+            fine-tuning weights (what the round aimed at; the next round's figures show what the fitted flow did).
+        targets: the exact dual's reweighted violation target per constraint this round (empty otherwise).
         monitored: what the optimiser's ``monitor`` reported on this round's own samples (never used in fine-tuning).
     """
 
@@ -169,6 +189,9 @@ class RoundRecord:
     wall_s: float
     checkpoint: str | None = None
     monitored: dict[str, float] = field(default_factory=dict)
+    targets: dict[str, float] = field(default_factory=dict)
+    weighted_reward: float | None = None
+    weighted_satisfaction: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict (what history.json / trace.json hold)."""
@@ -246,12 +269,14 @@ class ConstrainedFlowOptimiser:
         self.meta = dict(meta or {})
         self.monitor = monitor
         self.diversity_key = diversity_key
-        if config.diversity > 0 and diversity_key is None:
-            raise ValueError("config.diversity > 0 needs a diversity_key (what counts as the same sample)")
+        if (config.diversity > 0 or config.max_key_share < 1) and diversity_key is None:
+            raise ValueError("config.diversity > 0 or max_key_share < 1 needs a diversity_key (what counts as the same "
+                             "sample)")
         lam0 = config.lam0 if config.fixed_multiplier is None else config.fixed_multiplier
         self.multipliers = Multipliers.full(len(self.names), lam0, config.rho, growth=config.rho_growth,
                                             rho_max=config.rho_max)
         self.reward_scale: float | None = None
+        self.target: Tensor | None = None
         self.g_scale: Tensor | None = None
         self.records: list[RoundRecord] = []
         self.failures: list[Failure] = []
@@ -281,6 +306,19 @@ class ConstrainedFlowOptimiser:
             return violated.double()
         soft = torch.sigmoid((g - self.bounds) / self.g_scale)
         return torch.where(torch.isfinite(g), soft, torch.ones_like(soft))
+
+    def _update_target(self, rate: Tensor) -> Tensor:
+        """The exact dual's target per constraint ``(C,)``: ``target_share * max_violation`` at first, then
+        ``target * (max_violation / rate) ** feedback`` after each measured rate (clipped to
+        ``[target_floor, 1] * max_violation``): where the fitted flow violated more than its weights did, the
+        next round's weights aim lower."""
+        cfg, b = self.config, self.config.max_violation
+        if self.target is None:
+            self.target = torch.full_like(rate, b * cfg.target_share)
+        elif cfg.target_feedback > 0 and b > 0:
+            ratio = (b / rate.clamp_min(b * cfg.target_floor)) ** cfg.target_feedback
+            self.target = (self.target * ratio).clamp(b * cfg.target_floor, b)
+        return self.target.clone()
 
     def _seed(self, k: int, offset: int) -> int:
         return self.config.seed * 1_000_003 + offset * 10_007 + k
@@ -323,21 +361,22 @@ class ConstrainedFlowOptimiser:
             est = kl_divergence(self.model, self.pretrained, cfg.kl_samples, self.condition.to(self.device),
                                 torch.Generator(device=self.device).manual_seed(self._seed(k, 2)), cfg.kl_grid)
             kl, stderr = est.value, est.stderr
-        ess = loss = temp = None
+        ess = loss = temp = weighted_reward = weighted_satisfaction = None
         ckpt = None
         if k < cfg.rounds:
             pen, viol = self._penalty(g, violated), violated.double()
             if cfg.neighbours > 1:
                 pen, viol = local_mean(z, pen, cfg.neighbours), local_mean(z, viol, cfg.neighbours)
-            offset = None
-            if cfg.diversity > 0 and self.diversity_key is not None:
+            offset = cap = None
+            if self.diversity_key is not None and (cfg.diversity > 0 or cfg.max_key_share < 1):
                 keys = list(self.diversity_key(cands))
-                counts = Counter(keys)
-                offset = -cfg.diversity * torch.log(torch.tensor([float(counts[q]) for q in keys], dtype=torch.float64))
+                offset = diversity_offset(keys, cfg.diversity) if cfg.diversity > 0 else None
+                cap = GroupCap(key_groups(keys), cfg.max_key_share) if cfg.max_key_share < 1 else None
             if cfg.fixed_multiplier is None and cfg.dual == "exact" and len(self.names):
-                target = torch.full((len(self.names),), cfg.max_violation * cfg.target_share, dtype=torch.float64)
+                target = self._update_target(rate)
                 w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
-                                                  cfg.min_ess, lam_max=cfg.lam_max, offset=offset)
+                                                  cfg.min_ess, lam_max=cfg.lam_max, offset=offset,
+                                                  trust_region=cfg.trust_region, cap=cap)
                 self.multipliers.lam = mu.clone()
             else:
                 if cfg.fixed_multiplier is None:
@@ -345,8 +384,11 @@ class ConstrainedFlowOptimiser:
                 else:
                     mu = self.multipliers.lam.clone()
                 pseudo = reward / self.reward_scale - (pen * mu).sum(1)
-                w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset)
+                w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset, cap)
             ess = effective_sample_size(w[:n]) if self.seeds is None else effective_sample_size(w)
+            ok = torch.isfinite(reward)
+            weighted_reward = self.sign * float((w[ok] * reward[ok]).sum() / w[ok].sum())
+            weighted_satisfaction = float((w * (~violated.any(1)).double()).sum()) if violated.shape[1] else None
             losses = finetune_round(self.model, self.pretrained, z, c_all, w.to(self.device), cfg.finetune,
                                     self._seed(k, 3))
             loss = float(sum(losses[-50:]) / len(losses[-50:]))
@@ -362,7 +404,8 @@ class ConstrainedFlowOptimiser:
             multipliers=dict(zip(self.names, self.multipliers.lam.tolist())),
             rho=dict(zip(self.names, self.multipliers.rho.tolist())), kl=kl, kl_stderr=stderr, ess=ess,
             temperature=temp, train_loss=loss, evaluations=self.evaluations, wall_s=time.perf_counter() - self._start,
-            monitored=monitored,
+            monitored=monitored, weighted_reward=weighted_reward, weighted_satisfaction=weighted_satisfaction,
+            targets={} if self.target is None or k == cfg.rounds else dict(zip(self.names, self.target.tolist())),
         )
         self.records.append(rec)
         if k < cfg.rounds:
