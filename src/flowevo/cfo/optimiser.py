@@ -1,5 +1,5 @@
 """Constrained flow optimisation (CFO): fine-tune a flow so its samples maximise a black-box reward
-subject to black-box constraints, by an augmented Lagrangian over rounds of ordinary fine-tuning.
+subject to black-box constraints, by rounds of ordinary fine-tuning whose weights meet the constraints.
 
 Problem (the CFO formulation; method and measurements in docs/benchmarks.md): maximise ``E_p[r(x)]`` while staying close to
 the pretrained flow, subject to ``E_p[g_j(x)] <= b_j`` for every constraint ``j``. Here ``g_j`` is
@@ -12,22 +12,27 @@ Round ``k`` (``k = 0 .. rounds``):
 
 1. sample ``samples`` points from the current flow (one batched decode), plus optional seeds
    (e.g. evolution elites), and score reward and constraints with the Evaluator (failures are
-   infeasible, never crashes);
-2. measure each constraint's violation rate on the flow's own samples and take the dual step
-   ``lambda_j <- max(0, lambda_j + rho_j * (rate_j - b_j))``; ``rho_j`` grows while the violation
-   does not shrink (:class:`~flowevo.evolve.constraints.Multipliers`);
-3. fine-tune on the pseudo-reward ``r(x) / s_r - sum_j lambda_j * g_j(x)`` (``s_r``: the reward's
-   std under the pretrained flow) by reward-weighted flow matching, weights
-   ``softmax(pseudo / temperature)`` (the temperature raised where needed so the weights keep an
-   effective sample size of at least ``min_ess`` of the samples: a per-round trust region), with a
-   velocity regression toward the pretrained model (:mod:`flowevo.cfo.finetune`);
+   infeasible, never crashes); measure each constraint's violation rate on the flow's own samples;
+2. weights ``softmax((r / s_r - sum_j lambda_j pen_j) / T)`` (``s_r``: the reward's std under the
+   pretrained flow; ``pen_j``: the smoothed violation indicator, with ``neighbours`` averaged over
+   each sample's nearest samples in flow space; ``T`` raised where needed so the weights keep an
+   effective sample size of at least ``min_ess`` of the samples: a per-round trust region; optionally
+   spread over a ``diversity_key``, :mod:`flowevo.cfo.diversity`). The multipliers: ``dual="exact"``
+   (default) solves, each round, for the smallest ``lambda`` whose weights bring each constraint's
+   (neighbour-averaged) violation down to a target (:func:`~flowevo.cfo.dual.constrained_weights`),
+   the target starting at ``target_share * b_j`` and multiplied by ``(b_j / rate_j) ** target_feedback``
+   after each round, so where the fitted flow violated more than its weights did the next weights aim
+   lower; ``dual="ascent"``: the dual step ``lambda_j <- max(0, lambda_j + rho_j * (rate_j - b_j))``
+   (:class:`~flowevo.evolve.constraints.Multipliers`); ``fixed_multiplier``: a constant (baselines);
+3. fine-tune by reward-weighted flow matching on those weights, with a velocity regression toward
+   the pretrained model (:mod:`flowevo.cfo.finetune`);
 4. save the new model (``round_<k+1>.pt``, :func:`~flowevo.flow.save_checkpoint` format) and the
    trace (``trace.json``).
 
 The last round only samples and scores. Each round's record holds the reward mean, satisfaction
-(overall and per constraint), multipliers, ``rho``, the effective sample size of the weights and
-``KL(p_k || p_pretrained)`` estimated by Monte Carlo with exact flow log-densities
-(:mod:`flowevo.cfo.density`).
+(overall and per constraint), multipliers, targets, the weights' effective sample size, reward and
+satisfaction, ``KL(p_k || p_pretrained)`` estimated by Monte Carlo with exact flow log-densities
+(:mod:`flowevo.cfo.density`) and whatever the optional ``monitor`` reports (e.g. independent judges).
 """
 
 from __future__ import annotations
