@@ -190,3 +190,16 @@ def test_ascent_dual_still_available(task):
     assert res.records[0].multipliers["halfplane"] == pytest.approx(3.0 + 4.0 * (1 - res.records[0].satisfaction - 0.02))
     with pytest.raises(ValueError, match="dual"):
         config(dual="newton")
+
+
+def test_target_feedback_follows_the_measured_rate(task):
+    model, ev = task
+    cfo = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                   config(max_violation=0.02, target_feedback=1.0, target_floor=0.1))
+    rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731
+    assert cfo._update_target(rate(0.5)).item() == pytest.approx(0.02)      # first round: max_violation
+    assert cfo._update_target(rate(0.04)).item() == pytest.approx(0.01)     # the flow violated twice the bound
+    assert cfo._update_target(rate(0.5)).item() == pytest.approx(0.002)     # floor: 0.1 x max_violation
+    assert cfo._update_target(rate(0.0)).item() == pytest.approx(0.02)      # no violations: back up, capped
+    fixed = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(target_share=0.5))
+    assert [fixed._update_target(rate(r)).item() for r in (0.5, 0.04)] == pytest.approx([0.01, 0.01])
