@@ -1,6 +1,7 @@
 """Constrained flow optimisation on a small 2-D task: reward and satisfaction rise, checkpoints load and sample."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_cfo_raises_reward_and_satisfaction(task, tmp_path):
     assert 0.6 < first.satisfaction < 0.8
     assert last.reward_mean > first.reward_mean + 0.05
     assert last.satisfaction > first.satisfaction + 0.1
-    assert res.records[1].multipliers["halfplane"] > 0  # violated at round 0: the multiplier rose
+    assert res.records[0].multipliers["halfplane"] > 0  # violated at round 0: the multiplier it trained with is > 0
     assert last.kl > 0 and res.records[0].kl == 0
     unconstrained = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(fixed_multiplier=0.0)).run()
     assert unconstrained.final.satisfaction < last.satisfaction - 0.2
@@ -130,3 +131,75 @@ def test_trust_region_keeps_a_quarter_of_the_samples_effective():
     assert effective_sample_size(w) == pytest.approx(25.0, rel=1e-3) and t > 1.0 and w[0] == w.max()
     w2, t2 = trust_region_weights(torch.linspace(0, 1, 100, dtype=torch.float64), 1.0, 0.25)
     assert t2 == 1.0 and torch.allclose(w2, softmax_weights(torch.linspace(0, 1, 100, dtype=torch.float64), 1.0))
+
+
+def test_monitor_reports_and_never_steers(task):
+    model, ev = task
+    cfg = config(rounds=1, samples=64, kl_samples=0)
+    seen = []
+
+    def monitor(cands, feasible):
+        seen.append((len(cands), feasible.dtype))
+        return {"x0_mean": float(cands.x[:, 0].mean()), "feasible": float(feasible.double().mean())}
+
+    res = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg, monitor=monitor).run()
+    plain = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg).run()
+    assert seen == [(64, torch.bool), (64, torch.bool)]
+    assert [r.monitored["feasible"] for r in res.records] == pytest.approx([r.satisfaction for r in res.records])
+    assert [r.reward_mean for r in res.records] == [r.reward_mean for r in plain.records]
+    assert plain.records[0].monitored == {}
+
+
+def test_diversity_term_spreads_the_weight_over_keys(task):
+    """A key that lumps the best half of the samples together: with diversity 1 that half's total weight falls."""
+    model, ev = task
+    cfg = config(rounds=1, samples=128, kl_samples=0)
+    with pytest.raises(ValueError, match="diversity_key"):
+        ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(diversity=1.0))
+    with pytest.raises(ValueError, match="neighbours"):
+        config(neighbours=-1)
+
+    def key(cands):
+        r = ev.objectives[0](cands)
+        return ["top" if v >= r.median() else f"other{i}" for i, v in enumerate(r.tolist())]
+
+    from flowevo.cfo.finetune import softmax_weights
+    r = torch.linspace(0, 1, 10, dtype=torch.float64)
+    counts = torch.tensor([5.0] * 5 + [1.0] * 5, dtype=torch.float64)  # the 5 best share one key
+    w = softmax_weights(r, 0.1, offset=-torch.log(counts[torch.arange(10).flip(0)]))
+    assert w[5:].sum() < softmax_weights(r, 0.1)[5:].sum()
+    # end to end: with the diversity term the run differs and still trains
+    res = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), replace(cfg, diversity=1.0),
+                                   diversity_key=key).run()
+    plain = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg).run()
+    assert res.records[1].reward_mean != plain.records[1].reward_mean
+
+
+def test_local_mean_over_nearest_samples():
+    from flowevo.cfo.optimiser import local_mean
+
+    z = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    v = torch.tensor([[1.0], [0.0], [1.0], [1.0]])
+    assert local_mean(z, v, 2)[:, 0].tolist() == [0.5, 0.5, 1.0, 1.0]
+    assert local_mean(z, v, 1)[:, 0].tolist() == v[:, 0].tolist()
+
+
+def test_ascent_dual_still_available(task):
+    model, ev = task
+    res = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(rounds=1, dual="ascent", kl_samples=0)).run()
+    assert res.records[0].multipliers["halfplane"] == pytest.approx(3.0 + 4.0 * (1 - res.records[0].satisfaction - 0.02))
+    with pytest.raises(ValueError, match="dual"):
+        config(dual="newton")
+
+
+def test_target_feedback_follows_the_measured_rate(task):
+    model, ev = task
+    cfo = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                   config(max_violation=0.02, target_feedback=1.0, target_floor=0.1))
+    rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731
+    assert cfo._update_target(rate(0.5)).item() == pytest.approx(0.02)      # first round: max_violation
+    assert cfo._update_target(rate(0.04)).item() == pytest.approx(0.01)     # the flow violated twice the bound
+    assert cfo._update_target(rate(0.5)).item() == pytest.approx(0.002)     # floor: 0.1 x max_violation
+    assert cfo._update_target(rate(0.0)).item() == pytest.approx(0.02)      # no violations: back up, capped
+    fixed = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(target_share=0.5))
+    assert [fixed._update_target(rate(r)).item() for r in (0.5, 0.04)] == pytest.approx([0.01, 0.01])

@@ -7,7 +7,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from flowevo.benchmarks.constrained import SyntheticTask, frontier_reward_at, optimum_frontier
+from flowevo.benchmarks.constrained import (VARIANTS, SyntheticTask, bar_check, frontier_reward_at, optimum_frontier,
+                                            summarise)
 from flowevo.cli import app
 
 
@@ -33,21 +34,65 @@ def test_frontier_by_hand():
 
 def test_benchmark_cli_tiny(tmp_path):
     runner = CliRunner()
-    out = runner.invoke(app, ["benchmark", "constrained", "--out", str(tmp_path), "--tasks", "synthetic",
+    out = runner.invoke(app, ["benchmark", "constrained", "--out", str(tmp_path), "--tasks", "synthetic", "--seeds", "3",
                               "--rounds", "1", "--samples", "64", "--pretrain-steps", "100", "--quiet", "--json"])
     assert out.exit_code == 0, out.output
     m = json.loads((tmp_path / "metrics.json").read_text())
-    t = m["tasks"]["synthetic"]
-    assert set(t) == {"pretrained", "unconstrained", "fixed_small", "fixed_large", "cfo"}
-    for v in t.values():
-        assert {"reward_mean", "constraint_satisfaction", "kl_or_distance_to_pretrained", "rounds", "trace"} <= set(v)
-    assert t["cfo"]["rounds"] == 1 and len(t["cfo"]["trace"]) == 2 and t["pretrained"]["rounds"] == 0
-    assert m["command"]
-    assert {p.name for p in tmp_path.glob("*.png")} == {"synthetic_rounds.png", "synthetic_samples.png",
-                                                        "synthetic_frontier.png"}
-    assert (tmp_path / "checkpoints" / "synthetic" / "round_001.pt").is_file()
+    assert m["seeds"] == [3] and set(m["runs"]) == {"3"} and m["command"]
+    for sd in ("3",):
+        t = m["runs"][sd]["tasks"]["synthetic"]
+        assert set(t) == {"pretrained", "unconstrained", "fixed_small", "fixed_large", "cfo"}
+        for v in t.values():
+            assert {"reward_mean", "constraint_satisfaction", "kl_or_distance_to_pretrained", "rounds", "trace"} <= set(v)
+        assert t["cfo"]["rounds"] == 1 and len(t["cfo"]["trace"]) == 2 and t["pretrained"]["rounds"] == 0
+        assert json.loads((tmp_path / f"seed_{sd}" / "metrics.json").read_text())["seed"] == int(sd)
+        assert {p.name for p in (tmp_path / f"seed_{sd}").glob("*.png")} == {
+            "synthetic_rounds.png", "synthetic_samples.png", "synthetic_frontier.png"}
+        assert (tmp_path / f"seed_{sd}" / "checkpoints" / "synthetic" / "round_001.pt").is_file()
+        assert set(m["bars"]["synthetic"]["per_seed"][sd]) >= {"met", "satisfaction_met", "fixed_penalties_better_on_both"}
+    s = m["summary"]["synthetic"]["cfo"]["reward_mean"]
+    assert s["per_seed"] == {"3": m["runs"]["3"]["tasks"]["synthetic"]["cfo"]["reward_mean"]} and s["std"] is None
+    assert (tmp_path / "synthetic_seeds.png").is_file()
     bad = runner.invoke(app, ["benchmark", "constrained", "--out", str(tmp_path), "--tasks", "molecules"])
     assert bad.exit_code == 2 and "molecules" in bad.output
+    for seeds in ("0,x", "1,1", ","):
+        bad = runner.invoke(app, ["benchmark", "constrained", "--out", str(tmp_path), "--seeds", seeds])
+        assert bad.exit_code == 2 and "--seeds" in bad.output
     missing = runner.invoke(app, ["benchmark", "constrained", "--out", str(tmp_path), "--tasks", "crystals",
                                   "--data", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 2 and "nope.csv" in missing.output
+
+
+def test_summary_over_seeds():
+    def run(r, sat):
+        return {"tasks": {"crystals": {v: {"reward_mean": r, "constraint_satisfaction": sat, "judge_mean": None}
+                                       for v in VARIANTS}}}
+
+    s = summarise({"0": run(1.0, 0.9), "1": run(2.0, math.nan), "2": run(4.0, 1.0)})["crystals"]["cfo"]
+    assert s["reward_mean"]["mean"] == pytest.approx(7 / 3) and s["reward_mean"]["min"] == 1.0
+    assert s["reward_mean"]["std"] == pytest.approx(float(torch.tensor([1.0, 2.0, 4.0]).std()))
+    assert s["constraint_satisfaction"]["mean"] == pytest.approx(0.95)      # NaN seeds are left out, and shown as None
+    assert s["constraint_satisfaction"]["per_seed"] == {"0": 0.9, "1": None, "2": 1.0}
+    assert "judge_mean" not in s                                          # never measured: no row
+
+
+def _variant(reward, sat, judge=None, dft=None, distinct=None, top=None):
+    return {"reward_mean": reward, "constraint_satisfaction": sat, "judge_mean": judge, "dft_mean_labelled": dft,
+            "feasible_distinct": distinct, "feasible_top_share": top, "rounds": 8}
+
+
+def test_crystal_bar_by_hand():
+    m = {"pretrained": _variant(0.0, 0.4, 0.1, 0.05, 200, 0.02), "unconstrained": _variant(2.0, 0.6, 1.1, 1.0, 60, 0.1),
+         "fixed_small": _variant(1.5, 0.7, 0.9, 0.5, 80, 0.1), "fixed_large": _variant(0.9, 0.97, 0.5, 0.2, 90, 0.1),
+         "cfo": _variant(1.0, 0.95, 0.6, 0.4, 85, 0.08)}
+    b = bar_check("crystals", m)
+    assert b["met"] and b["surrogate_gain"] == pytest.approx(1.0) and b["judge_gain_unconstrained"] == pytest.approx(1.0)
+    for key, value, flag in (("judge_mean", 0.5, "judge_half_gain_met"), ("feasible_top_share", 0.25, "diverse"),
+                             ("feasible_distinct", 49, "diverse"), ("dft_mean_labelled", 0.05, "dft_above_pretrained"),
+                             ("constraint_satisfaction", 0.89, "satisfaction_met"), ("reward_mean", 0.99, "surrogate_half_gain_met")):
+        worse = {**m, "cfo": {**m["cfo"], key: value}}
+        b = bar_check("crystals", worse)
+        assert not b[flag] and not b["met"], key
+    better = {**m, "fixed_large": _variant(1.1, 0.96)}                  # a fixed penalty better on both
+    assert bar_check("crystals", better)["fixed_penalties_better_on_both"] == ["fixed_large"]
+    assert not bar_check("crystals", better)["met"]

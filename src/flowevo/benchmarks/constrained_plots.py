@@ -18,8 +18,11 @@ COLOURS = {"pretrained": "0.4", "unconstrained": "C3", "fixed_small": "C1", "fix
 
 
 def plot_rounds(metrics: dict[str, Any], task: str, path: Path | str, bar: float, target: float) -> Path:
-    """Three panels per round: mean reward, constraint satisfaction (all constraints), multipliers."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    """Panels per round: mean reward, constraint satisfaction (all constraints), multipliers; where the rounds carry
+    monitored figures (crystals), also the independent judge's mean and the distinct compositions among the
+    feasible samples."""
+    monitored = bool(metrics["pretrained"]["trace"][0].get("monitored"))
+    fig, axes = plt.subplots(1, 5 if monitored else 3, figsize=(23 if monitored else 14, 3.8))
     pre = metrics["pretrained"]
     for name, m in metrics.items():
         if name == "pretrained":
@@ -32,15 +35,50 @@ def plot_rounds(metrics: dict[str, Any], task: str, path: Path | str, bar: float
             ls = ["-", "--", ":"][j % 3]
             axes[2].plot(rounds, [r["multipliers"][cname] for r in m["trace"]], ls=ls, marker=".", color=c,
                          label=f"{name}: {cname}" if name == "cfo" or j == 0 else None)
+        if monitored:
+            axes[3].plot(rounds, [r["monitored"].get("judge_mean") for r in m["trace"]], marker=".", color=c, label=name)
+            axes[4].plot(rounds, [r["monitored"].get("feasible_distinct") for r in m["trace"]], marker=".", color=c,
+                         label=name)
     axes[0].axhline(pre["reward_mean"], color=COLOURS["pretrained"], ls="--", lw=1, label="pretrained")
     axes[0].set(title=f"{task}: mean reward of the flow's samples", xlabel="round")
     axes[1].axhline(bar, color="k", ls=":", lw=1, label=f"bar {bar:g}")
     axes[1].axhline(target, color="C2", ls=":", lw=1, label=f"CFO target {target:g}")
     axes[1].set(title="constraint satisfaction (all constraints)", xlabel="round", ylim=(-0.02, 1.02))
     axes[2].set(title="multiplier per constraint", xlabel="round", yscale="symlog")
+    if monitored:
+        axes[3].axhline(pre["trace"][0]["monitored"]["judge_mean"], color=COLOURS["pretrained"], ls="--", lw=1,
+                        label="pretrained")
+        axes[3].set(title="independent judge: mean predicted gap", xlabel="round")
+        axes[4].axhline(50, color="k", ls=":", lw=1, label="bar 50")
+        axes[4].set(title="distinct compositions among feasible samples", xlabel="round")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def plot_seed_summary(summary: dict[str, Any], task: str, path: Path | str) -> Path:
+    """Per variant, the final figures over seeds: mean (bar) and each seed (dots) of reward, satisfaction and,
+    where present, the independent judge, the DFT-labelled mean and the distinct feasible compositions."""
+    keys = [k for k in ("reward_mean", "constraint_satisfaction", "judge_mean", "dft_mean_labelled", "feasible_distinct")
+            if any(k in v for v in summary.values())]
+    titles = {"reward_mean": "mean reward (surrogate)", "constraint_satisfaction": "satisfaction",
+              "judge_mean": "independent judge", "dft_mean_labelled": "DFT where labelled",
+              "feasible_distinct": "distinct feasible compositions"}
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.6))
+    names = list(summary)
+    for ax, key in zip(np.atleast_1d(axes), keys):
+        for i, name in enumerate(names):
+            st = summary[name].get(key)
+            if not st or st["mean"] is None:
+                continue
+            ax.bar(i, st["mean"], color=COLOURS.get(name), alpha=0.5, yerr=st["std"] or 0, capsize=3)
+            vals = [v for v in st["per_seed"].values() if v is not None]
+            ax.scatter([i] * len(vals), vals, color="k", s=8, zorder=3)
+        ax.set_xticks(range(len(names)), names, rotation=30, fontsize=7)
+        ax.set_title(titles[key], fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"{task}: final round over seeds (bar: mean ± std, dots: seeds)", fontsize=9)
     return save_figure(fig, path)
 
 

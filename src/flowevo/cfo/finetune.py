@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -47,34 +48,46 @@ class FinetuneConfig:
             raise ValueError("steps, batch_size and lr must be positive and anchor >= 0")
 
 
-def softmax_weights(pseudo: Tensor, temperature: float) -> Tensor:
-    """``softmax(pseudo / temperature)`` over finite entries; NaN (failed) samples get weight 0. ``(N,) -> (N,)``."""
+def softmax_weights(pseudo: Tensor, temperature: float, offset: Tensor | None = None,
+                    cap: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """``softmax(pseudo / temperature + offset)`` over finite entries; NaN (failed) samples get weight 0.
+    ``(N,) -> (N,)``; ``offset (N,)`` (default 0) is a log-weight that the temperature does not scale;
+    ``cap`` (e.g. :class:`~flowevo.cfo.diversity.GroupCap`) reshapes the result."""
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     ok = torch.isfinite(pseudo)
     if not ok.any():
         raise ValueError("no sample has a finite pseudo-reward (every evaluation failed)")
-    logits = torch.where(ok, pseudo.double() / temperature, torch.full_like(pseudo.double(), -torch.inf))
-    return torch.softmax(logits, dim=0)
+    logits = pseudo.double() / temperature
+    if offset is not None:
+        logits = logits + offset.double()
+    logits = torch.where(ok, logits, torch.full_like(logits, -torch.inf))
+    w = torch.softmax(logits, dim=0)
+    return w if cap is None else cap(w)
 
 
-def trust_region_weights(pseudo: Tensor, temperature: float, min_ess: float) -> tuple[Tensor, float]:
+def trust_region_weights(pseudo: Tensor, temperature: float, min_ess: float, offset: Tensor | None = None,
+                         cap: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, float]:
     """:func:`softmax_weights` at the lowest temperature ``>= temperature`` whose weights keep an effective
     sample size of at least ``min_ess`` times the finite samples (a per-round trust region: one sample with
     an outlying reward cannot take all the weight). Returns ``(weights (N,), temperature used)``."""
     if not 0 <= min_ess <= 1:
         raise ValueError(f"min_ess must be in [0, 1], got {min_ess}")
-    w = softmax_weights(pseudo, temperature)
+
+    def ess(t: float) -> float:
+        return effective_sample_size(softmax_weights(pseudo, t, offset, cap))
+
+    w = softmax_weights(pseudo, temperature, offset, cap)
     need = min_ess * int(torch.isfinite(pseudo).sum())
     if effective_sample_size(w) >= need:
         return w, float(temperature)
     lo, hi = math.log(temperature), math.log(temperature) + 1.0
-    while effective_sample_size(softmax_weights(pseudo, math.exp(hi))) < need and hi < math.log(temperature) + 40:
+    while ess(math.exp(hi)) < need and hi < math.log(temperature) + 40:
         lo, hi = hi, hi + 1.0
     for _ in range(40):  # ESS grows with the temperature: bisect on log(temperature)
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if effective_sample_size(softmax_weights(pseudo, math.exp(mid))) < need else (lo, mid)
-    return softmax_weights(pseudo, math.exp(hi)), math.exp(hi)
+        lo, hi = (mid, hi) if ess(math.exp(mid)) < need else (lo, mid)
+    return softmax_weights(pseudo, math.exp(hi), offset, cap), math.exp(hi)
 
 
 def effective_sample_size(w: Tensor) -> float:

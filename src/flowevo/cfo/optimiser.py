@@ -1,5 +1,5 @@
 """Constrained flow optimisation (CFO): fine-tune a flow so its samples maximise a black-box reward
-subject to black-box constraints, by an augmented Lagrangian over rounds of ordinary fine-tuning.
+subject to black-box constraints, by rounds of ordinary fine-tuning whose weights meet the constraints.
 
 Problem (the CFO formulation; method and measurements in docs/benchmarks.md): maximise ``E_p[r(x)]`` while staying close to
 the pretrained flow, subject to ``E_p[g_j(x)] <= b_j`` for every constraint ``j``. Here ``g_j`` is
@@ -12,22 +12,27 @@ Round ``k`` (``k = 0 .. rounds``):
 
 1. sample ``samples`` points from the current flow (one batched decode), plus optional seeds
    (e.g. evolution elites), and score reward and constraints with the Evaluator (failures are
-   infeasible, never crashes);
-2. measure each constraint's violation rate on the flow's own samples and take the dual step
-   ``lambda_j <- max(0, lambda_j + rho_j * (rate_j - b_j))``; ``rho_j`` grows while the violation
-   does not shrink (:class:`~flowevo.evolve.constraints.Multipliers`);
-3. fine-tune on the pseudo-reward ``r(x) / s_r - sum_j lambda_j * g_j(x)`` (``s_r``: the reward's
-   std under the pretrained flow) by reward-weighted flow matching, weights
-   ``softmax(pseudo / temperature)`` (the temperature raised where needed so the weights keep an
-   effective sample size of at least ``min_ess`` of the samples: a per-round trust region), with a
-   velocity regression toward the pretrained model (:mod:`flowevo.cfo.finetune`);
+   infeasible, never crashes); measure each constraint's violation rate on the flow's own samples;
+2. weights ``softmax((r / s_r - sum_j lambda_j pen_j) / T)`` (``s_r``: the reward's std under the
+   pretrained flow; ``pen_j``: the smoothed violation indicator, with ``neighbours`` averaged over
+   each sample's nearest samples in flow space; ``T`` raised where needed so the weights keep an
+   effective sample size of at least ``min_ess`` of the samples: a per-round trust region; optionally
+   spread over a ``diversity_key``, :mod:`flowevo.cfo.diversity`). The multipliers: ``dual="exact"``
+   (default) solves, each round, for the smallest ``lambda`` whose weights bring each constraint's
+   (neighbour-averaged) violation down to a target (:func:`~flowevo.cfo.dual.constrained_weights`),
+   the target starting at ``target_share * b_j`` and multiplied by ``(b_j / rate_j) ** target_feedback``
+   after each round, so where the fitted flow violated more than its weights did the next weights aim
+   lower; ``dual="ascent"``: the dual step ``lambda_j <- max(0, lambda_j + rho_j * (rate_j - b_j))``
+   (:class:`~flowevo.evolve.constraints.Multipliers`); ``fixed_multiplier``: a constant (baselines);
+3. fine-tune by reward-weighted flow matching on those weights, with a velocity regression toward
+   the pretrained model (:mod:`flowevo.cfo.finetune`);
 4. save the new model (``round_<k+1>.pt``, :func:`~flowevo.flow.save_checkpoint` format) and the
    trace (``trace.json``).
 
 The last round only samples and scores. Each round's record holds the reward mean, satisfaction
-(overall and per constraint), multipliers, ``rho``, the effective sample size of the weights and
-``KL(p_k || p_pretrained)`` estimated by Monte Carlo with exact flow log-densities
-(:mod:`flowevo.cfo.density`).
+(overall and per constraint), multipliers, targets, the weights' effective sample size, reward and
+satisfaction, ``KL(p_k || p_pretrained)`` estimated by Monte Carlo with exact flow log-densities
+(:mod:`flowevo.cfo.density`) and whatever the optional ``monitor`` reports (e.g. independent judges).
 """
 
 from __future__ import annotations
@@ -38,12 +43,14 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Hashable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from flowevo.cfo.density import kl_divergence
+from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
+from flowevo.cfo.dual import constrained_weights
 from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, trust_region_weights
 from flowevo.cfo.sampling import (batch_condition, condition_to_dict, finite_mean, null_condition, residual_shape,
                                   sample_flow)
@@ -76,6 +83,25 @@ class CFOConfig:
         kl_grid: solver grid of the KL estimate.
         softness: the penalty uses the smoothed violation indicator ``sigmoid((g - bound) / s)`` with
             ``s = softness * std(g)`` of the pretrained samples (a margin from the boundary); 0: the hard indicator.
+        dual: how the adaptive multipliers are set each round: ``"exact"`` (default) solves for the smallest
+            multipliers whose weights meet each constraint's target on the round's samples
+            (:func:`~flowevo.cfo.dual.constrained_weights`; scale-free); ``"ascent"``: the dual step
+            ``lambda += rho (rate - max_violation)`` on the flow's measured rate.
+        target_share: the exact dual's first target is ``target_share * max_violation`` (reweighted violation rate).
+        trust_region: the exact dual's trust region, ``"total"`` or ``"reward"`` (see
+            :func:`~flowevo.cfo.dual.constrained_weights`).
+        target_feedback: ``kappa``: after each round the target is multiplied by ``(max_violation / rate) ** kappa``
+            (``rate``: the flow's measured violation rate), within ``[target_floor, 1] * max_violation``; 0: fixed.
+        target_floor: the lowest target, as a share of ``max_violation``.
+        lam_max: cap on the exact dual's multipliers.
+        diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
+            samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
+            samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
+        max_key_share: no ``diversity_key`` may carry more than this share of a round's weights
+            (:class:`~flowevo.cfo.diversity.GroupCap`); 1: off.
+        neighbours: ``k > 1``: the penalty and the violation the exact dual constrains are each sample's mean over
+            its ``k`` nearest samples in flow space (the fitted flow spreads mass around its training samples, so a
+            sample among violators predicts violations); 0 or 1: per sample.
         seed: seeds sampling, fine-tuning and the KL estimate (same seed, same result).
     """
 
@@ -94,6 +120,15 @@ class CFOConfig:
     kl_samples: int = 256
     kl_grid: FixedGrid = FixedGrid("rk4", 10)
     softness: float = 0.1
+    dual: str = "exact"
+    target_share: float = 1.0
+    lam_max: float = 1e3
+    trust_region: str = "total"
+    target_feedback: float = 0.0
+    target_floor: float = 0.1
+    diversity: float = 0.0
+    max_key_share: float = 1.0
+    neighbours: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,6 +142,16 @@ class CFOConfig:
             raise ValueError(f"fixed_multiplier must be >= 0, got {self.fixed_multiplier}")
         if self.kl_samples == 1 or self.kl_samples < 0:
             raise ValueError(f"kl_samples must be 0 or >= 2, got {self.kl_samples}")
+        if self.trust_region not in ("total", "reward"):
+            raise ValueError(f"trust_region must be 'total' or 'reward', got {self.trust_region!r}")
+        if self.dual not in ("exact", "ascent"):
+            raise ValueError(f"dual must be 'exact' or 'ascent', got {self.dual!r}")
+        if not 0 < self.target_floor <= 1 or self.target_feedback < 0:
+            raise ValueError("need 0 < target_floor <= 1 and target_feedback >= 0")
+        if not 0 < self.max_key_share <= 1:
+            raise ValueError(f"max_key_share must be in (0, 1], got {self.max_key_share}")
+        if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
+            raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
 
 
 @dataclass(frozen=True)
@@ -126,6 +171,10 @@ class RoundRecord:
         train_loss: mean loss of the last 50 fine-tuning steps (None on the last round).
         evaluations: black-box evaluations so far; wall_s: seconds since the start.
         checkpoint: the model saved after this round's fine-tuning (None without ``out_dir`` or on the last round).
+        weighted_reward / weighted_satisfaction: the reward mean and satisfaction of the round's samples under the
+            fine-tuning weights (what the round aimed at; the next round's figures show what the fitted flow did).
+        targets: the exact dual's reweighted violation target per constraint this round (empty otherwise).
+        monitored: what the optimiser's ``monitor`` reported on this round's own samples (never used in fine-tuning).
     """
 
     round: int
@@ -144,6 +193,10 @@ class RoundRecord:
     evaluations: int
     wall_s: float
     checkpoint: str | None = None
+    monitored: dict[str, float] = field(default_factory=dict)
+    targets: dict[str, float] = field(default_factory=dict)
+    weighted_reward: float | None = None
+    weighted_satisfaction: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict (what history.json / trace.json hold)."""
@@ -181,6 +234,9 @@ class ConstrainedFlowOptimiser:
             every round's samples; they enter the fine-tuning, not the reported figures.
         out_dir: where to write ``round_<k>.pt`` and ``trace.json`` (nothing is written without it).
         meta: plain data stored in every round checkpoint (e.g. a domain model's meta, so loaders work).
+        monitor: optional ``fn(candidates, feasible (N,) bool) -> {name: float}`` called on every round's own
+            samples (e.g. an independent judge, a diversity count); its figures go to ``RoundRecord.monitored``
+            and never into the fine-tuning.
 
     Example::
 
@@ -193,7 +249,9 @@ class ConstrainedFlowOptimiser:
     def __init__(self, model: nn.Module, evaluator: Evaluator, condition: Condition | None = None,
                  config: CFOConfig = CFOConfig(), encoder: Encoder | None = None,
                  payload: Callable[[Tensor], dict] | None = None, seeds: Tensor | None = None,
-                 out_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> None:
+                 out_dir: str | Path | None = None, meta: dict[str, Any] | None = None,
+                 monitor: Callable[[Candidates, Tensor], dict[str, float]] | None = None,
+                 diversity_key: Callable[[Candidates], Sequence[Hashable]] | None = None) -> None:
         objectives = list(evaluator.objectives)
         if len(objectives) != 1:
             raise ValueError(f"CFO optimises one reward; the evaluator has {len(objectives)} objectives "
@@ -214,10 +272,16 @@ class ConstrainedFlowOptimiser:
         self.seeds = seeds
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.meta = dict(meta or {})
+        self.monitor = monitor
+        self.diversity_key = diversity_key
+        if (config.diversity > 0 or config.max_key_share < 1) and diversity_key is None:
+            raise ValueError("config.diversity > 0 or max_key_share < 1 needs a diversity_key (what counts as the same "
+                             "sample)")
         lam0 = config.lam0 if config.fixed_multiplier is None else config.fixed_multiplier
         self.multipliers = Multipliers.full(len(self.names), lam0, config.rho, growth=config.rho_growth,
                                             rho_max=config.rho_max)
         self.reward_scale: float | None = None
+        self.target: Tensor | None = None
         self.g_scale: Tensor | None = None
         self.records: list[RoundRecord] = []
         self.failures: list[Failure] = []
@@ -225,8 +289,9 @@ class ConstrainedFlowOptimiser:
         self._start = time.perf_counter()  # reset by run(); set here so step() works on its own
 
     # -- one round ----------------------------------------------------------------------------------
-    def _score(self, x: Tensor, c: Condition) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Reward ``(N,)`` (NaN = failed), violation indicators ``(N, C)`` bool, failed ``(N,)`` bool, ``g (N, C)``."""
+    def _score(self, x: Tensor, c: Condition) -> tuple[Tensor, Tensor, Tensor, Tensor, Candidates]:
+        """Reward ``(N,)`` (NaN = failed), violation indicators ``(N, C)`` bool, failed ``(N,)`` bool, ``g (N, C)``,
+        and the scored candidates."""
         n = x.shape[0]
         extra = self.payload(x) if self.payload is not None else {}
         cands = Candidates(x=x, source_index=torch.arange(n), sources=None, target=c, extra=extra)
@@ -237,7 +302,7 @@ class ConstrainedFlowOptimiser:
         reward = torch.where(failed, torch.full((n,), math.nan, dtype=torch.float64), self.sign * ev.values[:, 0].double().cpu())
         g = ev.constraint_values.double().cpu()
         violated = ~(torch.isfinite(g) & (g <= self.bounds)) | failed[:, None]
-        return reward, violated, failed, g
+        return reward, violated, failed, g, cands
 
     def _penalty(self, g: Tensor, violated: Tensor) -> Tensor:
         """Per-sample penalty terms ``(N, C)``: the smoothed violation indicator ``sigmoid((g - b) / s)``
@@ -246,6 +311,19 @@ class ConstrainedFlowOptimiser:
             return violated.double()
         soft = torch.sigmoid((g - self.bounds) / self.g_scale)
         return torch.where(torch.isfinite(g), soft, torch.ones_like(soft))
+
+    def _update_target(self, rate: Tensor) -> Tensor:
+        """The exact dual's target per constraint ``(C,)``: ``target_share * max_violation`` at first, then
+        ``target * (max_violation / rate) ** feedback`` after each measured rate (clipped to
+        ``[target_floor, 1] * max_violation``): where the fitted flow violated more than its weights did, the
+        next round's weights aim lower."""
+        cfg, b = self.config, self.config.max_violation
+        if self.target is None:
+            self.target = torch.full_like(rate, b * cfg.target_share)
+        elif cfg.target_feedback > 0 and b > 0:
+            ratio = (b / rate.clamp_min(b * cfg.target_floor)) ** cfg.target_feedback
+            self.target = (self.target * ratio).clamp(b * cfg.target_floor, b)
+        return self.target.clone()
 
     def _seed(self, k: int, offset: int) -> int:
         return self.config.seed * 1_000_003 + offset * 10_007 + k
@@ -277,7 +355,7 @@ class ConstrainedFlowOptimiser:
                 zs = self.encoder.encode(xs) if self.encoder is not None else xs
             z, x = torch.cat([z, zs.to(z.dtype)]), torch.cat([x, xs])
         c_all = batch_condition(self.condition.to(self.device), z.shape[0])
-        reward, violated, failed, g = self._score(x, c_all)
+        reward, violated, failed, g, cands = self._score(x, c_all)
         own_r, own_v = reward[:n], violated[:n]
         if self.reward_scale is None:
             self.reward_scale = float(finite_std(own_r[:, None])[0])
@@ -288,19 +366,41 @@ class ConstrainedFlowOptimiser:
             est = kl_divergence(self.model, self.pretrained, cfg.kl_samples, self.condition.to(self.device),
                                 torch.Generator(device=self.device).manual_seed(self._seed(k, 2)), cfg.kl_grid)
             kl, stderr = est.value, est.stderr
-        ess = loss = temp = None
+        ess = loss = temp = weighted_reward = weighted_satisfaction = None
         ckpt = None
         if k < cfg.rounds:
-            if cfg.fixed_multiplier is None:
-                mu = self.multipliers.update(rate - cfg.max_violation)
+            pen, viol = self._penalty(g, violated), violated.double()
+            if cfg.neighbours > 1:
+                pen, viol = local_mean(z, pen, cfg.neighbours), local_mean(z, viol, cfg.neighbours)
+            offset = cap = None
+            if self.diversity_key is not None and (cfg.diversity > 0 or cfg.max_key_share < 1):
+                keys = list(self.diversity_key(cands))
+                offset = diversity_offset(keys, cfg.diversity) if cfg.diversity > 0 else None
+                cap = GroupCap(key_groups(keys), cfg.max_key_share) if cfg.max_key_share < 1 else None
+            if cfg.fixed_multiplier is None and cfg.dual == "exact" and len(self.names):
+                target = self._update_target(rate)
+                w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
+                                                  cfg.min_ess, lam_max=cfg.lam_max, offset=offset,
+                                                  trust_region=cfg.trust_region, cap=cap)
+                self.multipliers.lam = mu.clone()
             else:
-                mu = self.multipliers.lam.clone()
-            pseudo = reward / self.reward_scale - (self._penalty(g, violated) * mu).sum(1)
-            w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess)
+                if cfg.fixed_multiplier is None:
+                    mu = self.multipliers.update(rate - cfg.max_violation)
+                else:
+                    mu = self.multipliers.lam.clone()
+                pseudo = reward / self.reward_scale - (pen * mu).sum(1)
+                w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset, cap)
             ess = effective_sample_size(w[:n]) if self.seeds is None else effective_sample_size(w)
+            ok = torch.isfinite(reward)
+            weighted_reward = self.sign * float((w[ok] * reward[ok]).sum() / w[ok].sum())
+            weighted_satisfaction = float((w * (~violated.any(1)).double()).sum()) if violated.shape[1] else None
             losses = finetune_round(self.model, self.pretrained, z, c_all, w.to(self.device), cfg.finetune,
                                     self._seed(k, 3))
             loss = float(sum(losses[-50:]) / len(losses[-50:]))
+        monitored = {}
+        if self.monitor is not None:
+            feasible = ~(own_v.any(1) | failed[:n]) if own_v.shape[1] else ~failed[:n]
+            monitored = {str(key): float(v) for key, v in self.monitor(cands.subset(torch.arange(n)), feasible).items()}
         rec = RoundRecord(
             round=k, reward_mean=self.sign * finite_mean(own_r),
             reward_std=float(own_r[torch.isfinite(own_r)].std()) if torch.isfinite(own_r).sum() > 1 else math.nan,
@@ -309,6 +409,8 @@ class ConstrainedFlowOptimiser:
             multipliers=dict(zip(self.names, self.multipliers.lam.tolist())),
             rho=dict(zip(self.names, self.multipliers.rho.tolist())), kl=kl, kl_stderr=stderr, ess=ess,
             temperature=temp, train_loss=loss, evaluations=self.evaluations, wall_s=time.perf_counter() - self._start,
+            monitored=monitored, weighted_reward=weighted_reward, weighted_satisfaction=weighted_satisfaction,
+            targets={} if self.target is None or k == cfg.rounds else dict(zip(self.names, self.target.tolist())),
         )
         self.records.append(rec)
         if k < cfg.rounds:
@@ -333,6 +435,15 @@ class ConstrainedFlowOptimiser:
                 advance(1, reward=rec.reward_mean, satisfied=rec.satisfaction, max_lambda=lam, kl=rec.kl)
         return CFOResult(self.model, self.pretrained, list(self.records), list(self.failures),
                          [c for c in checkpoints if c])
+
+
+def local_mean(z: Tensor, values: Tensor, k: int) -> Tensor:
+    """Per sample, the mean of ``values (N, C)`` over its ``k`` nearest samples in flow space (itself included):
+    ``z (N, *S)`` -> ``(N, C)``. Failed samples' values (1) count like any other."""
+    flat = z.reshape(z.shape[0], -1).double().cpu()
+    k = min(k, flat.shape[0])
+    idx = torch.cdist(flat, flat).topk(k, dim=1, largest=False).indices
+    return values.double()[idx].mean(1)
 
 
 def _plain(obj: Any) -> Any:
