@@ -27,7 +27,7 @@ def test_parse_parts():
 
 def test_all_only_toy_writes_machine_block_and_tables(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr("flowevo.benchmarks.toy.run_toy_benchmark", lambda out, seed: calls.append((out, seed)) or TOY)
+    monkeypatch.setattr("flowevo.benchmarks.toy.run_toy_benchmark", lambda out, seed, device="cpu": calls.append((out, seed)) or TOY)
     args = ["benchmark", "all", "--out", str(tmp_path), "--only", "toy", "--seed", "3", "--quiet"]
     monkeypatch.setattr(sys, "argv", ["flowevo", *args])  # what the command records
     out = runner.invoke(app, args)
@@ -45,7 +45,7 @@ def test_all_only_toy_writes_machine_block_and_tables(tmp_path, monkeypatch):
 
 
 def test_a_failing_part_is_recorded_and_the_rest_runs(tmp_path, monkeypatch):
-    def boom(out, seed):
+    def boom(out, seed, device="cpu"):
         raise RuntimeError("solver exploded")
 
     monkeypatch.setattr("flowevo.benchmarks.toy.run_toy_benchmark", boom)
