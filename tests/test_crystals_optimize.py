@@ -96,7 +96,11 @@ def test_optimize_defaults_edits_csv_pictures_and_success_rates(model_dir, tmp_p
         assert m[k] == pytest.approx(sum(v < t for v in judged) / 4)
     from pymatgen.core import Structure
 
-    edit = Structure.from_file(str(run / kept[0]["edit_cif"]))
+    read = Structure.from_file(str(run / kept[0]["edit_cif"]))
+    order: list[int] = []  # a CIF keeps the sites but not their order (which one is A): restore it from sites_edit
+    for symbol in kept[0]["sites_edit"].split():
+        order.append(next(i for i, s in enumerate(read) if s.specie.symbol == symbol and i not in order))
+    edit = Structure.from_sites([read[i] for i in order])
     assert load_predictor(out / "judge.json").predict([edit])[0] == pytest.approx(judged[0], abs=1e-6)
     html = (run / "report.html").read_text()
     assert 'href="cif/source_0.cif"' in html and 'src="cif/source_0.png"' in html and "CHGNet formation" in html
