@@ -37,8 +37,8 @@ def workspace(tmp_path_factory):
     c = np.arange(300) % 3
     x = rng.normal(size=(300, 4)) * 0.4 + 3.0 * np.eye(3, 4)[c]
     np.savez(root / "train.npz", x=x.astype(np.float32), c=c)
-    _invoke("train", "--data", root / "train.npz", "--out", root / "model", "--steps", 300, "--set", "train.judge=false",
-            "--quiet", "--json")
+    _invoke("train", "--data", root / "train.npz", "--out", root / "model", "--steps", 300,
+            "--set", "train.judge=false", "--quiet", "--json")
     (root / "cfo.toml").write_text(f"""
 seed = 4
 

@@ -93,7 +93,8 @@ def test_a_round_checkpoint_samples_its_flow(full_run):
     for k in (0, 3):
         velocity, flow, condition, meta = load_round(run / "checkpoints" / f"round_{k:03d}.pt")
         assert meta["cfo"]["round"] == k and bool(condition.null_mask()[0])
-        _, x = sample_flow(velocity, 400, condition, torch.Generator().manual_seed(0), FixedGrid("rk4", 4), flow.encoder)
+        gen = torch.Generator().manual_seed(0)
+        _, x = sample_flow(velocity, 400, condition, gen, FixedGrid("rk4", 4), flow.encoder)
         means.append(float(x[:, 3].mean()))
         sat.append(float((x[:, 0] <= 1.0).double().mean()))
     assert means[1] > means[0] + 0.1 and sat[1] > sat[0] + 0.2

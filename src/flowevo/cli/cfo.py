@@ -85,7 +85,8 @@ def summary_rows(m: dict) -> list[tuple[str, str]]:
     pre, fin = m["pretrained"], m["final"]
     rows = [(f"reward {m['reward']['name']} ({m['reward']['sense']}): mean, pretrained -> final",
              f"{_g(pre['reward_mean'])} -> {_g(fin['reward_mean'])}"),
-            ("samples meeting every constraint", f"{_g(pre['satisfaction'], '.1%')} -> {_g(fin['satisfaction'], '.1%')}")]
+            ("samples meeting every constraint",
+             f"{_g(pre['satisfaction'], '.1%')} -> {_g(fin['satisfaction'], '.1%')}")]
     rows += [(f"  {name} (bound {bound:g})", f"{_g(pre['constraint_satisfaction'][name], '.1%')} -> "
                                              f"{_g(fin['constraint_satisfaction'][name], '.1%')}, multiplier "
                                              f"{_g(fin['multipliers'][name], '.3g')}")

@@ -53,7 +53,6 @@ def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed:
     from flowevo.devices import require_cpu
     from flowevo.domains.generic import FORMAT as GENERIC_FORMAT
     from flowevo.flow import FixedGrid, load_checkpoint
-
     from flowevo.workflows.cfo_flow import is_cfo_round
 
     if is_cfo_round(model_path):
@@ -150,8 +149,8 @@ def _sample_cfo_round(path: Path, n: int, out: Path, condition: Optional[str], s
 @app.command("sample", epilog="Example: flowevo sample --model out/constrained/checkpoints/synthetic/round_008.pt "
                               "--n 1000 --out samples.npz")
 def sample(
-    model: Path = typer.Option(..., help="A flowevo checkpoint: a round of flowevo cfo (RUN_DIR/checkpoints/round_<k>.pt, "
-                                         "any domain), a CFO benchmark round, a crystal or toy model."),
+    model: Path = typer.Option(..., help="A flowevo checkpoint: a round of flowevo cfo (RUN_DIR/checkpoints/"
+                                         "round_<k>.pt, any domain), a CFO benchmark round, a crystal or toy model."),
     n: int = typer.Option(..., min=1, help="Number of samples."),
     out: Path = typer.Option(..., help="Output .npz: x (N, *D) data space, z (N, *S) flow space; crystals: formula."),
     condition: Optional[str] = typer.Option(None, help="null, a class id, or comma-separated values (crystals: the "
@@ -163,7 +162,7 @@ def sample(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print a summary as JSON on stdout."),
 ) -> None:
-    """Sample a saved flow (any round of flowevo cfo or of the CFO benchmark, a crystal model, a toy model) into an .npz."""
+    """Sample a saved flow (any round of flowevo cfo or of the CFO benchmark, a crystal or toy model) into an .npz."""
     if out.suffix != ".npz":
         fail(f"--out {out}: the output must be a .npz file")
     m = guarded(lambda: _sample(model, n, out, condition, seed, steps, cif, device_or_fail(device)), quiet)

@@ -13,7 +13,8 @@ from flowevo.domains.registry import (ENTRY_POINT_GROUP, builtins, discover, dom
                                       get_domain, register_domain, unregister_domain)
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "BatchFn", "Builtin", "BuiltinContext", "Domain", "DomainFlow", "DomainRun", "FlowRequest", "RunRequest",
+    "ENTRY_POINT_GROUP", "BatchFn", "Builtin", "BuiltinContext", "Domain", "DomainFlow", "DomainRun", "FlowRequest",
+    "RunRequest",
     "TrainRequest", "Trained", "builtins", "discover", "domain_for_data", "domain_for_model", "domains",
     "get_domain", "register_domain", "unregister_domain",
 ]

@@ -41,7 +41,8 @@ def plot_rounds(metrics: dict[str, Any], task: str, path: Path | str, bar: float
             axes[2].plot(rounds, [r["multipliers"][cname] for r in m["trace"]], ls=ls, marker=".", color=c,
                          label=f"{name}: {cname}" if name == "cfo" or j == 0 else None)
         if monitored:
-            axes[3].plot(rounds, [r["monitored"].get("judge_mean") for r in m["trace"]], marker=".", color=c, label=name)
+            axes[3].plot(rounds, [r["monitored"].get("judge_mean") for r in m["trace"]], marker=".", color=c,
+                         label=name)
             axes[4].plot(rounds, [r["monitored"].get("feasible_distinct") for r in m["trace"]], marker=".", color=c,
                          label=name)
     axes[0].axhline(pre["reward_mean"], color=COLOURS["pretrained"], ls="--", lw=1, label="pretrained")

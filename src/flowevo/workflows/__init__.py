@@ -11,5 +11,5 @@ from flowevo.workflows.cfo import is_cfo_run, resume_cfo, run_cfo
 from flowevo.workflows.optimize import is_optimize_run, prepare, resume_optimize, run_optimize
 from flowevo.workflows.train import run_train, train_request
 
-__all__ = ["is_cfo_run", "is_optimize_run", "prepare", "resume_cfo", "resume_optimize", "run_cfo", "run_optimize", "run_train",
-           "train_request"]
+__all__ = ["is_cfo_run", "is_optimize_run", "prepare", "resume_cfo", "resume_optimize", "run_cfo", "run_optimize",
+           "run_train", "train_request"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
 from typing import Any
 
 from flowevo.domains.plugin import BuiltinContext, Domain, DomainFlow, DomainRun, FlowRequest, RunRequest
@@ -75,7 +74,8 @@ def load_flow(request: FlowRequest) -> DomainFlow:
     model = load_external(request.model_dir, request.device)
     if not isinstance(model.velocity, nn.Module) or not any(True for _ in model.velocity.parameters()):
         raise ValueError(f"{request.model_dir}: the factory's velocity is not a torch module with parameters; "
-                         "constrained fine-tuning trains its weights (wrap your network in flowevo.flow.VelocityAdapter)")
+                         "constrained fine-tuning trains its weights (wrap your network in "
+                         "flowevo.flow.VelocityAdapter)")
     flow_shape = tuple(model.shape)
     if model.encoder is not None:
         with torch.no_grad():
