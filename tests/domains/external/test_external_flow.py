@@ -133,7 +133,8 @@ def test_cfo_fine_tunes_their_flow_from_the_command_line(trained, tmp_path):
     m = json.loads(out.stdout)
     assert m["domain"] == "external" and m["failed_samples"] == 0
     assert m["final"]["reward_mean"] < m["pretrained"]["reward_mean"]  # closer to the right class's centre
-    first, last = (torch.load(run / "checkpoints" / f"round_{k:03d}.pt", weights_only=True)["state_dict"] for k in (0, 2))
+    first, last = (torch.load(run / "checkpoints" / f"round_{k:03d}.pt", weights_only=True)["state_dict"]
+                   for k in (0, 2))
     assert any(not torch.equal(first[k], last[k]) for k in first)  # their weights were fine-tuned (a copy)
     out = runner.invoke(app, ["sample", "--model", str(run / "checkpoints" / "round_002.pt"), "--n", "50", "--out",
                               str(tmp_path / "s.npz"), "--quiet", "--json"])
