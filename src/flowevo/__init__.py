@@ -15,7 +15,8 @@ first use, so ``import flowevo`` itself loads neither torch nor any domain)::
   terminations, :class:`LagrangianPenalty`, :class:`EditResult` (what every search method returns);
 - baselines: :func:`random_search`, :func:`cma_search`, :func:`leap`, :func:`gradient_search`;
 - cfo: :class:`ConstrainedFlowOptimiser`, :class:`CFOConfig`, :class:`FinetuneConfig`;
-- configured runs: :func:`load_config`, :func:`run_train`, :func:`run_optimize`, :func:`resume_optimize`.
+- configured runs: :func:`load_config`, :func:`run_train`, :func:`run_optimize`, :func:`resume_optimize`,
+  :func:`run_cfo`, :func:`resume_cfo`.
 
 Domains (``flowevo.domains.generic``, ``.digits``, ``.crystals``, ``.toy``) export their own entry
 points; :mod:`flowevo.domains` holds the registry a new domain registers with.
@@ -37,7 +38,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "flowevo.baselines": ("cma_search", "gradient_search", "leap", "random_search"),
     "flowevo.cfo": ("CFOConfig", "ConstrainedFlowOptimiser", "FinetuneConfig"),
     "flowevo.config": ("Config", "ConfigError", "load_config"),
-    "flowevo.workflows": ("resume_optimize", "run_optimize", "run_train"),
+    "flowevo.workflows": ("resume_cfo", "resume_optimize", "run_cfo", "run_optimize", "run_train"),
 }
 _EXPORTS = {name: module for module, names in _PUBLIC.items() for name in names}
 
@@ -48,7 +49,7 @@ __all__ = [
     "GenerationRecord", "Goal", "LagrangianPenalty", "LocalEvaluator", "MLPVelocity", "MaxEvaluations",
     "MaxGenerations", "Objective", "Population", "ProcessPoolEvaluator", "QueryCounter", "ResidualCodec",
     "Stagnation", "TrainConfig", "Variation", "VariationStrategy", "VelocityAdapter", "__version__", "cma_search", "gradient_search",
-    "leap", "load_checkpoint", "load_config", "load_run_state", "random_search", "resume_optimize", "run_optimize",
-    "run_train", "save_checkpoint", "sense_sign", "train_flow",
+    "leap", "load_checkpoint", "load_config", "load_run_state", "random_search", "resume_cfo", "resume_optimize",
+    "run_cfo", "run_optimize", "run_train", "save_checkpoint", "sense_sign", "train_flow",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -383,7 +383,8 @@ def run_seed(out_dir: Path, data: str | Path | None, seed: int, tasks: Sequence[
              log: Callable[[str], None], show_progress: bool, crystal_kwargs: dict[str, Any] | None = None,
              device: str = "cpu") -> dict[str, Any]:
     """One seed of the benchmark: every task and variant; writes ``out_dir/metrics.json`` and the plots."""
-    from flowevo.benchmarks.constrained_plots import plot_frontier, plot_rounds, plot_synthetic_samples
+    from flowevo.benchmarks.constrained_plots import plot_frontier, plot_synthetic_samples
+    from flowevo.report.cfo_rounds import plot_rounds
 
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = default_configs(seed, rounds, samples)

@@ -41,7 +41,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Hashable, Sequence
 
@@ -333,9 +333,62 @@ class ConstrainedFlowOptimiser:
             return None
         cfo = {"round": k, "condition": condition_to_dict(self.condition), "reward": self.reward_name,
                "constraints": dict(zip(self.names, self.bounds.tolist())), "config": _plain(asdict(self.config)),
-               "trace": [r.to_dict() for r in self.records]}
+               "trace": [r.to_dict() for r in self.records], "state": self.state_dict()}
         path = save_checkpoint(self.out_dir / f"round_{k:03d}.pt", self.model, {**self.meta, "cfo": cfo})
         return str(path)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs besides the model's weights, as plain data: the records so far, the multipliers
+        (``lam``, ``rho`` and the last violation of the dual step), the exact dual's targets, the reward and
+        constraint scales of the pretrained samples and the evaluation count. Stored in every round checkpoint."""
+        m = self.multipliers
+        return {"records": [r.to_dict() for r in self.records], "lam": m.lam.tolist(), "rho": m.rho.tolist(),
+                "last_violation": m.last_violation.tolist(), "reward_scale": self.reward_scale,
+                "g_scale": None if self.g_scale is None else self.g_scale.tolist(),
+                "target": None if self.target is None else self.target.tolist(), "evaluations": self.evaluations}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (the model's weights are restored separately, see :meth:`resume`)."""
+        f64 = lambda v: None if v is None else torch.tensor(v, dtype=torch.float64)  # noqa: E731
+        self.records = [RoundRecord(**r) for r in state["records"]]
+        m = self.multipliers
+        m.lam, m.rho, m.last_violation = f64(state["lam"]), f64(state["rho"]), f64(state["last_violation"])
+        self.reward_scale = state["reward_scale"]
+        self.g_scale, self.target = f64(state["g_scale"]), f64(state["target"])
+        self.evaluations = int(state["evaluations"])
+
+    def resume(self, checkpoint: str | Path) -> int:
+        """Continue from ``round_<k>.pt`` written by a run of this optimiser with the same pretrained model, reward,
+        constraints and config: restores the fine-tuned weights and :meth:`state_dict`; returns ``k``, the round
+        :meth:`run` continues with (``run(start=k)``). Every round draws from generators seeded by the config seed and
+        the round, so the resumed run ends exactly as an uninterrupted one on the same device type.
+
+        Raises:
+            ValueError: the checkpoint holds no optimiser state or was written with another config, reward or
+                constraints.
+        """
+        path = Path(checkpoint)
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # missing, truncated or not a torch file
+            raise ValueError(f"{path}: not a readable CFO round checkpoint ({type(exc).__name__}: {exc})") from exc
+        cfo = payload.get("meta", {}).get("cfo") if isinstance(payload, dict) else None
+        if not cfo or cfo.get("state") is None:
+            raise ValueError(f"{path}: no optimiser state in this checkpoint (not a CFO round, or written by an older "
+                             "flowevo); cannot resume from it")
+        mine = {"config": _plain(asdict(self.config)), "reward": self.reward_name,
+                "constraints": dict(zip(self.names, self.bounds.tolist()))}
+        for key, value in mine.items():
+            if cfo.get(key) != value:
+                raise ValueError(f"{path}: written with another {key} ({cfo.get(key)!r}, this run: {value!r})")
+        self.model.load_state_dict(payload["state_dict"])
+        self.load_state_dict(cfo["state"])
+        k = int(cfo["round"])
+        if len(self.records) != k:
+            raise ValueError(f"{path}: round {k} but {len(self.records)} records; the checkpoint is inconsistent")
+        if self.records:
+            self.records[-1] = replace(self.records[-1], checkpoint=str(path))
+        return k
 
     def _write_trace(self) -> None:
         if self.out_dir is not None:
@@ -419,15 +472,21 @@ class ConstrainedFlowOptimiser:
         self._write_trace()
         return rec
 
-    def run(self, show_progress: bool = False) -> CFOResult:
-        """All rounds; returns a :class:`CFOResult` (the fine-tuned model is ``result.model``)."""
-        self._start = time.perf_counter()
+    def run(self, show_progress: bool = False, start: int = 0) -> CFOResult:
+        """All rounds from ``start`` (0, or what :meth:`resume` returned); returns a :class:`CFOResult` (the
+        fine-tuned model is ``result.model``)."""
+        if start != len(self.records) or not 0 <= start <= self.config.rounds:
+            raise ValueError(f"start = {start}: the optimiser holds {len(self.records)} records of "
+                             f"{self.config.rounds + 1} rounds (resume() first)")
+        self._start = time.perf_counter() - (self.records[-1].wall_s if self.records else 0.0)
         checkpoints = []
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            checkpoints.append(self._save(0))
+            checkpoints.append(self._save(0) if start == 0 else str(self.out_dir / "round_000.pt"))
+            checkpoints += [r.checkpoint for r in self.records if r.checkpoint]
         with progress_bar("CFO rounds", total=self.config.rounds + 1, enabled=show_progress) as advance:
-            for k in range(self.config.rounds + 1):
+            advance(start)
+            for k in range(start, self.config.rounds + 1):
                 rec = self.step(k)
                 if rec.checkpoint:
                     checkpoints.append(rec.checkpoint)

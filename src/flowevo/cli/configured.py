@@ -1,4 +1,4 @@
-"""Config file + ``--set`` overrides + explicit flags -> a validated Config (shared by train and optimize)."""
+"""Config file + ``--set`` overrides + explicit flags -> a validated Config (shared by train, optimize and cfo)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import typer
 
 from flowevo.cli.common import fail
 
-CONFIG_HELP = "A configuration file (.toml, .yaml or .json) with [train] / [optimize] sections; flags override it."
+CONFIG_HELP = ("A configuration file (.toml, .yaml or .json) with [train] / [optimize] / [cfo] sections; flags "
+               "override it.")
 SET_HELP = "Override any key: --set optimize.generations=20 (repeatable; values are TOML literals)."
 
 
@@ -36,7 +37,7 @@ BACKEND_HELP = ("Where objectives run: local (this process), processes (--worker
 
 
 def evaluation_options() -> dict[str, Any]:
-    """The ``[optimize.evaluation]`` flags shared by optimize and resume (typer option objects by parameter name)."""
+    """The ``[optimize.evaluation]`` / ``[cfo.evaluation]`` flags shared by optimize, cfo and resume (typer option objects by parameter name)."""
     return {
         "backend": typer.Option(None, "--backend", help=BACKEND_HELP),
         "workers": typer.Option(None, "--workers", min=1, help="Worker processes (processes; dask without --address)."),
@@ -49,8 +50,8 @@ def evaluation_options() -> dict[str, Any]:
 
 
 def evaluation_flags(backend: Optional[str], workers: Optional[int], address: Optional[str],
-                     timeout_s: Optional[float], cache: Optional[bool]) -> dict[str, Any]:
-    """Config keys for the evaluation flags (None: not given)."""
-    return {"optimize.evaluation.backend": backend, "optimize.evaluation.workers": workers,
-            "optimize.evaluation.address": address, "optimize.evaluation.timeout_s": timeout_s,
-            "optimize.evaluation.cache": cache}
+                     timeout_s: Optional[float], cache: Optional[bool], section: str = "optimize") -> dict[str, Any]:
+    """Config keys for the evaluation flags of ``[<section>.evaluation]`` (None: not given)."""
+    return {f"{section}.evaluation.backend": backend, f"{section}.evaluation.workers": workers,
+            f"{section}.evaluation.address": address, f"{section}.evaluation.timeout_s": timeout_s,
+            f"{section}.evaluation.cache": cache}

@@ -53,7 +53,10 @@ def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed:
     from flowevo.devices import require_cpu
     from flowevo.domains.generic import FORMAT as GENERIC_FORMAT
     from flowevo.flow import FixedGrid, load_checkpoint
+    from flowevo.workflows.cfo_flow import is_cfo_round
 
+    if is_cfo_round(model_path):
+        return _sample_cfo_round(model_path, n, out, condition, seed, steps, cif_dir, device)
     model, meta = load_checkpoint(model_path, device)
     if meta.get("format") == GENERIC_FORMAT:  # its samples would be in the encoder's space, not data units
         raise ValueError(f"{model_path}: the flow of a generic MODEL_DIR (flowevo train) cannot be sampled on its own "
@@ -92,10 +95,62 @@ def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed:
             "cfo_round": cfo.get("round"), "cifs": written, "seed": seed, "device": device}
 
 
+def _cfo_condition(text: Optional[str], flow, default):
+    """``--condition`` for a ``flowevo cfo`` round, in the domain's units (class id or values); default: the run's."""
+    from flowevo.workflows.cfo_flow import null_condition_of
+
+    if text is None:
+        return default
+    text = text.strip()
+    if text.lower() == "null":
+        return null_condition_of(flow)
+    try:
+        if flow.num_classes and not flow.value_dim:
+            return flow.condition(int(text), None)
+        return flow.condition(None, [float(v) for v in text.split(",")])
+    except ValueError as exc:
+        raise ValueError(f"--condition {text!r}: {exc}") from exc
+
+
+def _sample_cfo_round(path: Path, n: int, out: Path, condition: Optional[str], seed: int, steps: int,
+                      cif_dir: Optional[Path], device: str) -> dict:
+    """A round of ``flowevo cfo``: the model it was fine-tuned from, rebuilt by its domain, with the round's weights."""
+    import numpy as np
+    import torch
+
+    from flowevo.cfo import sample_flow
+    from flowevo.flow import FixedGrid
+    from flowevo.workflows.cfo_flow import load_round
+
+    velocity, flow, default, meta = load_round(path, device)
+    c = _cfo_condition(condition, flow, default)
+    z, x = sample_flow(velocity, n, c, torch.Generator().manual_seed(seed), FixedGrid("rk4", steps), flow.encoder)
+    arrays = {"x": x.cpu().numpy(), "z": z.cpu().numpy()}
+    structures = flow.payload(x.cpu()).get("structures") if flow.payload is not None else None
+    written = 0
+    if structures is not None:
+        arrays["formula"] = np.array([s.composition.reduced_formula if s is not None else "" for s in structures])
+        if cif_dir is not None:
+            from pymatgen.io.cif import CifWriter
+
+            cif_dir.mkdir(parents=True, exist_ok=True)
+            for i, s in enumerate(structures):
+                if s is not None:
+                    CifWriter(s).write_file(str(cif_dir / f"{i}.cif"))
+                    written += 1
+    elif cif_dir is not None:
+        raise ValueError("--cif applies to crystal models only")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    return {"model": str(path), "n": n, "out": str(out), "x_shape": list(arrays["x"].shape),
+            "cfo_round": meta["cfo"]["round"], "domain": flow.kind, "cifs": written, "seed": seed, "device": device}
+
+
 @app.command("sample", epilog="Example: flowevo sample --model out/constrained/checkpoints/synthetic/round_008.pt "
                               "--n 1000 --out samples.npz")
 def sample(
-    model: Path = typer.Option(..., help="A flowevo checkpoint (e.g. a CFO round_<k>.pt)."),
+    model: Path = typer.Option(..., help="A flowevo checkpoint: a round of flowevo cfo (RUN_DIR/checkpoints/"
+                                         "round_<k>.pt, any domain), a CFO benchmark round, a crystal or toy model."),
     n: int = typer.Option(..., min=1, help="Number of samples."),
     out: Path = typer.Option(..., help="Output .npz: x (N, *D) data space, z (N, *S) flow space; crystals: formula."),
     condition: Optional[str] = typer.Option(None, help="null, a class id, or comma-separated values (crystals: the "
@@ -107,7 +162,7 @@ def sample(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print a summary as JSON on stdout."),
 ) -> None:
-    """Sample a saved flow (any CFO round, a crystal model, a toy model) into an .npz."""
+    """Sample a saved flow (any round of flowevo cfo or of the CFO benchmark, a crystal or toy model) into an .npz."""
     if out.suffix != ".npz":
         fail(f"--out {out}: the output must be a .npz file")
     m = guarded(lambda: _sample(model, n, out, condition, seed, steps, cif, device_or_fail(device)), quiet)

@@ -9,11 +9,12 @@ from flowevo.config.loading import (
     set_key, validate_config, write_resolved,
 )
 from flowevo.config.models import (
-    CallableSpec, Config, ConstraintSpec, EvaluationSection, ObjectiveSpec, OptimizeSection, TargetSpec, TrainSection,
+    CFOSection, CallableSpec, Config, ConstraintSpec, EvaluationSection, ObjectiveSpec, OptimizeSection, TargetSpec,
+    TrainSection,
 )
 
 __all__ = [
-    "CallableSpec", "Config", "ConfigError", "ConstraintSpec", "EvaluationSection", "ObjectiveSpec", "OptimizeSection",
-    "RESOLVED_NAME", "TargetSpec", "TrainSection", "apply_overrides", "config_to_dict", "load_config", "parse_value",
-    "read_config_file", "set_key", "validate_config", "write_resolved",
+    "CFOSection", "CallableSpec", "Config", "ConfigError", "ConstraintSpec", "EvaluationSection", "ObjectiveSpec",
+    "OptimizeSection", "RESOLVED_NAME", "TargetSpec", "TrainSection", "apply_overrides", "config_to_dict", "load_config",
+    "parse_value", "read_config_file", "set_key", "validate_config", "write_resolved",
 ]

@@ -46,8 +46,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from flowevo.devices import check_device_name
 
-__all__ = ["CallableSpec", "Config", "ConstraintSpec", "EvaluationSection", "ObjectiveSpec", "OptimizeSection",
-           "TargetSpec", "TrainSection"]
+__all__ = ["CFOSection", "CallableSpec", "Config", "ConstraintSpec", "EvaluationSection", "ObjectiveSpec",
+           "OptimizeSection", "TargetSpec", "TrainSection"]
 
 Device = Annotated[str, AfterValidator(check_device_name)]
 """A ``device`` key: cpu, cuda, cuda:N or mps (availability is checked when the run starts)."""
@@ -229,8 +229,56 @@ class OptimizeSection(Strict):
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
 
 
+class CFOSection(Strict):
+    """``[cfo]``: what ``flowevo cfo`` does: constrained fine-tuning of a flow (:class:`flowevo.cfo.CFOConfig`).
+
+    Maximise the mean ``reward`` of the flow's samples, stay close to the pretrained flow, and keep each
+    constraint's violation rate (a failed evaluation counts as a violation) at most ``max_violation``. The
+    defaults are the constrained benchmark's synthetic-task settings (chosen on its development seeds). The run
+    seed is the file's top-level ``seed``.
+
+    Example:
+        >>> s = CFOSection.model_validate({"reward": {"use": "scores.py:reward", "sense": "max"},
+        ...                                "constraints": [{"use": "scores.py:g", "upper": 1.0}]})
+        >>> s.rounds, s.constraints[0].upper
+        (8, 1.0)
+    """
+
+    model: Path | None = Field(None, description="MODEL_DIR (flowevo train) or path/file.py:factory (your own flow)")
+    run_dir: Path | None = None
+    condition: TargetSpec | None = Field(None, description="the condition to sample under: a class and / or values "
+                                                           "(domain units); leave out for the null condition")
+    reward: ObjectiveSpec | None = Field(None, description="the one objective maximised (or minimised, by its sense)")
+    constraints: list[ConstraintSpec] = Field(default_factory=list)
+    rounds: int = Field(8, ge=0, description="fine-tuning rounds (rounds + 1 sample-and-score rounds)")
+    samples: int = Field(512, ge=2, description="flow samples scored per round")
+    max_violation: float = Field(0.02, ge=0, lt=1, description="allowed violation rate per constraint")
+    finetune_steps: int = Field(200, gt=0, description="optimiser steps of each round's fine-tuning")
+    batch_size: int = Field(256, gt=0, description="fine-tuning batch (drawn by weight, with replacement)")
+    lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate (AdamW)")
+    anchor: float = Field(0.1, ge=0, description="weight of the velocity regression toward the pretrained flow")
+    temperature: float = Field(1.0, gt=0, description="softmax temperature on the reward (in pretrained stds)")
+    min_ess: float = Field(0.25, ge=0, le=1, description="lowest effective sample size of the weights, as a share")
+    dual: Literal["exact", "ascent"] = Field("exact", description="multipliers solved per round, or dual ascent")
+    neighbours: int = Field(4, ge=0, description="violations averaged over this many nearest samples in flow space")
+    target_feedback: float = Field(1.0, ge=0, description="exact dual: target x (max_violation / rate) ** this")
+    softness: float = Field(0.1, ge=0, description="smoothed violation indicator width, in pretrained stds of g")
+    fixed_multiplier: float | None = Field(None, ge=0, description="a constant multiplier instead of CFO's "
+                                                                   "(0: unconstrained fine-tuning)")
+    kl_samples: int = Field(256, ge=0, description="samples of the per-round KL estimate (0: skip); at most samples")
+    solver_steps: int = Field(10, gt=0, description="rk4 steps of sampling and of the KL estimate")
+    device: Device = Field("cpu", description="where the flow lives and fine-tunes: cpu, cuda or cuda:N")
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+
+    @model_validator(mode="after")
+    def _kl(self) -> CFOSection:
+        if self.kl_samples == 1:
+            raise ValueError("kl_samples must be 0 or >= 2")
+        return self
+
+
 class Config(Strict):
-    """The whole file: ``seed``, ``[train]`` and ``[optimize]``.
+    """The whole file: ``seed``, ``[train]``, ``[optimize]`` and ``[cfo]``.
 
     Example:
         >>> cfg = Config.model_validate({"optimize": {"target": {"class": 2}, "objectives": [{"use": "distance_to_source"}]}})
@@ -241,3 +289,4 @@ class Config(Strict):
     seed: int = 0
     train: TrainSection = Field(default_factory=TrainSection)
     optimize: OptimizeSection = Field(default_factory=OptimizeSection)
+    cfo: CFOSection = Field(default_factory=CFOSection)

@@ -10,7 +10,9 @@ its name, its built-in objectives and constraints (:class:`Builtin`, by name), a
 - a **trainer**: ``recognises_data(FILE) -> bool`` and ``train(TrainRequest, show_progress, log) -> Trained``;
 - an **output writer**: ``write_outputs(run, run_dir, best_decoded, best_violation)`` for the
   domain's own files next to the generic ones (e.g. CIFs), returning figures for ``metrics.json`` (or None);
-- **default objectives**: built-in names to optimise when a configuration names none.
+- **default objectives**: built-in names to optimise when a configuration names none;
+- a **flow loader** for constrained fine-tuning (``flowevo cfo``): ``load_flow(FlowRequest) -> DomainFlow``
+  (the trainable velocity, its encoder, condition layout, payload hook and built-in context; no sources).
 
 Every argument is plain data (paths, numbers, mappings): domains sit below ``config/`` and
 ``workflows/`` and never see their pydantic models. Nothing here imports torch, so registering
@@ -29,7 +31,8 @@ if TYPE_CHECKING:
     from flowevo.flow import Codec, Condition
     from flowevo.objectives import Candidates
 
-__all__ = ["BatchFn", "Builtin", "BuiltinContext", "Domain", "DomainRun", "RunRequest", "TrainRequest", "Trained"]
+__all__ = ["BatchFn", "Builtin", "BuiltinContext", "Domain", "DomainFlow", "DomainRun", "FlowRequest", "RunRequest",
+           "TrainRequest", "Trained"]
 
 BatchFn = Callable[["Candidates"], "Tensor"]
 """A vectorised score: ``fn(candidates) -> (N,)``."""
@@ -152,6 +155,53 @@ class DomainRun:
 
 
 @dataclass(frozen=True)
+class FlowRequest:
+    """What constrained fine-tuning asks of a domain's flow loader: the model (MODEL_DIR or ``file.py:factory``)
+    and the device to put its velocity and encoder on (checked to be available before the loader is called)."""
+
+    model_dir: Path
+    device: str = "cpu"
+
+
+@dataclass
+class DomainFlow:
+    """A domain's flow as constrained fine-tuning sees it (no sources: it samples the flow itself).
+
+    Attributes:
+        kind: the domain's name. data_kind: as in :class:`DomainRun`. shape: one sample's shape ``D``.
+        flow_shape: the flow-space (residual) shape ``S``.
+        velocity: the trainable velocity model ``v(z (N, *S), t (N,), c) -> (N, *S)`` (a torch module with
+            parameters, on the requested device; the fine-tuning copies it and never changes this one).
+        num_classes / value_dim: the condition layout (class ids ``(N,)`` and / or float values ``(N, K)``).
+        condition: ``fn(class_id | None, values | None) -> Condition`` of batch 1 in the domain's units (e.g. data
+            units for float conditions); raises ``ValueError`` naming what the model needs.
+        encoder: between data ``(N, *D)`` and flow space ``(N, *S)``, or None.
+        payload: ``fn(x (N, *D)) -> Candidates.extra`` (e.g. crystal structures), or None.
+        judge / extra: what the built-ins read (:class:`BuiltinContext`); built-ins that compare with a source do
+            not apply (there is none).
+        class_names: names of the class ids, if any.
+    """
+
+    kind: str
+    data_kind: str
+    shape: tuple[int, ...]
+    flow_shape: tuple[int, ...]
+    velocity: nn.Module
+    num_classes: int
+    value_dim: int
+    condition: Callable[[int | None, Sequence[float] | None], Condition]
+    encoder: Any = None
+    payload: Callable[[Tensor], dict] | None = None
+    judge: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] | None = None
+
+    def context(self) -> BuiltinContext:
+        """The :class:`BuiltinContext` built-ins see (no source structures / sources)."""
+        return BuiltinContext(self.kind, self.data_kind, tuple(self.shape), self.judge, dict(self.extra))
+
+
+@dataclass(frozen=True)
 class TrainRequest:
     """What ``flowevo train`` asks of a domain's trainer.
 
@@ -204,6 +254,8 @@ class Domain:
             raise ``ValueError`` saying what to pass when there are none.
         default_target: what the loader decodes toward when the configuration gives no target, in words (for
             messages and docs); empty (the default): a target is required.
+        load_flow: ``fn(FlowRequest) -> DomainFlow``: the flow for constrained fine-tuning (``flowevo cfo``), for
+            the models ``recognises_model`` claims; None: the domain's models cannot be fine-tuned.
     """
 
     name: str
@@ -217,12 +269,15 @@ class Domain:
     write_outputs: Callable[[DomainRun, Path, Tensor, Tensor], Mapping[str, Any] | None] | None = None
     default_objectives: Callable[[BuiltinContext, bool, bool], list[str]] | None = None
     default_target: str = ""
+    load_flow: Callable[[FlowRequest], DomainFlow] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
             raise ValueError(f"domain name {self.name!r}: use letters, digits and '_'")
         if (self.recognises_model is None) != (self.load_run is None):
             raise ValueError(f"domain {self.name!r}: give both recognises_model and load_run, or neither")
+        if self.load_flow is not None and self.recognises_model is None:
+            raise ValueError(f"domain {self.name!r}: load_flow needs recognises_model (which models it reads)")
         if (self.recognises_data is None) != (self.train is None):
             raise ValueError(f"domain {self.name!r}: give both recognises_data and train, or neither")
         for key, b in self.builtins.items():

@@ -113,3 +113,30 @@ def test_factory_errors_are_one_line(trained):
     assert out.exit_code == 2 and "returned a str" in out.output and len(out.output.strip().splitlines()) == 1
     out = runner.invoke(app, [*base, "--model", f"{root / 'their_flow.py'}:factory", "--target", "7"])
     assert out.exit_code == 2 and "unknown class id(s) [7]" in out.output
+
+
+def y_above(candidates):
+    """A constraint for fine-tuning: the second coordinate (class 0's samples straddle 0)."""
+    return candidates.x[:, 1].double()
+
+
+def test_cfo_fine_tunes_their_flow_from_the_command_line(trained, tmp_path):
+    """``flowevo cfo --model their_flow.py:factory``: their velocity is trained (a copy), rounds sample back."""
+    root, _ = trained
+    run = tmp_path / "cfo"
+    args = ["cfo", "--model", f"{root / 'their_flow.py'}:factory", "--condition", "0", "--run-dir", run,
+            "--reward", f"{HERE / 'their_flow.py'}:to_right@min", "--constraint", f"{Path(__file__)}:y_above<=0.3",
+            "--rounds", 2, "--samples", 128, "--finetune-steps", 40, "--set", "cfo.batch_size=64",
+            "--set", "cfo.kl_samples=32", "--set", "cfo.solver_steps=6", "--seed", 1, "--quiet", "--json"]
+    out = runner.invoke(app, [str(a) for a in args])
+    assert out.exit_code == 0, out.output
+    m = json.loads(out.stdout)
+    assert m["domain"] == "external" and m["failed_samples"] == 0
+    assert m["final"]["reward_mean"] < m["pretrained"]["reward_mean"]  # closer to the right class's centre
+    first, last = (torch.load(run / "checkpoints" / f"round_{k:03d}.pt", weights_only=True)["state_dict"]
+                   for k in (0, 2))
+    assert any(not torch.equal(first[k], last[k]) for k in first)  # their weights were fine-tuned (a copy)
+    out = runner.invoke(app, ["sample", "--model", str(run / "checkpoints" / "round_002.pt"), "--n", "50", "--out",
+                              str(tmp_path / "s.npz"), "--quiet", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["domain"] == "external" and np.load(tmp_path / "s.npz")["x"].shape == (50, 2)

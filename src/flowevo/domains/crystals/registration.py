@@ -50,7 +50,9 @@ from flowevo.domains.plugin import (
     Builtin,
     BuiltinContext,
     Domain,
+    DomainFlow,
     DomainRun,
+    FlowRequest,
     RunRequest,
     Trained,
     TrainRequest,
@@ -258,6 +260,37 @@ def load_run(request: RunRequest) -> DomainRun:
                      default_constraints=constraints, optimize_defaults=dict(OPTIMIZE_DEFAULTS))
 
 
+def load_flow(request: FlowRequest) -> DomainFlow:
+    """A crystal MODEL_DIR's flow for constrained fine-tuning (CPU only: its whitening and surrogate take no device):
+    the property-conditioned CFM with its whitening encoder, the structures payload, and for the built-ins the
+    surrogate, judge, CHGNet formation energy and, for ``crystals.surrogate_error``, the condition's value (else
+    the lowest training value). Conditions: one value of the property in its units (no class ids).
+
+    Raises:
+        ValueError: a device other than the CPU, or a class id / several values as the condition.
+    """
+    from flowevo.devices import require_cpu
+    from flowevo.domains.crystals.fitting import load_crystal_models
+    from flowevo.domains.crystals.objectives import structures_payload
+
+    require_cpu(request.device, "constrained fine-tuning of a crystal model", "its Whitening encoder takes no device")
+    models = load_crystal_models(request.model_dir)
+    model = models.model
+    extra = {"representation": model.representation, "source_structures": None, "surrogate": models.surrogate,
+             "judge": models.independent, "formation": models.formation, "thresholds": models.thresholds,
+             "property": model.property, "target_value": models.lowest}
+
+    def condition(label: int | None, values: Any):
+        if label is not None or values is None or len(values) != 1:
+            raise ValueError(f"cfo.condition: a crystal model is conditioned on one value of {model.property!r}; give "
+                             "values=[V] or leave it out (the null condition)")
+        extra["target_value"] = float(values[0])
+        return model.condition([float(values[0])])
+
+    return DomainFlow("crystals", "crystals", (int(model.dim),), (int(model.residual_dim),), model.velocity, 0, 1,
+                      condition, encoder=model.encoder, payload=structures_payload(model.representation), extra=extra)
+
+
 # ------------------------------------------------------------------------------------- output writer
 def write_outputs(run: DomainRun, run_dir: Path, best: Tensor, violation: Tensor) -> dict[str, Any]:
     """Each source's kept edit (its best candidate where it met every constraint) as CIFs and pictures, with
@@ -399,7 +432,7 @@ DOMAIN = Domain(
     recognises_model=is_crystal_model, load_run=load_run, model_hint=CRYSTAL_CHECKPOINT,
     recognises_data=_recognises_data, train=train,
     data_hint="a CDVAE-format .csv (a cif column and the property column)",
-    write_outputs=write_outputs, default_objectives=default_objectives,
+    write_outputs=write_outputs, default_objectives=default_objectives, load_flow=load_flow,
     default_target="the lowest training value of the property (training.json 'lowest'), as the benchmark's REO",
 )
 """The crystal domain (perovskites and other fixed-size crystals from CDVAE-format CSVs)."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-from flowevo.domains.plugin import BuiltinContext, Domain, DomainRun, RunRequest
+from flowevo.domains.plugin import BuiltinContext, Domain, DomainFlow, DomainRun, FlowRequest, RunRequest
 
-__all__ = ["DOMAIN", "load_run", "recognises_factory"]
+__all__ = ["DOMAIN", "load_flow", "load_run", "recognises_factory"]
 
 HINT = "path/to/file.py:factory (your own flow)"
 _FACTORY = re.compile(r"^(?P<target>.+\.py|[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)$")
@@ -58,6 +59,38 @@ def load_run(request: RunRequest) -> DomainRun:
                                                                                  if src.class_names else None))
 
 
+def load_flow(request: FlowRequest) -> DomainFlow:
+    """Your flow (from its factory) for constrained fine-tuning: its velocity must be a torch module with parameters
+    (the fine-tuning trains a copy of them); the flow-space shape is what the encoder makes of one sample.
+
+    Raises:
+        ValueError: a failing factory, or a velocity without trainable parameters.
+    """
+    import torch
+    from torch import nn
+
+    from flowevo.domains.external.model import load_external
+
+    model = load_external(request.model_dir, request.device)
+    if not isinstance(model.velocity, nn.Module) or not any(True for _ in model.velocity.parameters()):
+        raise ValueError(f"{request.model_dir}: the factory's velocity is not a torch module with parameters; "
+                         "constrained fine-tuning trains its weights (wrap your network in "
+                         "flowevo.flow.VelocityAdapter)")
+    flow_shape = tuple(model.shape)
+    if model.encoder is not None:
+        with torch.no_grad():
+            device = next(model.velocity.parameters()).device
+            flow_shape = tuple(model.encoder.encode(torch.zeros(1, *model.shape, device=device)).shape[1:])
+
+    def condition(label: int | None, values: Any):
+        return model.condition(None if label is None else [label], None if values is None else [list(values)],
+                               "cfo.condition")
+
+    return DomainFlow("external", model.data_kind, tuple(model.shape), flow_shape, model.velocity,
+                      model.num_classes, model.value_dim, condition, encoder=model.encoder, judge=model.judge,
+                      class_names=model.class_names)
+
+
 def _default_objectives(ctx: BuiltinContext, has_class: bool, has_values: bool) -> list[str]:
     if ctx.judge is None:
         raise ValueError("no objectives given and your flow's factory returned no judge: pass --objective (e.g. "
@@ -71,5 +104,5 @@ def _default_objectives(ctx: BuiltinContext, has_class: bool, has_values: bool) 
 
 
 DOMAIN = Domain("external", {}, recognises_model=recognises_factory, load_run=load_run, model_hint=HINT,
-                default_objectives=_default_objectives)
+                default_objectives=_default_objectives, load_flow=load_flow)
 """Your own flow: no built-ins, no trainer; ``load_run`` calls the factory named by ``--model``."""

@@ -20,8 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from flowevo.domains.plugin import (BatchFn, Builtin, BuiltinContext, Domain, DomainRun, RunRequest, Trained,
-                                    TrainRequest)
+from flowevo.domains.plugin import (BatchFn, Builtin, BuiltinContext, Domain, DomainFlow, DomainRun, FlowRequest,
+                                    RunRequest, Trained, TrainRequest)
 
 if TYPE_CHECKING:
     from flowevo.domains.generic import GenericModel, GenericTrainConfig, UserData
@@ -139,6 +139,22 @@ def load_run(request: RunRequest) -> DomainRun:
                      judge=model.judge, class_names=model.class_names)
 
 
+def load_flow(request: FlowRequest) -> DomainFlow:
+    """A generic MODEL_DIR's flow for constrained fine-tuning: its velocity (float conditions in data units), encoder
+    and judge; conditions from a class id and / or values (data units)."""
+    from flowevo.domains.generic import load_model
+
+    model = load_model(request.model_dir, device=request.device)
+
+    def condition(label: int | None, values: Any) -> Condition:
+        return model.condition(labels=None if label is None else [label],
+                               values=None if values is None else [list(values)])
+
+    return DomainFlow("generic", model.kind, model.shape, tuple(model.info["flow_shape"]), model.velocity,
+                      model.num_classes, model.value_dim, condition, encoder=model.encoder, judge=model.judge,
+                      class_names=model.class_names)
+
+
 # ------------------------------------------------------------------------------------- trainer
 def _recognises_data(path: Path) -> bool:
     return path.suffix.lower() == ".npz"
@@ -177,7 +193,7 @@ def train(request: TrainRequest, show_progress: bool = True, log: Callable[[str]
 
 DOMAIN = Domain(
     "generic", BUILTINS,
-    recognises_model=_recognises_model, load_run=load_run, model_hint=MODEL_FILE,
+    recognises_model=_recognises_model, load_run=load_run, model_hint=MODEL_FILE, load_flow=load_flow,
     recognises_data=_recognises_data, train=train, data_hint="an .npz (keys x, c and/or v)",
     default_objectives=default_objectives,
 )
