@@ -22,7 +22,7 @@ demo: setup
 	$(BIN)/flowevo demo digits --run-dir $(RUN_DIR)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # every benchmark (crystals when the Perov-5 CSV is there): benchmarks/results/all/{metrics.json,tables.md,<part>/}
 PEROV ?= ../shared/data/perov_5/val.csv

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
-import torch
+# One thread per process (and per CLI subprocess, which inherits the variable): the tests use small tensors, where
+# a second OpenMP thread only adds synchronisation, and it spins against the other test worker (pytest -n 2) or any
+# other load on the machine (measured: a 4 s test took 29 s with two threads under a load of 2).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 from flowevo.domains.toy import ToyMixture, train_toy_flow
 from flowevo.flow import TrainConfig

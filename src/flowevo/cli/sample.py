@@ -42,6 +42,23 @@ def _parse_condition(text: Optional[str], model, meta: dict, crystal):
     return Condition.from_values(torch.tensor([values]))
 
 
+def _add_structures(arrays: dict, structures: Optional[list], cif_dir: Optional[Path]) -> int:
+    """Add the decoded crystals' formulas to ``arrays`` and write their CIFs to ``cif_dir`` (if given); returns how
+    many CIFs were written. ``structures`` None: not a crystal model (``--cif`` is then an error)."""
+    import numpy as np
+
+    if structures is None:
+        if cif_dir is not None:
+            raise ValueError("--cif applies to crystal models only")
+        return 0
+    arrays["formula"] = np.array([s.composition.reduced_formula if s is not None else "" for s in structures])
+    if cif_dir is None:
+        return 0
+    from flowevo.domains.crystals.outputs import write_cifs
+
+    return sum(name is not None for name in write_cifs(cif_dir, structures))
+
+
 def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed: int, steps: int,
             cif_dir: Optional[Path], device: str = "cpu") -> dict:
     """Noise is drawn on the CPU from ``seed`` and moved to ``device``: the same draws on every device, so samples
@@ -72,22 +89,12 @@ def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed:
     z, x = sample_flow(model, n, c, torch.Generator().manual_seed(seed), FixedGrid("rk4", steps), encoder)
     arrays = {"x": x.cpu().numpy(), "z": z.cpu().numpy()}
     x = x.cpu()
-    written = 0
+    structures = None
     if crystal is not None:
         from flowevo.domains.crystals.objectives import structures_payload
 
         structures = structures_payload(crystal.representation)(x)["structures"]
-        arrays["formula"] = np.array([s.composition.reduced_formula if s is not None else "" for s in structures])
-        if cif_dir is not None:
-            from pymatgen.io.cif import CifWriter
-
-            cif_dir.mkdir(parents=True, exist_ok=True)
-            for i, s in enumerate(structures):
-                if s is not None:
-                    CifWriter(s).write_file(str(cif_dir / f"{i}.cif"))
-                    written += 1
-    elif cif_dir is not None:
-        raise ValueError("--cif applies to crystal models only")
+    written = _add_structures(arrays, structures, cif_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **arrays)
     cfo = meta.get("cfo") or {}
@@ -127,19 +134,7 @@ def _sample_cfo_round(path: Path, n: int, out: Path, condition: Optional[str], s
     z, x = sample_flow(velocity, n, c, torch.Generator().manual_seed(seed), FixedGrid("rk4", steps), flow.encoder)
     arrays = {"x": x.cpu().numpy(), "z": z.cpu().numpy()}
     structures = flow.payload(x.cpu()).get("structures") if flow.payload is not None else None
-    written = 0
-    if structures is not None:
-        arrays["formula"] = np.array([s.composition.reduced_formula if s is not None else "" for s in structures])
-        if cif_dir is not None:
-            from pymatgen.io.cif import CifWriter
-
-            cif_dir.mkdir(parents=True, exist_ok=True)
-            for i, s in enumerate(structures):
-                if s is not None:
-                    CifWriter(s).write_file(str(cif_dir / f"{i}.cif"))
-                    written += 1
-    elif cif_dir is not None:
-        raise ValueError("--cif applies to crystal models only")
+    written = _add_structures(arrays, structures, cif_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **arrays)
     return {"model": str(path), "n": n, "out": str(out), "x_shape": list(arrays["x"].shape),
