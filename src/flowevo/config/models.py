@@ -15,6 +15,7 @@ One file configures training and optimisation::
     run_dir = "runs/blobs"
     target = { class = 2 }           # or { values = [0.5] }, or both
     generations = 15
+    strategy = "reo"                 # or "cma", "nsga2", "bo", "random" (same budget per source)
 
     [[optimize.objectives]]
     use = "target_probability"       # a built-in ...
@@ -214,8 +215,14 @@ class OptimizeSection(Strict):
     target: TargetSpec | None = None
     objectives: list[ObjectiveSpec] = Field(default_factory=list, description="empty: the judge's alignment + distance_to_source")
     constraints: list[ConstraintSpec] = Field(default_factory=list)
+    strategy: Literal["reo", "cma", "nsga2", "bo", "random"] = Field(
+        "reo", description="search method: REO (residual-space evolution), or a per-source baseline in the same "
+                           "residual space with REO's budget (population x (generations + 1) evaluations per source): "
+                           "CMA-ES (pycma), NSGA-II (pymoo), TuRBO-style Bayesian optimisation (botorch) or random search")
+    prescreen: int = Field(1, ge=0, description="REO only: children decoded and ranked by a per-source surrogate per "
+                                                "child evaluated (flowevo.evolve.PreScreen); 0 or 1: off")
     generations: int = Field(15, gt=0)
-    population: int = Field(16, gt=0, description="residuals kept per source")
+    population: int = Field(16, gt=0, description="residuals kept per source (baselines: batch per step)")
     cross_rate: float = Field(0.3, ge=0, le=1, description="share of offspring made by cross-pollination")
     solver: Literal["euler", "midpoint", "rk4"] = "rk4"
     solver_steps: int = Field(10, gt=0)
@@ -227,6 +234,13 @@ class OptimizeSection(Strict):
     device: Device = Field("cpu", description="where the flow, sources and conditions live: "
                                                                    "cpu, cuda or cuda:N")
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+
+    @model_validator(mode="after")
+    def _prescreen_is_reo(self) -> OptimizeSection:
+        if self.prescreen > 1 and self.strategy != "reo":
+            raise ValueError(f"'prescreen' applies to strategy \"reo\" only (strategy is {self.strategy!r}); "
+                             "leave it out or set it to 1")
+        return self
 
 
 class CFOSection(Strict):
