@@ -40,10 +40,10 @@ def model(tmp_path_factory):
     return root
 
 
-def _optimize(root, run, *extra):
+def _optimize(root, run, *extra, cheap=False):
     out = _invoke("optimize", "--model", root / "model", "--sources", root / "sources.npz", "--target", "2",
                   "--run-dir", root / run, "--rows", ROWS, "--generations", GENS, "--population", POP, "--seed", 1,
-                  "--objective", "target_probability", "--objective", "distance_to_source",
+                  "--objective", "target_probability", "--objective", "distance_to_source" + ("@cheap" if cheap else ""),
                   "--constraint", "distance_to_source@name=moved<=8", "--no-report", "--quiet", "--json", *extra)
     return json.loads(out.stdout)
 
@@ -72,13 +72,24 @@ def test_each_strategy_runs_through_optimize_with_reos_budget(model, strategy):
 
 def test_prescreen_wraps_reo_and_costs_no_evaluation(model):
     plain = _optimize(model, "run_plain")
-    screened = _optimize(model, "run_screened", "--prescreen", 4)
+    screened = _optimize(model, "run_screened", "--prescreen", 4, cheap=True)  # the distance computed exactly
     assert screened["evaluations"] == plain["evaluations"] == ROWS * BUDGET
     v = screened["variation"]
     assert v["sent"] == ROWS * POP * GENS and v["screened"] == 4 * v["sent"] and v["screen_s"] > 0
     assert "variation" not in plain
     a, b = np.load(model / "run_plain" / "population.npz"), np.load(model / "run_screened" / "population.npz")
     assert not np.array_equal(a["residuals"], b["residuals"])  # the screen changed which children were evaluated
+
+
+def test_cheap_marks_objectives_and_constraints_but_not_commands():
+    from flowevo.config.flags import parse_constraint_flag, parse_objective_flag
+
+    cfg = load_config(flags={"optimize.objectives": [parse_objective_flag("distance_to_source@min,cheap")],
+                             "optimize.constraints": [parse_constraint_flag("distance_to_source@cheap,name=d<=3")]})
+    assert cfg.optimize.objectives[0].cheap and cfg.optimize.constraints[0].cheap
+    with pytest.raises(ConfigError, match="cheap"):
+        load_config(flags={"optimize.objectives": [{"command": ["x", "{input}"], "name": "x", "sense": "min",
+                                                    "cheap": True}]})
 
 
 def test_bad_strategy_settings_are_clear_errors(model):

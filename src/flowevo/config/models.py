@@ -112,6 +112,9 @@ class CallableSpec(Strict):
     name: str | None = None
     per_item: bool = Field(False, description="call a Python function once per candidate: fn(x) or fn(x, source)")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for a built-in or factory")
+    cheap: bool = Field(False, description="computable without the black box (e.g. a distance to the source): "
+                                           "REO's pre-screening (optimize.prescreen) calls it exactly on screened "
+                                           "children; every evaluated candidate still counts as an evaluation")
     timeout_s: float = Field(60.0, gt=0, description="command only: limit per candidate")
     payload_format: Literal["npz", "json", "cif"] = Field(
         "npz", description="command only: how a candidate is written (cif: the decoded structure, for models "
@@ -126,6 +129,8 @@ class CallableSpec(Strict):
             raise ValueError("'command' must contain '{input}' where the candidate file path goes")
         if self.command is not None and self.name is None:
             raise ValueError("a 'command' needs a 'name'")
+        if self.command is not None and self.cheap:
+            raise ValueError("a 'command' is a black box: it cannot be 'cheap'")
         return self
 
     @property
