@@ -37,8 +37,9 @@ def evaluator(toy, black_box: Calls | None = None, cheap_calls: Calls | None = N
     centre = toy.centres[1, 0]
     goal = black_box or Calls(lambda b: (b.x - centre).norm(dim=1))
     moved = cheap_calls or Calls(lambda b: (b.x - b.sources).norm(dim=1))
-    return LocalEvaluator([FunctionObjective("to_goal", "min", goal), FunctionObjective("moved", "min", moved, cheap=True)],
-                          [Constraint("budget", lambda b: (b.x - b.sources).norm(dim=1), bound=50.0, cheap=True)])
+    objectives = [FunctionObjective("to_goal", "min", goal), FunctionObjective("moved", "min", moved, cheap=True)]
+    budget = Constraint("budget", lambda b: (b.x - b.sources).norm(dim=1), bound=50.0, cheap=True)
+    return LocalEvaluator(objectives, [budget])
 
 
 class Fixed:

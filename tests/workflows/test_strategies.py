@@ -43,7 +43,8 @@ def model(tmp_path_factory):
 def _optimize(root, run, *extra, cheap=False):
     out = _invoke("optimize", "--model", root / "model", "--sources", root / "sources.npz", "--target", "2",
                   "--run-dir", root / run, "--rows", ROWS, "--generations", GENS, "--population", POP, "--seed", 1,
-                  "--objective", "target_probability", "--objective", "distance_to_source" + ("@cheap" if cheap else ""),
+                  "--objective", "target_probability",
+                  "--objective", "distance_to_source" + ("@cheap" if cheap else ""),
                   "--constraint", "distance_to_source@name=moved<=8", "--no-report", "--quiet", "--json", *extra)
     return json.loads(out.stdout)
 

@@ -267,7 +267,8 @@ class PreScreen:
     def _acquisition(self, mean: Tensor, std: Tensor) -> Tensor:
         """``(R, m)``: P(feasible) x improvement (see the module doc); larger is better."""
         M = self.m
-        normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+        zero = torch.tensor(0.0, dtype=torch.float64)
+        normal = torch.distributions.Normal(zero, torch.ones_like(zero))
         if len(self.bounds):
             gm, gs = mean[..., M:], std[..., M:]
             exact = (gm <= self.bounds).double()
@@ -312,7 +313,8 @@ class PreScreen:
     # -- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The inner strategy's state, the archive, the sampler state and the counters."""
-        return {"inner": self.inner.state_dict(), "archive": None if self.archive is None else self.archive.state_dict(),
+        archive = None if self.archive is None else self.archive.state_dict()
+        return {"inner": self.inner.state_dict(), "archive": archive,
                 "sample_gen": self.sample_gen.get_state(), "stats": dict(self.stats)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
