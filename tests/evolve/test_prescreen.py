@@ -122,17 +122,6 @@ def test_factor_one_is_the_inner_strategy(toy16):
     assert torch.equal(a.population.residuals, b.population.residuals)
 
 
-def test_prescreen_finds_better_edits_than_the_unscreened_search_on_the_same_budget(toy16):
-    toy, codec, task = make(toy16, rows=6)
-    centre = toy.centres[1, 0]
-    ev = LocalEvaluator([FunctionObjective("to_goal", "min", lambda b: (b.x - centre).norm(dim=1))])
-    run = lambda v: Evolver(codec, task, ev, population_size=4, variation=v, termination=[MaxGenerations(6)],
-                            seed=0).run()
-    plain, screened = run(Variation()), run(PreScreen(Variation(), factor=8))
-    assert plain.evaluations == screened.evaluations
-    assert float(screened.best.values.mean()) < float(plain.best.values.mean())
-
-
 def test_same_seed_same_result_other_seed_differs(toy16):
     toy, codec, task = make(toy16)
     run = lambda s: Evolver(codec, task, evaluator(toy), population_size=4,
