@@ -15,7 +15,7 @@
 surrogate pre-screening, ``optimize.prescreen``) or one of the library's per-source baselines
 (:mod:`flowevo.baselines`: ``"cma"``, ``"nsga2"``, ``"bo"``, ``"random"``) on the same codec, task and
 evaluator with REO's budget per source (``population x (generations + 1)`` evaluations, batches of
-``population``; the domain's search space where it has one, e.g. the crystals' site mask). Every
+``population``; the domain's search space where it has one, ``DomainRun.space``). Every
 strategy's :class:`~flowevo.evolve.EditResult` is written the same way.
 
 Which domain loads MODEL_DIR, which built-ins exist and what the domain writes come from the
