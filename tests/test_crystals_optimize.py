@@ -195,3 +195,18 @@ def test_explicit_objectives_target_and_population_win(model_dir, tmp_path):
     for r in rows:
         if r["feasible"]:
             assert r["sites_changed"] <= 2 and (tmp_path / "run" / r["edit_cif"]).is_file()
+
+
+def test_baseline_strategy_searches_the_site_masked_genome_space(model_dir, tmp_path):
+    from flowevo.baselines import SearchSpace
+    from flowevo.domains import RunRequest
+    from flowevo.domains.crystals.registration import load_run
+
+    out, _ = model_dir
+    assert isinstance(load_run(RunRequest(model_dir=out, sources=out / "holdout.csv", rows=2)).space, SearchSpace)
+    m = json.loads(_ok("optimize", "--model", out, "--sources", out / "holdout.csv", "--rows", 2, "--strategy", "cma",
+                       "--generations", 1, "--population", 4, "--constraint", BUDGET, "--run-dir", tmp_path / "cma",
+                       "--no-report", "--quiet", "--json").stdout)
+    assert m["strategy"] == "cma" and m["evaluations_per_source"] == 4 * 2 and m["evaluations"] == 2 * 4 * 2
+    rows = json.loads((tmp_path / "cma" / "crystals.json").read_text())
+    assert len(rows) == 2

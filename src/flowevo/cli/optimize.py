@@ -35,6 +35,10 @@ def optimize(
     generations: Optional[int] = typer.Option(None, help="Generations of evolution (default 15)."),
     population: Optional[int] = typer.Option(None, help="Residuals kept per source (default 16)."),
     cross_rate: Optional[float] = typer.Option(None, help="Share of offspring made by cross-pollination (default 0.3)."),
+    strategy: Optional[str] = typer.Option(None, help="Search method: reo (default), cma, nsga2, bo or random; the "
+                                                      "baselines get REO's evaluations per source."),
+    prescreen: Optional[int] = typer.Option(None, help="REO: children decoded and ranked by a surrogate per child "
+                                                       "evaluated (default 1: off)."),
     solver_steps: Optional[int] = typer.Option(None, help="ODE steps for inversion and decoding (default 10)."),
     strength: Optional[float] = typer.Option(None, help="Edit strength in (0, 1]: invert only to t = 1 - strength."),
     seed: Optional[int] = typer.Option(None, help="Run seed (same seed, same result)."),
@@ -66,7 +70,7 @@ def optimize(
             "optimize.objectives": [parse_objective_flag(o) for o in objective] if objective else None,
             "optimize.constraints": [parse_constraint_flag(c) for c in constraint] if constraint else None,
             "optimize.rows": rows, "optimize.generations": generations, "optimize.population": population,
-            "optimize.cross_rate": cross_rate, "optimize.solver_steps": solver_steps, "optimize.strength": strength,
+            "optimize.cross_rate": cross_rate, "optimize.strategy": strategy, "optimize.prescreen": prescreen, "optimize.solver_steps": solver_steps, "optimize.strength": strength,
             "optimize.report": report, "optimize.device": device, "seed": seed,
             **configured.evaluation_flags(backend, workers, address, timeout_s, cache),
         }

@@ -2,7 +2,7 @@
 
 - ``--objective SPEC[@OPTIONS]``: SPEC is a built-in name, ``package.module:function``,
   ``path/to/file.py:function`` or ``cmd:PROGRAM ARGS...`` (``{input}`` = the candidate file).
-  OPTIONS, comma-separated: ``min`` / ``max`` (the sense), ``per_item``, ``name=NAME``,
+  OPTIONS, comma-separated: ``min`` / ``max`` (the sense), ``per_item``, ``cheap``, ``name=NAME``,
   ``role=alignment|preservation|other``, ``timeout_s=S``, any other ``key=value`` goes to params.
   Example: ``--objective "scores.py:brightness@max,name=bright"``.
 - ``--constraint SPEC[@OPTIONS](<=|>=)BOUND``, e.g. ``--constraint "distance_to_source<=4"``.
@@ -44,11 +44,13 @@ def _spec(text: str, flag: str) -> dict[str, Any]:
             out["sense"] = opt
         elif opt in ("per_item", "per-item"):
             out["per_item"] = True
+        elif opt == "cheap":
+            out["cheap"] = True
         elif "=" in opt:
             k, _, v = opt.partition("=")
             (out if k.strip() in _SPEC_KEYS else params)[k.strip()] = parse_value(v.strip())
         else:
-            raise ConfigError(f"{flag} {text!r}: unknown option {opt!r} (expected min, max, per_item or key=value)")
+            raise ConfigError(f"{flag} {text!r}: unknown option {opt!r} (expected min, max, per_item, cheap or key=value)")
     if argv and "name" not in out:  # the script before {input}, e.g. "python score.py {input}" -> "score"
         out["name"] = argv[-2 if len(argv) > 1 else -1].rsplit("/", 1)[-1].split(".")[0]
     if params:

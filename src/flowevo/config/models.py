@@ -15,6 +15,7 @@ One file configures training and optimisation::
     run_dir = "runs/blobs"
     target = { class = 2 }           # or { values = [0.5] }, or both
     generations = 15
+    strategy = "reo"                 # or "cma", "nsga2", "bo", "random" (same budget per source)
 
     [[optimize.objectives]]
     use = "target_probability"       # a built-in ...
@@ -111,6 +112,9 @@ class CallableSpec(Strict):
     name: str | None = None
     per_item: bool = Field(False, description="call a Python function once per candidate: fn(x) or fn(x, source)")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for a built-in or factory")
+    cheap: bool = Field(False, description="computable without the black box (e.g. a distance to the source): "
+                                           "REO's pre-screening (optimize.prescreen) calls it exactly on screened "
+                                           "children; every evaluated candidate still counts as an evaluation")
     timeout_s: float = Field(60.0, gt=0, description="command only: limit per candidate")
     payload_format: Literal["npz", "json", "cif"] = Field(
         "npz", description="command only: how a candidate is written (cif: the decoded structure, for models "
@@ -125,6 +129,8 @@ class CallableSpec(Strict):
             raise ValueError("'command' must contain '{input}' where the candidate file path goes")
         if self.command is not None and self.name is None:
             raise ValueError("a 'command' needs a 'name'")
+        if self.command is not None and self.cheap:
+            raise ValueError("a 'command' is a black box: it cannot be 'cheap'")
         return self
 
     @property
@@ -214,8 +220,14 @@ class OptimizeSection(Strict):
     target: TargetSpec | None = None
     objectives: list[ObjectiveSpec] = Field(default_factory=list, description="empty: the judge's alignment + distance_to_source")
     constraints: list[ConstraintSpec] = Field(default_factory=list)
+    strategy: Literal["reo", "cma", "nsga2", "bo", "random"] = Field(
+        "reo", description="search method: REO (residual-space evolution), or a per-source baseline in the same "
+                           "residual space with REO's budget (population x (generations + 1) evaluations per source): "
+                           "CMA-ES (pycma), NSGA-II (pymoo), TuRBO-style Bayesian optimisation (botorch) or random search")
+    prescreen: int = Field(1, ge=0, description="REO only: children decoded and ranked by a per-source surrogate per "
+                                                "child evaluated (flowevo.evolve.PreScreen); 0 or 1: off")
     generations: int = Field(15, gt=0)
-    population: int = Field(16, gt=0, description="residuals kept per source")
+    population: int = Field(16, gt=0, description="residuals kept per source (baselines: batch per step)")
     cross_rate: float = Field(0.3, ge=0, le=1, description="share of offspring made by cross-pollination")
     solver: Literal["euler", "midpoint", "rk4"] = "rk4"
     solver_steps: int = Field(10, gt=0)
@@ -227,6 +239,13 @@ class OptimizeSection(Strict):
     device: Device = Field("cpu", description="where the flow, sources and conditions live: "
                                                                    "cpu, cuda or cuda:N")
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+
+    @model_validator(mode="after")
+    def _prescreen_is_reo(self) -> OptimizeSection:
+        if self.prescreen > 1 and self.strategy != "reo":
+            raise ValueError(f"'prescreen' applies to strategy \"reo\" only (strategy is {self.strategy!r}); "
+                             "leave it out or set it to 1")
+        return self
 
 
 class CFOSection(Strict):

@@ -123,6 +123,8 @@ class DomainRun:
         variation: the Evolver's variation strategy (a :class:`~flowevo.evolve.VariationStrategy`, e.g. one
             that knows the domain's genome); None: the generic ``Variation(cross_rate)`` of ``[optimize]``.
         extra_seeds: ``(B, P, *S)`` residuals added to each row's generation 0 after its own, or None.
+        space: the per-source baselines' search space (a :class:`~flowevo.baselines.SearchSpace`, e.g. the
+            crystals' site mask) for ``optimize.strategy`` other than ``"reo"``; None: the codec's residual space.
         default_constraints: constraint specs (plain dicts as in ``[[optimize.constraints]]``, e.g.
             ``{"use": "crystals.structure_valid", "upper": 0}``) the run applies unless the configuration
             has one of the same name; they are recorded in ``config.resolved.json``.
@@ -146,6 +148,7 @@ class DomainRun:
     extra: dict[str, Any] = field(default_factory=dict)
     variation: Any = None
     extra_seeds: Tensor | None = None
+    space: Any = None
     default_constraints: list[dict[str, Any]] = field(default_factory=list)
     optimize_defaults: dict[str, Any] = field(default_factory=dict)
 

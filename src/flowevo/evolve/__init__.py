@@ -5,11 +5,13 @@ from flowevo.evolve.constraints import LagrangianPenalty, Multipliers
 from flowevo.evolve.evolver import Evolver
 from flowevo.evolve.history import GenerationRecord, summarise_generation
 from flowevo.evolve.operators import (
-    BlockMask, CrossPollination, SelfPollination, ShellRepair, Slerp, UniformMask, Variation, VariationStrategy,
+    BlockMask, CrossPollination, PreScreen, SearchContext, SelfPollination, ShellRepair, Slerp, Transfer, UniformMask,
+    Variation, VariationStrategy,
 )
 from flowevo.evolve.population import CROSS, ORIGINS, SEED, SELF, Population
 from flowevo.evolve.result import EditResult
 from flowevo.evolve.seeds import slerp_ladder
+from flowevo.evolve.surrogate import RowArchive, RowGP
 from flowevo.evolve.survival import Elitist, RankAndCrowding, hypervolume, non_dominated
 from flowevo.evolve.task import EditTask
 from flowevo.evolve.termination import MaxEvaluations, MaxGenerations, Stagnation
@@ -17,7 +19,8 @@ from flowevo.evolve.termination import MaxEvaluations, MaxGenerations, Stagnatio
 __all__ = [
     "BlockMask", "CROSS", "Checkpointer", "CrossPollination", "EditResult", "EditTask", "Elitist", "Evolver",
     "GenerationRecord", "LagrangianPenalty", "MaxEvaluations", "MaxGenerations", "Multipliers", "ORIGINS", "Population",
-    "RankAndCrowding", "SEED", "SELF", "SelfPollination", "ShellRepair", "Slerp", "Stagnation", "UniformMask",
-    "Variation", "VariationStrategy", "hypervolume", "load_run_state", "non_dominated", "save_run_state",
-    "slerp_ladder", "summarise_generation",
+    "PreScreen", "RankAndCrowding", "RowArchive", "RowGP", "SEED", "SELF", "SearchContext", "SelfPollination",
+    "ShellRepair", "Slerp", "Stagnation", "Transfer", "UniformMask", "Variation", "VariationStrategy",
+    "hypervolume", "load_run_state", "non_dominated", "save_run_state", "slerp_ladder",
+    "summarise_generation",
 ]

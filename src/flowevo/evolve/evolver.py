@@ -22,7 +22,7 @@ from torch import Tensor
 
 from flowevo.evolve.constraints import LagrangianPenalty
 from flowevo.evolve.history import GenerationRecord, summarise_generation
-from flowevo.evolve.operators import Variation, VariationStrategy
+from flowevo.evolve.operators import SearchContext, Variation, VariationStrategy, bind_strategy
 from flowevo.evolve.population import SEED, Population
 from flowevo.evolve.result import EditResult
 from flowevo.evolve.survival import Elitist, RankAndCrowding
@@ -52,7 +52,10 @@ class Evolver:
             ``objectives`` attribute (for names and senses) and ``__call__(Candidates) -> Evaluation``.
         population_size: individuals kept (and offspring made) per row and generation.
         variation: a :class:`~flowevo.evolve.operators.VariationStrategy`: generation-0 variants and
-            offspring (default: :class:`~flowevo.evolve.operators.Variation`, self- and cross-pollination).
+            offspring (default: a fresh :class:`~flowevo.evolve.operators.Variation`, self- and
+            cross-pollination). :class:`~flowevo.evolve.operators.PreScreen` wraps any strategy to send only
+            the children a surrogate ranks best. A strategy with a ``bind`` method is bound to this run
+            (codec, task, objectives, constraints, payload) here.
         survival: :class:`Elitist` or :class:`RankAndCrowding`; default: elitist for one
             objective, rank-and-crowding for several.
         termination: criteria; the run stops when any says so.
@@ -82,7 +85,7 @@ class Evolver:
         task: EditTask,
         evaluator: Evaluator,
         population_size: int = 16,
-        variation: VariationStrategy = Variation(),
+        variation: VariationStrategy | None = None,
         survival: Survival | None = None,
         termination: Sequence[Termination] = (MaxGenerations(20),),
         seed: int = 0,
@@ -95,7 +98,7 @@ class Evolver:
             raise ValueError(f"population_size must be >= 1, got {population_size}")
         self.codec, self.task, self.evaluator = codec, task, evaluator
         self.k, self.rows = int(population_size), len(task)
-        self.variation = variation
+        self.variation = variation if variation is not None else Variation()
         n_obj = len(evaluator.objectives)
         self.survival = survival if survival is not None else (Elitist() if n_obj == 1 else RankAndCrowding())
         self.termination = list(termination)
@@ -111,6 +114,7 @@ class Evolver:
         constraints = list(getattr(evaluator, "constraints", []))
         self.constraint_names = [c.name for c in constraints]
         self.constraint_bounds = torch.tensor([float(c.bound) for c in constraints], dtype=torch.float64)
+        bind_strategy(self.variation, SearchContext(codec, task, list(evaluator.objectives), constraints, payload))
         self.population: Population | None = None
         self.pending: Population | None = None
         self.last: Population | None = None  # the most recently evaluated batch (for callbacks)
@@ -150,7 +154,8 @@ class Evolver:
             else:
                 pop = self.variation.offspring(self.population, self.rows, self.k, self.generator, self.step_scale)
             target = self.task.target_condition.to(self.device)[pop.row]
-            decoded = self.codec.decode(pop.residuals, target)
+            # a strategy that decoded its children already (e.g. to screen them) hands them over decoded
+            decoded = pop.decoded.to(self.device) if pop.decoded is not None else self.codec.decode(pop.residuals, target)
         self.pending = replace(pop, decoded=decoded)
         sources = self.task.sources.to(self.device)[pop.row]
         extra = self.payload(decoded) if self.payload is not None else {}
@@ -239,8 +244,13 @@ class Evolver:
             senses=[o.sense for o in objs], rows=self.rows,
             evaluations_per_row=torch.full((self.rows,), self.evaluations / self.rows, dtype=torch.float64),
             history=list(self.history), failures=list(self.failures), stop_reason=self.stop_reason or "not stopped",
-            wall_s=time.perf_counter() - self._start,
+            wall_s=time.perf_counter() - self._start, info=self._info(),
         )
+
+    def _info(self) -> dict:
+        """Strategy statistics worth keeping with the result (e.g. pre-screening time and counts)."""
+        stats = getattr(self.variation, "stats", None)
+        return {"variation": dict(stats)} if isinstance(stats, dict) else {}
 
     # -- checkpoints ---------------------------------------------------------------------------------
     _POP_FIELDS = ("residuals", "row", "origin", "donor_row", "values", "violation", "decoded", "born",

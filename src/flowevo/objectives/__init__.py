@@ -6,7 +6,7 @@ Evaluators (all ``evaluator(candidates) -> Evaluation`` with ``objectives`` / ``
 """
 
 from flowevo.objectives.base import (
-    Candidates, Constraint, FunctionObjective, Objective, PartialFailure, Sense, sense_sign,
+    Candidates, Constraint, FunctionObjective, Objective, PartialFailure, Sense, is_cheap, sense_sign,
 )
 from flowevo.objectives.cache import CachedEvaluator, EvaluationCache, candidate_keys
 from flowevo.objectives.command import CommandObjective, parse_score
@@ -22,5 +22,5 @@ __all__ = [
     "CachedEvaluator", "Candidates", "ChunkedEvaluator", "CommandObjective", "Constraint", "DaskEvaluator",
     "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LocalEvaluator", "Objective",
     "PartialFailure", "ProcessPoolEvaluator", "QueryCounter", "Sense", "assemble", "candidate_keys", "check_callables",
-    "evaluate_all", "evaluate_callable", "evaluations_to_rate", "parse_score", "sense_sign", "success_curve",
+    "evaluate_all", "evaluate_callable", "evaluations_to_rate", "is_cheap", "parse_score", "sense_sign", "success_curve",
 ]

@@ -51,7 +51,9 @@ class Candidates:
 
 @runtime_checkable
 class Objective(Protocol):
-    """A named, vectorised black box with a sense: ``objective(candidates) -> (N,)``."""
+    """A named, vectorised black box with a sense: ``objective(candidates) -> (N,)``.
+
+    An objective may also carry ``cheap: bool`` (see :func:`is_cheap`); without it, it is not cheap."""
 
     name: str
     sense: Sense
@@ -63,6 +65,11 @@ class Objective(Protocol):
 class FunctionObjective:
     """Wrap a function ``fn(candidates) -> (N,)`` as an :class:`Objective`.
 
+    ``cheap=True`` declares the function computable without the black box (e.g. a preservation
+    distance the user computes from the decoded candidate): pre-screening
+    (:class:`~flowevo.evolve.operators.PreScreen`) calls it exactly on candidates it never sends to
+    the black box. Every scored candidate is still an evaluation (the evaluator computes every column).
+
     Example:
         >>> dist = FunctionObjective("distance", "min", lambda b: (b.x - b.sources).norm(dim=1))
         >>> dist.sense
@@ -72,6 +79,7 @@ class FunctionObjective:
     name: str
     sense: Sense
     fn: Callable[[Candidates], Tensor | Any]
+    cheap: bool = False
 
     def __post_init__(self) -> None:
         if self.sense not in ("min", "max"):
@@ -85,6 +93,9 @@ class FunctionObjective:
 class Constraint:
     """A black-box constraint ``g(candidates) <= bound``; violation ``max(0, g - bound)``.
 
+    ``cheap=True``: computable without the black box (e.g. an edit budget or a validity check); see
+    :class:`FunctionObjective`.
+
     Example:
         >>> near = Constraint("stay_close", lambda b: (b.x - b.sources).norm(dim=1), bound=1.0)
         >>> near.bound
@@ -94,6 +105,7 @@ class Constraint:
     name: str
     fn: Callable[[Candidates], Tensor | Any]
     bound: float = 0.0
+    cheap: bool = False
 
     def __call__(self, candidates: Candidates) -> Tensor:
         return torch.as_tensor(self.fn(candidates), dtype=torch.float64)
@@ -101,6 +113,12 @@ class Constraint:
     def violation(self, g: Tensor) -> Tensor:
         """``(N,)`` measured values -> ``(N,)`` violation >= 0."""
         return (g - self.bound).clamp_min(0.0)
+
+
+def is_cheap(callable_: Objective | Constraint) -> bool:
+    """Whether an objective or constraint declares itself cheap (``cheap=True``: computable without the
+    black box, used exactly during pre-screening); objects without the attribute are not."""
+    return bool(getattr(callable_, "cheap", False))
 
 
 class PartialFailure(Exception):

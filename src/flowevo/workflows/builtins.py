@@ -156,7 +156,7 @@ def build_objective(spec: ObjectiveSpec, ctx: BuiltinContext,
     sense = spec.sense or fn.sense
     if sense is None:
         raise ValueError(f"objective {spec.label!r}: give a sense ('min' or 'max')")
-    return FunctionObjective(spec.label, sense, fn)
+    return FunctionObjective(spec.label, sense, fn, cheap=spec.cheap)
 
 
 def build_constraint(spec: ConstraintSpec, ctx: BuiltinContext, base_dir: Path | None = None) -> Constraint:
@@ -165,10 +165,10 @@ def build_constraint(spec: ConstraintSpec, ctx: BuiltinContext, base_dir: Path |
     spec = _rooted(spec, base_dir)
     lo, hi = spec.lower, spec.upper
     if lo is None:
-        return Constraint(spec.label, SpecFunction(spec, ctx), bound=float(hi))
+        return Constraint(spec.label, SpecFunction(spec, ctx), bound=float(hi), cheap=spec.cheap)
     if hi is None:
-        return Constraint(spec.label, SpecFunction(spec, ctx, "lower", lower=lo), bound=-float(lo))
-    return Constraint(spec.label, SpecFunction(spec, ctx, "band", lower=lo, upper=hi), bound=0.0)
+        return Constraint(spec.label, SpecFunction(spec, ctx, "lower", lower=lo), bound=-float(lo), cheap=spec.cheap)
+    return Constraint(spec.label, SpecFunction(spec, ctx, "band", lower=lo, upper=hi), bound=0.0, cheap=spec.cheap)
 
 
 def _rooted(spec: Any, base_dir: Path | None) -> Any:

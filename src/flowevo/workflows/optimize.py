@@ -4,12 +4,19 @@
 
 - ``config.resolved.json``: the full configuration (defaults, file, overrides, flags; paths absolute);
 - ``run.json``: what the report needs to know (objectives, senses, roles, constraints, data kind);
-- ``checkpoint.pt``: the evolver's state after every generation (``flowevo resume RUN_DIR``);
-- ``lineage.json``: per generation, survivors and new candidates by origin (seed / self / cross);
+- ``checkpoint.pt``: the evolver's state after every generation (``flowevo resume RUN_DIR``; REO only);
+- ``lineage.json``: per generation, survivors and new candidates by origin (seed / self / cross; REO only);
 - ``history.json``, ``population.npz`` (final survivors: decoded, values, violation, origin,
   donor row, Pareto mask), ``sources.npz``, ``failures.json``, ``metrics.json``;
 - the domain's own files (its registered ``write_outputs``, e.g. CIFs);
 - ``report.html`` and its PNGs (unless ``optimize.report = false``).
+
+``optimize.strategy`` picks the search: ``"reo"`` (the :class:`~flowevo.evolve.Evolver`, optionally with
+surrogate pre-screening, ``optimize.prescreen``) or one of the library's per-source baselines
+(:mod:`flowevo.baselines`: ``"cma"``, ``"nsga2"``, ``"bo"``, ``"random"``) on the same codec, task and
+evaluator with REO's budget per source (``population x (generations + 1)`` evaluations, batches of
+``population``; the domain's search space where it has one, ``DomainRun.space``). Every
+strategy's :class:`~flowevo.evolve.EditResult` is written the same way.
 
 Which domain loads MODEL_DIR, which built-ins exist and what the domain writes come from the
 domain registry (:mod:`flowevo.domains.registry`); this module names no domain.
@@ -27,16 +34,17 @@ from flowevo.config import Config, ConfigError, config_to_dict, validate_config,
 from flowevo.config.loading import RESOLVED_NAME, set_key
 from flowevo.config.models import ConstraintSpec
 from flowevo.evolve import (ORIGINS, Checkpointer, EditResult, EditTask, Evolver, LagrangianPenalty, MaxGenerations,
-                            Variation)
+                            PreScreen, Variation)
 from flowevo.jsonio import read_json, write_json
 from flowevo.workflows.builtins import build_constraint, build_objective, default_objectives, objective_role
 from flowevo.workflows.devices import restore_run_state
 from flowevo.workflows.domains import load_domain
 from flowevo.workflows.evaluation import build_evaluator, evaluator_summary
 
-__all__ = ["RUN_KIND", "is_optimize_run", "prepare", "resume_optimize", "run_optimize"]
+__all__ = ["BASELINE_STRATEGIES", "RUN_KIND", "is_optimize_run", "prepare", "resume_optimize", "run_optimize"]
 
 RUN_KIND = "flowevo.optimize/1"
+BASELINE_STRATEGIES = ("cma", "nsga2", "bo", "random")  # optimize.strategy values run by flowevo.baselines
 
 
 def _absolute(config: Config) -> Config:
@@ -107,16 +115,43 @@ class Prepared:
         self.task = EditTask(d.x, d.source, d.target)
         self.codec = d.codec
         self.evaluator = build_evaluator(absolute.evaluation, self.objectives, self.constraints, self.run_dir)
+        self.strategy = o.strategy
+        self.budget = o.population * (o.generations + 1)  # what REO spends per source, generation 0 included
+        self.evolver: Evolver | None = None
+        if o.strategy != "reo":
+            return
         try:
+            variation = d.variation if d.variation is not None else Variation(cross_rate=o.cross_rate)
+            if o.prescreen > 1:
+                variation = PreScreen(variation, factor=o.prescreen, seed=config.seed)
             self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
-                                   variation=d.variation if d.variation is not None
-                                   else Variation(cross_rate=o.cross_rate),
+                                   variation=variation,
                                    termination=[MaxGenerations(o.generations)], seed=config.seed, payload=d.payload,
                                    penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None,
                                    extra_seeds=d.extra_seeds)
         except BaseException:
             self.close()
             raise
+
+    def search(self) -> EditResult:
+        """Run the configured per-source baseline (``optimize.strategy`` other than ``"reo"``) with REO's budget."""
+        from flowevo import baselines
+
+        o, d, seed = self.config.optimize, self.run, self.config.seed
+        common = dict(payload=d.payload, seed=seed)
+        space = {} if d.space is None else {"space": d.space}
+        if o.strategy == "random":
+            return baselines.random_search(self.codec, self.task, self.evaluator, self.budget, batch=o.population,
+                                           **common)
+        if o.strategy == "cma":
+            return baselines.cma_search(self.codec, self.task, self.evaluator, self.budget, popsize=o.population,
+                                        **common, **space)
+        if o.strategy == "nsga2":
+            return baselines.nsga2_search(self.codec, self.task, self.evaluator, self.budget, popsize=o.population,
+                                          **common, **space)
+        if o.strategy == "bo":
+            return baselines.bo_search(self.codec, self.task, self.evaluator, self.budget, **common, **space)
+        raise ValueError(f"unknown strategy {o.strategy!r}; use reo or one of {BASELINE_STRATEGIES}")
 
     def close(self) -> None:
         """Stop the evaluator's workers (pool processes, a private Dask cluster); idempotent."""
@@ -128,6 +163,8 @@ class Prepared:
             "kind": RUN_KIND, "domain": d.kind, "data_kind": d.data_kind, "shape": list(d.shape),
             "class_names": d.class_names, "model": str(o.model), "sources": str(o.sources),
             "rows": len(self.task), "population": o.population, "generations": o.generations,
+            "strategy": o.strategy, "prescreen": o.prescreen if o.strategy == "reo" else None,
+            "evaluations_per_source": self.budget,
             "objectives": [{"name": ob.name, "sense": ob.sense, "role": r} for ob, r in zip(self.objectives, self.roles)],
             "constraints": [{"name": c.name, "bound": c.bound} for c in self.constraints],
             "target": o.target.model_dump(by_alias=True) if o.target else None,
@@ -212,15 +249,43 @@ def _run(p: Prepared, start: float, show_progress: bool, log: Callable[[str], No
          callbacks: Sequence[Callable[[Evolver], None]], resume: bool) -> dict:
     run_dir = p.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    if p.evolver is None:  # a per-source baseline: no generations to checkpoint or trace
+        if callbacks:
+            raise ValueError(f"callbacks need strategy \"reo\" (an Evolver); strategy is {p.strategy!r}")
+        for stale in ("metrics.json", "report.html", "population.npz", "lineage.json", "checkpoint.pt"):
+            (run_dir / stale).unlink(missing_ok=True)
+        if resume:
+            log(f"strategy {p.strategy!r} keeps no checkpoint: running {run_dir} again from the start (same seed, "
+                "same result)")
+        write_resolved(p.config, run_dir)
+        write_json(run_dir / "run.json", p.run_info(), default=str)
+        log(f"{len(p.task)} sources, {p.strategy}: {p.budget} evaluations per source; "
+            f"objectives: {', '.join(f'{o.name} ({o.sense})' for o in p.objectives)}")
+        result = p.search()
+    else:
+        result = _evolve(p, show_progress, log, callbacks, resume)
+    metrics = _write_outputs(p, result, run_dir, time.perf_counter() - start)
+    if p.config.optimize.report:
+        from flowevo.report.run_report import write_run_report
+
+        metrics["report"] = str(write_run_report(run_dir))
+    return metrics
+
+
+def _evolve(p: Prepared, show_progress: bool, log: Callable[[str], None],
+            callbacks: Sequence[Callable[[Evolver], None]], resume: bool) -> EditResult:
+    """REO: run (or continue) the Evolver with lineage records and a checkpoint after every generation."""
+    run_dir, evolver = p.run_dir, p.evolver
+    assert evolver is not None
     lineage_path, ckpt = run_dir / "lineage.json", run_dir / "checkpoint.pt"
     records: list[dict] = []
     if resume:
-        note = restore_run_state(p.evolver, ckpt, p.config.seed)
+        note = restore_run_state(evolver, ckpt, p.config.seed)
         if note:
             log(note)
         if lineage_path.is_file():
-            records = [r for r in read_json(lineage_path) if r["generation"] <= p.evolver.generation]
-        log(f"resuming {run_dir} after generation {p.evolver.generation}")
+            records = [r for r in read_json(lineage_path) if r["generation"] <= evolver.generation]
+        log(f"resuming {run_dir} after generation {evolver.generation}")
     else:
         for stale in ("metrics.json", "report.html", "population.npz"):
             (run_dir / stale).unlink(missing_ok=True)
@@ -229,13 +294,7 @@ def _run(p: Prepared, start: float, show_progress: bool, log: Callable[[str], No
     log(f"{len(p.task)} sources x {p.config.optimize.population} residuals, {p.config.optimize.generations} generations; "
         f"objectives: {', '.join(f'{o.name} ({o.sense})' for o in p.objectives)}")
     cbs = [LineageRecorder(lineage_path, records), Checkpointer(ckpt), *callbacks]
-    result = p.evolver.run(callbacks=cbs, show_progress=show_progress)
-    metrics = _write_outputs(p, result, run_dir, time.perf_counter() - start)
-    if p.config.optimize.report:
-        from flowevo.report.run_report import write_run_report
-
-        metrics["report"] = str(write_run_report(run_dir))
-    return metrics
+    return evolver.run(callbacks=cbs, show_progress=show_progress)
 
 
 def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float) -> dict:
@@ -266,7 +325,9 @@ def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float
     first, last = result.history[0], result.history[-1]
     metrics = {
         "kind": RUN_KIND, "run_dir": str(run_dir), "rows": result.rows, "generations": last.generation,
-        "evaluations": result.evaluations, "stop_reason": result.stop_reason,
+        "strategy": p.strategy, "method": result.method,
+        "evaluations": result.evaluations, "evaluations_per_source": float(result.evaluations_per_row.mean()),
+        "stop_reason": result.stop_reason,
         "objectives": [{"name": n, "sense": s, "role": r} for n, s, r in zip(result.objective_names, result.senses, p.roles)],
         "constraints": [c.name for c in p.constraints],
         "initial_mean_best": [_finite(v) for v in first.best], "final_mean_best": [_finite(v) for v in last.best],
@@ -276,6 +337,8 @@ def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float
         "failures": len(result.failures), "best_values": best.values.tolist(), "wall_s": wall_s,
         "device": p.config.optimize.device, "evaluation": evaluator_summary(p.config.optimize.evaluation, p.evaluator),
     }
+    if "variation" in result.info:  # e.g. pre-screening: children screened / sent and the time spent on it
+        metrics["variation"] = result.info["variation"]
     clash = sorted(set(figures or {}) & set(metrics))
     if clash:
         raise ValueError(f"domain {p.domain.name!r}: write_outputs returned figures named as the run's own: {clash}")

@@ -42,3 +42,15 @@ def test_every_method_returns_one_edit_per_digit_and_counts_its_queries(task):
     assert 0 <= metrics["acc"] <= 1 and set(metrics["morph_rel_change"]) >= {"area", "thickness"}
     with pytest.raises(ValueError, match="unknown search method"):
         task.search("bo")
+
+
+def test_prescreened_reo_spends_the_same_evaluations_and_screens_with_the_exact_shape_distance(task):
+    counters = []
+    counted = DigitCounterfactuals(task.models, task.x, task.labels, task.targets, population=4, generations=2,
+                                   wrap_evaluator=lambda ev: counters.append(QueryCounter(ev, 4, {})) or counters[-1])
+    assert counted.evaluator(0.9).objectives[0].cheap  # the shape distance needs no black-box call
+    res = counted.reo(0.9, prescreen=4)
+    assert counters[-1].spent.tolist() == [12] * 4 and res.evaluations_per_row.tolist() == [12] * 4
+    assert res.info["variation"]["screened"] == 4 * res.info["variation"]["sent"] == 4 * 4 * 4 * 2
+    plain = counted.reo(0.9)
+    assert "variation" not in plain.info and not torch.equal(plain.population.residuals, res.population.residuals)

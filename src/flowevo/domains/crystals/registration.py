@@ -207,6 +207,7 @@ def load_run(request: RunRequest) -> DomainRun:
     from flowevo.domains.crystals.editing import encodable_sources
     from flowevo.domains.crystals.fitting import load_crystal_models
     from flowevo.domains.crystals.objectives import BUDGETS, canonical_sources, structures_payload
+    from flowevo.domains.crystals.genome_space import site_masked_space
     from flowevo.domains.crystals.site_edit import SiteMaskedCodec, SiteVariation, seed_genomes, seed_masks
     from flowevo.flow import FixedGrid
 
@@ -257,6 +258,7 @@ def load_run(request: RunRequest) -> DomainRun:
     return DomainRun("crystals", "crystals", (int(model.dim),), x, None, physical, source, target, codec, model,
                      payload=structures_payload(model.representation), extra=extra,
                      variation=SiteVariation(codec, target), extra_seeds=seed_genomes(codec, x, source, seed_masks()),
+                     space=site_masked_space(codec),
                      default_constraints=constraints, optimize_defaults=dict(OPTIMIZE_DEFAULTS))
 
 

@@ -35,7 +35,7 @@ from flowevo.domains.digits.models import DigitModels
 from flowevo.domains.digits.morphometrics import measure_batch
 from flowevo.domains.digits.objectives import (ClassifierOracle, counterfactual_objectives, shape_distance,
                                                target_confidence_constraint)
-from flowevo.evolve import EditResult, EditTask, Evolver, MaxGenerations, Variation
+from flowevo.evolve import EditResult, EditTask, Evolver, MaxGenerations, PreScreen, Variation
 from flowevo.flow import Condition, FixedGrid
 from flowevo.objectives import Evaluator, LocalEvaluator
 
@@ -96,13 +96,17 @@ class DigitCounterfactuals:
     # -- methods ------------------------------------------------------------------------------------
     def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
             same_target_donors: bool = True, population: int | None = None, generations: int | None = None,
-            extra_seeds: Tensor | None = None, show_progress: bool = False) -> EditResult:
+            extra_seeds: Tensor | None = None, prescreen: int = 1, show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
         box labels as the target with probability >= ``tau``. ``extra_seeds (N, P, *S)`` default to the
-        target anchor; ``population`` / ``generations`` default to the task's."""
+        target anchor; ``population`` / ``generations`` default to the task's. ``prescreen > 1``: offspring
+        through :class:`~flowevo.evolve.PreScreen` (that many children decoded and ranked per child scored;
+        a per-digit GP of the black box's columns, the shape distance exact); 1: off (the default)."""
+        variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
+        if prescreen > 1:
+            variation = PreScreen(variation, factor=prescreen, seed=self.seed if seed is None else seed)
         evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population or self.population,
-                          variation=Variation(cross_rate=cross_rate,
-                                              donor_groups=self.targets if same_target_donors else None),
+                          variation=variation,
                           termination=[MaxGenerations(self.generations if generations is None else generations)],
                           seed=self.seed if seed is None else seed,
                           extra_seeds=self.target_seeds if extra_seeds is None else extra_seeds)

@@ -121,7 +121,8 @@ def counterfactual_objectives(references: Tensor, oracle: ClassifierOracle | Non
         i = c.source_index.cpu()
         return shape_distance(c.x, refs[i].to(c.x.device), blurred_references=blurred[i].to(c.x.device))
 
-    objectives = [FunctionObjective("shape_distance", "min", preservation)]
+    # cheap: the user's own function of the decoded candidate (no black-box call), so pre-screening may call it
+    objectives = [FunctionObjective("shape_distance", "min", preservation, cheap=True)]
     if oracle is not None:
         objectives.append(FunctionObjective("p_target", "max", lambda c: target_probability(oracle, c)))
     return objectives

@@ -3,16 +3,49 @@
 Any object with these members can breed a population: :class:`~flowevo.evolve.operators.Variation`
 (self- and cross-pollination with repair) and domain strategies such as the site-masked crystal
 variation. The Evolver never reaches into a strategy's operators.
+
+A strategy that needs to know the run (the codec to decode with, the task's rows and targets, the
+objectives and constraints) may also define ``bind(context: SearchContext) -> None``: the Evolver
+calls it once, when it is built, before anything else (e.g. :class:`~flowevo.evolve.operators.PreScreen`
+decodes and screens children; wrappers pass ``bind`` on to the strategy they wrap).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from flowevo.evolve.population import Population
+from flowevo.evolve.task import EditTask
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a run tells a strategy that asks (``bind``): read-only.
+
+    Attributes:
+        codec: the run's :class:`~flowevo.flow.Codec` (decode under ``task.target_condition[row]``).
+        task: the rows being edited.
+        objectives: the evaluator's objectives (names, senses; those with ``cheap=True`` may be called directly).
+        constraints: the evaluator's constraints (bounds; ``cheap`` as for objectives).
+        payload: the run's ``fn(x (N, *D)) -> {name: list of N}`` domain payload, or None.
+    """
+
+    codec: Any
+    task: EditTask
+    objectives: Sequence[Any]
+    constraints: Sequence[Any]
+    payload: Callable[[Tensor], dict] | None = None
+
+
+def bind_strategy(strategy: Any, context: SearchContext) -> None:
+    """Call ``strategy.bind(context)`` if the strategy defines it (strategies without it need nothing)."""
+    bind = getattr(strategy, "bind", None)
+    if callable(bind):
+        bind(context)
 
 
 @runtime_checkable
