@@ -4,7 +4,7 @@ Training digits 1000-(1000+n-1) (the development split; never the benchmark's so
 100, 101 (the benchmark uses 0-4 on its own sources). Goals and counting are the query benchmark's
 (flowevo.benchmarks.query_digits): every evaluator a method builds is wrapped in a QueryCounter.
 
-usage: OMP_NUM_THREADS=1 PYTHONPATH=src python scratch/q15b_dev_queries.py OUT.json [n=40] [seeds=100,101] [factor=8]
+usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/queries_prescreen.py OUT.json [n=40] [seeds=100,101] [factor=8]
 """
 import json
 import sys
