@@ -17,8 +17,8 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from flowevo.domains.toy import ToyMixture, train_toy_flow
-from flowevo.flow import TrainConfig
+from flowevo.domains.toy import ToyMixture, train_toy_flow  # noqa: E402
+from flowevo.flow import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PEROV_VAL = ROOT.parent / "shared" / "data" / "perov_5" / "val.csv"

@@ -63,8 +63,8 @@ res = {"command": " ".join(sys.argv), "rows": f"training digits {dev.start}-{dev
        "budget": budget, "close": close, "load_before": load0, "load_after": load_average(),
        "wall_s": time.perf_counter() - t0, "wall_per_method_s": walls, "final": final,
        "summary": {g: summarise(first[g], budget)["methods"] for g in first}, "first": first}
-for g, ms in res["summary"].items():
-    for m, s in ms.items():
+for ms in res["summary"].values():
+    for s in ms.values():
         s.pop("curve_median"), s.pop("curve_min"), s.pop("curve_max")
 json.dump(res, open(out, "w"), indent=1)
 for g, ms in res["summary"].items():

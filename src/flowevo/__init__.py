@@ -48,7 +48,8 @@ __all__ = [
     "EditTask", "Evaluation", "Evaluator", "Evolver", "Failure", "FinetuneConfig", "FixedGrid", "FunctionObjective",
     "GenerationRecord", "Goal", "LagrangianPenalty", "LocalEvaluator", "MLPVelocity", "MaxEvaluations",
     "MaxGenerations", "Objective", "Population", "ProcessPoolEvaluator", "QueryCounter", "ResidualCodec",
-    "Stagnation", "TrainConfig", "Variation", "VariationStrategy", "VelocityAdapter", "__version__", "cma_search", "gradient_search",
+    "Stagnation", "TrainConfig", "Variation", "VariationStrategy", "VelocityAdapter", "__version__", "cma_search",
+    "gradient_search",
     "leap", "load_checkpoint", "load_config", "load_run_state", "random_search", "resume_cfo", "resume_optimize",
     "run_cfo", "run_optimize", "run_train", "save_checkpoint", "sense_sign", "train_flow",
 ]

@@ -12,7 +12,8 @@ import sys
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing would cost more than the rest of `import flowevo`
 if TYPE_CHECKING:
-    from typing import Any, Callable, Mapping
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 __all__ = ["lazy_exports"]
 

@@ -27,7 +27,8 @@ def test_parse_parts():
 
 def test_all_only_toy_writes_machine_block_and_tables(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr("flowevo.benchmarks.toy.run_toy_benchmark", lambda out, seed, device="cpu": calls.append((out, seed)) or TOY)
+    monkeypatch.setattr("flowevo.benchmarks.toy.run_toy_benchmark",
+                        lambda out, seed, device="cpu": calls.append((out, seed)) or TOY)
     args = ["benchmark", "all", "--out", str(tmp_path), "--only", "toy", "--seed", "3", "--quiet"]
     monkeypatch.setattr(sys, "argv", ["flowevo", *args])  # what the command records
     out = runner.invoke(app, args)
@@ -50,7 +51,8 @@ def test_a_failing_part_is_recorded_and_the_rest_runs(tmp_path, monkeypatch):
 
     monkeypatch.setattr("flowevo.benchmarks.toy.run_toy_benchmark", boom)
     monkeypatch.setattr("flowevo.benchmarks.scaling.run_scaling_benchmark",
-                        lambda out, seed: {"command": "c", "backends": {"inprocess": {"1": {"candidates_per_s": 20.0, "overhead_ms": 0.001}}}})
+                        lambda out, seed: {"command": "c",
+                                           "backends": {"inprocess": {"1": {"candidates_per_s": 20.0, "overhead_ms": 0.001}}}})
     out = runner.invoke(app, ["benchmark", "all", "--out", str(tmp_path), "--only", "toy,scaling", "--quiet"])
     assert out.exit_code == 1
     m = json.loads((tmp_path / "metrics.json").read_text())

@@ -7,8 +7,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from flowevo.benchmarks.constrained import (VARIANTS, SyntheticTask, bar_check, frontier_reward_at, optimum_frontier,
-                                            summarise)
+from flowevo.benchmarks.constrained import (
+    VARIANTS,
+    SyntheticTask,
+    bar_check,
+    frontier_reward_at,
+    optimum_frontier,
+    summarise,
+)
 from flowevo.cli import app
 
 
@@ -89,7 +95,8 @@ def test_crystal_bar_by_hand():
     assert b["met"] and b["surrogate_gain"] == pytest.approx(1.0) and b["judge_gain_unconstrained"] == pytest.approx(1.0)
     for key, value, flag in (("judge_mean", 0.5, "judge_half_gain_met"), ("feasible_top_share", 0.25, "diverse"),
                              ("feasible_distinct", 49, "diverse"), ("dft_mean_labelled", 0.05, "dft_above_pretrained"),
-                             ("constraint_satisfaction", 0.89, "satisfaction_met"), ("reward_mean", 0.99, "surrogate_half_gain_met")):
+                             ("constraint_satisfaction", 0.89, "satisfaction_met"),
+                             ("reward_mean", 0.99, "surrogate_half_gain_met")):
         worse = {**m, "cfo": {**m["cfo"], key: value}}
         b = bar_check("crystals", worse)
         assert not b[flag] and not b["met"], key

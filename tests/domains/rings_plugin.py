@@ -8,8 +8,8 @@ Used by tests/domains/test_registry.py, at run time and through an entry point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -12,8 +12,18 @@ import pytest
 import rings_plugin
 
 from flowevo.config import load_config
-from flowevo.domains import (Builtin, Domain, builtins, discover, domain_for_data, domain_for_model, domains,
-                             get_domain, register_domain, unregister_domain)
+from flowevo.domains import (
+    Builtin,
+    Domain,
+    builtins,
+    discover,
+    domain_for_data,
+    domain_for_model,
+    domains,
+    get_domain,
+    register_domain,
+    unregister_domain,
+)
 from flowevo.workflows import run_optimize, run_train
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "flowevo"

@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from flowevo.evolve import (EditTask, Evolver, MaxEvaluations, MaxGenerations, SEED, Stagnation)
+from flowevo.evolve import SEED, EditTask, Evolver, MaxEvaluations, MaxGenerations, Stagnation
 from flowevo.flow import Condition, FixedGrid, ResidualCodec
 from flowevo.objectives import Constraint, FunctionObjective, LocalEvaluator
 

@@ -4,8 +4,18 @@ import pytest
 import torch
 from scipy.stats import chi
 
-from flowevo.evolve import (CROSS, SELF, BlockMask, CrossPollination, Population, SelfPollination, ShellRepair, Slerp,
-                            UniformMask, Variation)
+from flowevo.evolve import (
+    CROSS,
+    SELF,
+    BlockMask,
+    CrossPollination,
+    Population,
+    SelfPollination,
+    ShellRepair,
+    Slerp,
+    UniformMask,
+    Variation,
+)
 
 
 def gen(seed=0):

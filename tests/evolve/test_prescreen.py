@@ -5,7 +5,16 @@ import pytest
 import torch
 
 from flowevo.evolve import (
-    Checkpointer, EditTask, Evolver, MaxGenerations, Population, PreScreen, RowGP, Transfer, Variation, load_run_state,
+    Checkpointer,
+    EditTask,
+    Evolver,
+    MaxGenerations,
+    Population,
+    PreScreen,
+    RowGP,
+    Transfer,
+    Variation,
+    load_run_state,
 )
 from flowevo.evolve.operators import hypervolume_improvement_2d
 from flowevo.evolve.population import SELF

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from flowevo.flow import CondOTPath, Condition, ConditionEmbedding, GuidedVelocity, MLPVelocity
+from flowevo.flow import Condition, ConditionEmbedding, CondOTPath, GuidedVelocity, MLPVelocity
 
 
 def test_cond_ot_path_closed_form():

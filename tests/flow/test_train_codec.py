@@ -4,8 +4,17 @@ import pytest
 import torch
 
 from flowevo.domains.toy import ToyMixture, train_toy_flow
-from flowevo.flow import (Adaptive, Condition, FixedGrid, MLPVelocity, ResidualCodec, TrainConfig, load_checkpoint,
-                          save_checkpoint, train_flow)
+from flowevo.flow import (
+    Adaptive,
+    Condition,
+    FixedGrid,
+    MLPVelocity,
+    ResidualCodec,
+    TrainConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train_flow,
+)
 
 
 def test_dopri5_roundtrip_below_1e4(toy16, toy2):

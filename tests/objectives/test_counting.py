@@ -7,8 +7,16 @@ import torch
 from flowevo.baselines import cma_search, random_search
 from flowevo.evolve import EditTask, Evolver, MaxGenerations
 from flowevo.flow import Condition, FixedGrid, MLPVelocity, ResidualCodec
-from flowevo.objectives import (Candidates, Evaluation, FunctionObjective, LocalEvaluator, QueryCounter,
-                                evaluations_to_rate, success_curve)
+from flowevo.objectives import (
+    Candidates,
+    Evaluation,
+    FunctionObjective,
+    LocalEvaluator,
+    QueryCounter,
+    evaluations_to_rate,
+    success_curve,
+)
+
 
 class _Fixed:
     """A black box that marks given candidates of each batch as successes."""
@@ -58,7 +66,8 @@ def test_counter_wraps_the_evolver_and_the_baselines():
     codec = ResidualCodec(MLPVelocity((3,), num_classes=2, hidden=8, depth=1, time_dim=4), FixedGrid("euler", 2))
     task = EditTask(torch.randn(4, 3), Condition.from_labels([0, 1, 0, 1]), Condition.from_labels([1, 0, 1, 0]))
     evaluator = LocalEvaluator([FunctionObjective("norm", "min", lambda c: c.x.norm(dim=1))])
-    goals = {"any": lambda ev, c: torch.ones(len(c), dtype=torch.bool), "never": lambda ev, c: torch.zeros(len(c), dtype=torch.bool)}
+    goals = {"any": lambda ev, c: torch.ones(len(c), dtype=torch.bool),
+             "never": lambda ev, c: torch.zeros(len(c), dtype=torch.bool)}
     c1 = QueryCounter(evaluator, 4, goals)
     Evolver(codec, task, c1, population_size=3, termination=[MaxGenerations(2)]).run()
     assert c1.spent.tolist() == [9] * 4 and c1.first["any"].tolist() == [1] * 4 and torch.isinf(c1.first["never"]).all()

@@ -8,7 +8,12 @@ import torch
 from torch import Tensor
 
 from flowevo.objectives import (
-    CachedEvaluator, Candidates, Constraint, EvaluationCache, LocalEvaluator, candidate_keys,
+    CachedEvaluator,
+    Candidates,
+    Constraint,
+    EvaluationCache,
+    LocalEvaluator,
+    candidate_keys,
 )
 
 

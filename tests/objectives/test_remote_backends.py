@@ -7,11 +7,16 @@ import time
 import psutil
 import pytest
 import torch
+from objective_helpers import make_batch, make_callables
 
 from flowevo.objectives import (
-    CachedEvaluator, DaskEvaluator, Evaluation, FunctionObjective, LocalEvaluator, ProcessPoolEvaluator,
+    CachedEvaluator,
+    DaskEvaluator,
+    Evaluation,
+    FunctionObjective,
+    LocalEvaluator,
+    ProcessPoolEvaluator,
 )
-from objective_helpers import make_batch, make_callables
 
 
 def _failures(ev: Evaluation) -> set[tuple[int, int, str]]:

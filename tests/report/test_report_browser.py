@@ -37,7 +37,8 @@ def image_run(tmp_path_factory):
     np.savez(root / "train.npz", x=x, c=c)
     x, c = _images(4, rng)
     np.savez(root / "sources.npz", x=x, c=np.zeros(4, np.int64))
-    model = train_generic(load_npz(root / "train.npz"), GenericTrainConfig(steps=150, batch_size=128, judge_steps=60), show_progress=False)
+    model = train_generic(load_npz(root / "train.npz"), GenericTrainConfig(steps=150, batch_size=128, judge_steps=60),
+                          show_progress=False)
     save_model(model, root / "model")
     cfg = load_config(flags={"optimize.model": str(root / "model"), "optimize.sources": str(root / "sources.npz"),
                              "optimize.run_dir": str(root / "run"), "optimize.target": {"class": 1},

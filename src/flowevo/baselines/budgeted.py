@@ -10,7 +10,7 @@ non-dominated set of everything scored, and the loop returns them as an
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

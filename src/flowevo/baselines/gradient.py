@@ -8,7 +8,7 @@ says it reached its goal (e.g. the classifier's target probability passed a thre
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

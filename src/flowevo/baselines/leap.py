@@ -10,7 +10,7 @@ the same condition and cancel). One black-box label query per round and row.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from flowevo.benchmarks.machine import load_average, machine_info
 from flowevo.jsonio import write_json
@@ -49,7 +49,8 @@ def _runners(data, seed: int, digits_n: int, crystals_n: int, query_seeds: int, 
         "toy": lambda out: run_toy_benchmark(out, seed=seed, device=device),
         "digits": lambda out: run_digits_benchmark(out, n=digits_n, seed=seed, log=log, device=device),
         "crystals": lambda out: run_crystals_benchmark(out, data, n=crystals_n, seed=seed, log=log, device=device,
-                                                       command=f"flowevo benchmark crystals --data {data} --n {crystals_n} --out {out} --seed {seed}"),
+                                                       command=f"flowevo benchmark crystals --data {data} --n {crystals_n} "
+                                                               f"--out {out} --seed {seed}"),
         "throughput": lambda out: run_throughput_benchmark(out, seed=seed, device=device),
         "cost": lambda out: run_cost_benchmark(out, seed=seed, log=log, device=device),
         "queries": lambda out: run_query_benchmark(out, seeds=range(seed, seed + query_seeds), n=query_n, log=log,
@@ -61,7 +62,8 @@ def _runners(data, seed: int, digits_n: int, crystals_n: int, query_seeds: int, 
 def run_all(out_dir: Path | str, data: str | Path | None = None, seed: int = 0, only: str | Sequence[str] | None = None,
             digits_n: int = 200, crystals_n: int = 100, query_seeds: int = 5, query_n: int = 200,
             command: str | None = None, log: Callable[[str], None] = print, device: str = "cpu") -> dict:
-    """Run the chosen parts into ``out_dir/<part>/`` (on ``device``; scaling runs no model); write ``metrics.json`` and ``tables.md``; return the metrics."""
+    """Run the chosen parts into ``out_dir/<part>/`` (on ``device``; scaling runs no model); write ``metrics.json``
+    and ``tables.md``; return the metrics."""
     parts = parse_parts(only, data)
     if data is not None and not Path(data).is_file():
         raise FileNotFoundError(f"--data: no such file {data}")

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,7 +95,8 @@ def optimum_frontier(task: SyntheticTask, delta: float | None, alphas: Sequence[
                      seed: int = 0) -> list[dict[str, float]]:
     """Exact optimum of ``max E[r] - alpha KL(p || p0)`` (s.t. ``P(x_0 > bound) <= delta``; None: unconstrained)
     for each ``alpha``, by self-normalised importance sampling of ``p* ~ p0 exp(r/alpha - nu 1{viol})`` from ``n``
-    exact ``p0`` samples; ``nu`` in closed form (the violation rate is ``W_v e^-nu / (W_f + W_v e^-nu)``). Returns ``alpha, nu, reward, violation, kl, ess`` per alpha."""
+    exact ``p0`` samples; ``nu`` in closed form (the violation rate is ``W_v e^-nu / (W_f + W_v e^-nu)``).
+    Returns ``alpha, nu, reward, violation, kl, ess`` per alpha."""
     x = task.sample(n, torch.Generator().manual_seed(seed)).double()
     r, viol = task.reward(x), (x[:, 0] > task.bound).double()
 
@@ -346,7 +348,8 @@ def run_constrained_benchmark(out_dir: str | Path, data: str | Path | None = Non
         if t not in TASKS:
             raise ValueError(f"unknown task {t!r}; use {list(TASKS)}")
     if "crystals" in tasks:
-        require_cpu(device, "the constrained benchmark's crystals task", "the crystals domain's Whitening encoder and surrogate take no device")
+        require_cpu(device, "the constrained benchmark's crystals task",
+                    "the crystals domain's Whitening encoder and surrogate take no device")
         if data is None or not Path(data).is_file():
             raise FileNotFoundError(f"crystals task: Perov-5 CSV not found at {data} (give --data PATH)")
     out_dir = Path(out_dir)

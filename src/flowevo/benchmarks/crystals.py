@@ -39,8 +39,9 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -300,7 +301,8 @@ def run_crystals_benchmark(out_dir: Path | str, data: str | Path, sources: str |
             "structure_valid_rate": float(np.mean([structure_valid(s) for s in got] + [False] * (len(returned) - len(got)))),
             "composition_valid_rate": float(np.mean([bench.composition(s) for s in got] + [False] * (len(returned) - len(got)))),
             "chgnet_energy_change": _nanmean([v["chgnet_energy_change"] for v in per_budget.values()]),
-            "diversity": _nanmean([v["distinct_compositions"] / max(v["kept_rate"] * len(bench.sources), 1) for v in per_budget.values()]),
+            "diversity": _nanmean([v["distinct_compositions"] / max(v["kept_rate"] * len(bench.sources), 1)
+                                   for v in per_budget.values()]),
             "evaluations": float(np.mean(evals)), "wall_s": wall, "budgets": per_budget,
         }
     metrics = {
@@ -319,7 +321,8 @@ def run_crystals_benchmark(out_dir: Path | str, data: str | Path, sources: str |
                      "composition": f"SMACT (charge neutrality + Pauling test), oxidation_states_set={SMACT_SET!r}"},
         "judges": {"sr*": "independent predictor (gradient boosting, seed+1), never optimised against",
                    "sr*_chgnet": f"CHGNet energy/atom minus per-element references fitted on {chgnet_rows} training rows"},
-        "reo": {"population": population, "generations": generations, "evaluations_per_source": {b: bench.evals_per_source(b) for b in budgets},
+        "reo": {"population": population, "generations": generations,
+                "evaluations_per_source": {b: bench.evals_per_source(b) for b in budgets},
                 "target_heat_ref": bench.reo_target, "target": "lowest heat_ref of the training data (also masked_random)",
                 "genome": "residual + free-site mask + anchor (the source), decoded by flow inpainting",
                 "seeds": f"the source residual with all sites free, then with each of {len(seed_masks())} small edit regions",
@@ -327,10 +330,13 @@ def run_crystals_benchmark(out_dir: Path | str, data: str | Path, sources: str |
                              "(angle 0.5, 1/5th rule); never a composition already proposed for the row"},
         "baselines": {"random": "N(0, I) residuals, plain decoder", "cma": "pycma from the source residual, sigma0 0.3",
                       "masked_random": "fresh residuals with random edit regions through REO's decoder (ablation)",
-                      "leap": f"lift to t = 1 - {LEAP_GAMMA} under the surrogate's reading, land under the target; one round per evaluation",
-                      "gradient": f"AdamW (lr {GRADIENT_LR}, proximity {GRADIENT_WEIGHT}) on the residual through a softmax relaxation "
+                      "leap": f"lift to t = 1 - {LEAP_GAMMA} under the surrogate's reading, land under the target; "
+                              "one round per evaluation",
+                      "gradient": f"AdamW (lr {GRADIENT_LR}, proximity {GRADIENT_WEIGHT}) on the residual "
+                                  "through a softmax relaxation "
                                   "of the surrogate (white box); one step per evaluation",
-                      "target_heat_ref": bench.target_value, "target": "5th percentile of training heat_ref (random, cma, leap, gradient)",
+                      "target_heat_ref": bench.target_value,
+                      "target": "5th percentile of training heat_ref (random, cma, leap, gradient)",
                       "all": "same surrogate, constraints and evaluations per source; per source the best feasible edit seen"},
         "models": {"cfm_steps": cfm_steps, "cfm_final_loss": bench.model.info.get("final_loss"),
                    "surrogate_steps": surrogate_steps, "gbr_estimators": gbr_estimators, "setup_s": bench.setup_s},

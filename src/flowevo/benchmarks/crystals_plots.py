@@ -43,7 +43,8 @@ def plot_sr_vs_evaluations(metrics: dict, path: Path | str, budgets: tuple[str, 
         for i, name in enumerate(names):
             r = metrics["methods"][name]["budgets"][budget]
             if r.get("curve"):
-                ax.plot([c["evaluations"] for c in r["curve"]], [c[key] for c in r["curve"]], "-o", ms=4, color=f"C{i}", label=name)
+                ax.plot([c["evaluations"] for c in r["curve"]], [c[key] for c in r["curve"]], "-o", ms=4, color=f"C{i}",
+                        label=name)
             else:
                 ax.scatter(r["evaluations"], r[key] or 0.0, s=45, color=f"C{i}", label=name, zorder=3)
         ax.set_xscale("log")

@@ -16,7 +16,7 @@ Goals (judged here, independently of the method's own objectives where possible)
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -105,7 +105,7 @@ def _run_methods(x: Tensor, labels: Tensor, seeds: Sequence[int], methods: dict[
     names: dict[str, dict] = {}
     for seed in seeds:
         targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
-        make = lambda **kw: DigitCounterfactuals(models, x, labels, targets, seed, population, generations, **kw)
+        make = lambda **kw: DigitCounterfactuals(models, x, labels, targets, seed, population, generations, **kw)  # noqa: B023 (used in this iteration)
         for m, run in methods.items():
             log(f"digits seed {seed}: {m}")
             r, counters = _counting_run(make, run, goals)

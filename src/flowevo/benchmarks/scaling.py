@@ -17,16 +17,23 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from flowevo.jsonio import write_json
 from flowevo.objectives import (
-    CachedEvaluator, Candidates, DaskEvaluator, EvaluationCache, LocalEvaluator, ProcessPoolEvaluator, Sense,
+    CachedEvaluator,
+    Candidates,
+    DaskEvaluator,
+    EvaluationCache,
+    LocalEvaluator,
+    ProcessPoolEvaluator,
+    Sense,
 )
 
 COST_S = 0.05  # target cost of one candidate
@@ -131,12 +138,12 @@ def _measure(make: Callable[[int], Any], counts: tuple[int, ...], iterations: in
         times: dict[int, dict[str, list[float]]] = {w: {"busy": [], "zero": [], "chunk1": []} for w in counts}
         for _ in range(REPEATS):
             for w, ev in evs.items():
-                times[w]["busy"].append(_timed(lambda: ev(busy)))
-                times[w]["zero"].append(_timed(lambda: ev(zero)))
+                times[w]["busy"].append(_timed(lambda ev=ev: ev(busy)))
+                times[w]["zero"].append(_timed(lambda ev=ev: ev(zero)))
         for w, ev in evs.items():  # one candidate per task: the worst case for overhead
             if hasattr(ev, "chunk_size"):
                 ev.chunk_size = 1
-                times[w]["chunk1"] = [_timed(lambda: ev(single)) for _ in range(REPEATS)]
+                times[w]["chunk1"] = [_timed(lambda ev=ev: ev(single)) for _ in range(REPEATS)]
         for w in counts:
             t = times[w]
             res = out[str(w)]

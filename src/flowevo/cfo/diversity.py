@@ -14,8 +14,8 @@ tools act on the softmax weights of a round (:mod:`flowevo.cfo.finetune`):
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Sequence
 
 import torch
 from torch import Tensor

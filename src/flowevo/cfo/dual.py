@@ -18,7 +18,7 @@ satisfying samples as far as the trust region allows.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

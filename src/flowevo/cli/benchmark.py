@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -33,7 +32,7 @@ def bench_toy(
 @bench_app.command("digits", epilog="Example: flowevo benchmark digits --n 200 --out out/digits")
 def bench_digits(
     out: Path = typer.Option(..., help="Output directory (metrics.json, edits.npz)."),
-    sources: Optional[Path] = typer.Option(None, help="A .npz with images and labels (default: built-in held-out digits)."),
+    sources: Path | None = typer.Option(None, help="A .npz with images and labels (default: built-in held-out digits)."),
     n: int = typer.Option(200, min=1, help="Number of sources (the first n)."),
     seed: int = typer.Option(0, help="Seed for targets and every method."),
     ablation_seeds: int = typer.Option(2, min=1, help="Seeds per variant of the REO self/cross ablation."),
@@ -52,19 +51,22 @@ def bench_digits(
     print_metrics(m, as_json, f"digits benchmark -> {out}/metrics.json", rows)
 
 
-@bench_app.command("crystals", epilog="Example: flowevo benchmark crystals --data ../shared/data/perov_5/val.csv --n 100 --out out/crystals")
+@bench_app.command("crystals",
+                   epilog="Example: flowevo benchmark crystals --data ../shared/data/perov_5/val.csv --n 100 --out out/crystals")
 def bench_crystals(
     data: Path = typer.Option(..., help="Training crystals, a CDVAE-format CSV (columns cif, heat_ref, formula)."),
     out: Path = typer.Option(..., help="Output directory (metrics.json, cif/<method>/<budget>/<i>.cif)."),
-    sources: Optional[Path] = typer.Option(None, help="Source crystals CSV (first n rows; default: n held-out rows of --data)."),
+    sources: Path | None = typer.Option(None, help="Source crystals CSV (first n rows; default: n held-out rows of --data)."),
     n: int = typer.Option(100, min=1, help="Number of sources."),
     seed: int = typer.Option(0, help="Seed for the split, training and every method."),
-    dev: bool = typer.Option(False, "--dev", help="Hold sources out of the training part instead (the split settings are chosen on)."),
+    dev: bool = typer.Option(False, "--dev",
+                             help="Hold sources out of the training part instead (the split settings are chosen on)."),
     device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
-    """CDVAE-protocol heat_ref lowering at edit budgets: reo, masked_random, random, cma, leap, gradient, exhaustive; two judges; CIFs."""
+    """CDVAE-protocol heat_ref lowering at edit budgets: reo, masked_random, random, cma, leap, gradient,
+    exhaustive; two judges; CIFs."""
     from flowevo.benchmarks.crystals import run_crystals_benchmark
 
     log = logger(quiet)
@@ -124,6 +126,7 @@ def bench_scaling(
     from flowevo.benchmarks.scaling import run_scaling_benchmark
 
     m = guarded(lambda: run_scaling_benchmark(out, seed=seed), quiet)
-    rows = [(f"{name} x{w}", f"{r.get('candidates_per_s', float('nan')):.1f} cand/s, overhead {r.get('overhead_ms', float('nan')):.2f} ms")
+    rows = [(f"{name} x{w}", f"{r.get('candidates_per_s', float('nan')):.1f} cand/s, "
+                             f"overhead {r.get('overhead_ms', float('nan')):.2f} ms")
             for name, per in m["backends"].items() for w, r in per.items() if isinstance(r, dict)]
     print_metrics(m, as_json, f"scaling benchmark -> {out}/metrics.json", rows)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,9 +13,9 @@ from flowevo.cli.common import console, device_option, device_or_fail, guarded, 
 @bench_app.command("all", epilog="Example: flowevo benchmark all --out out/all --only toy,throughput,cost")
 def bench_all(
     out: Path = typer.Option(..., help="Output directory: DIR/<part>/, DIR/metrics.json, DIR/tables.md."),
-    data: Optional[Path] = typer.Option(None, help="Crystals training CSV (CDVAE format); without it crystals is skipped."),
+    data: Path | None = typer.Option(None, help="Crystals training CSV (CDVAE format); without it crystals is skipped."),
     seed: int = typer.Option(0, help="Seed of every part (query efficiency uses seeds S..S+4)."),
-    only: Optional[str] = typer.Option(None, help="Comma-separated parts: toy, digits, crystals, throughput, cost, "
+    only: str | None = typer.Option(None, help="Comma-separated parts: toy, digits, crystals, throughput, cost, "
                                                   "queries, scaling (default: all but scaling)."),
     digits_n: int = typer.Option(200, "--digits-n", min=1, help="Digits benchmark sources."),
     crystals_n: int = typer.Option(100, "--crystals-n", min=1, help="Crystals benchmark sources."),

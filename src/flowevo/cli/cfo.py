@@ -4,7 +4,6 @@ config file's ``[cfo]`` section (the library call: :func:`flowevo.workflows.run_
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,28 +21,28 @@ REWARD_HELP = ("The reward, one spec as for flowevo optimize --objective: a buil
 
 @app.command("cfo", epilog=EXAMPLE)
 def cfo(
-    model: Optional[Path] = typer.Option(None, help="MODEL_DIR written by flowevo train, or path/file.py:factory "
+    model: Path | None = typer.Option(None, help="MODEL_DIR written by flowevo train, or path/file.py:factory "
                                                     "returning your own adapted flow."),
-    reward: Optional[str] = typer.Option(None, "--reward", help=REWARD_HELP),
-    constraint: Optional[list[str]] = typer.Option(None, "--constraint", help="Repeatable. SPEC<=BOUND or SPEC>=BOUND "
+    reward: str | None = typer.Option(None, "--reward", help=REWARD_HELP),
+    constraint: list[str] | None = typer.Option(None, "--constraint", help="Repeatable. SPEC<=BOUND or SPEC>=BOUND "
                                                                               "(SPEC as for --reward)."),
-    condition: Optional[str] = typer.Option(None, help="Sample under this condition: a class id (2), values=0.5,1.0 "
+    condition: str | None = typer.Option(None, help="Sample under this condition: a class id (2), values=0.5,1.0 "
                                                        "or 'class=2 values=0.5'. Default: the null condition."),
-    run_dir: Optional[Path] = typer.Option(None, help="Where to write round checkpoints, metrics.json and rounds.png."),
-    config_file: Optional[Path] = configured.config_option(),
-    rounds: Optional[int] = typer.Option(None, help="Fine-tuning rounds (default 8)."),
-    samples: Optional[int] = typer.Option(None, help="Flow samples scored per round (default 512)."),
-    max_violation: Optional[float] = typer.Option(None, help="Allowed violation rate per constraint (default 0.02)."),
-    finetune_steps: Optional[int] = typer.Option(None, help="Fine-tuning steps per round (default 200)."),
-    anchor: Optional[float] = typer.Option(None, help="Pull toward the pretrained velocity (default 0.1)."),
-    seed: Optional[int] = typer.Option(None, help="Run seed (same seed, same result)."),
-    backend: Optional[str] = configured.evaluation_options()["backend"],
-    workers: Optional[int] = configured.evaluation_options()["workers"],
-    address: Optional[str] = configured.evaluation_options()["address"],
-    timeout_s: Optional[float] = configured.evaluation_options()["timeout_s"],
-    cache: Optional[bool] = configured.evaluation_options()["cache"],
-    device: Optional[str] = device_option(None),
-    sets: Optional[list[str]] = configured.set_option(),
+    run_dir: Path | None = typer.Option(None, help="Where to write round checkpoints, metrics.json and rounds.png."),
+    config_file: Path | None = configured.config_option(),
+    rounds: int | None = typer.Option(None, help="Fine-tuning rounds (default 8)."),
+    samples: int | None = typer.Option(None, help="Flow samples scored per round (default 512)."),
+    max_violation: float | None = typer.Option(None, help="Allowed violation rate per constraint (default 0.02)."),
+    finetune_steps: int | None = typer.Option(None, help="Fine-tuning steps per round (default 200)."),
+    anchor: float | None = typer.Option(None, help="Pull toward the pretrained velocity (default 0.1)."),
+    seed: int | None = typer.Option(None, help="Run seed (same seed, same result)."),
+    backend: str | None = configured.evaluation_options()["backend"],
+    workers: int | None = configured.evaluation_options()["workers"],
+    address: str | None = configured.evaluation_options()["address"],
+    timeout_s: float | None = configured.evaluation_options()["timeout_s"],
+    cache: bool | None = configured.evaluation_options()["cache"],
+    device: str | None = device_option(None),
+    sets: list[str] | None = configured.set_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -22,7 +22,7 @@ def set_option() -> Any:
     return typer.Option(None, "--set", help=SET_HELP, metavar="KEY.PATH=VALUE")
 
 
-def load(config_file: Optional[Path], sets: Optional[list[str]], flags: dict[str, Any]):
+def load(config_file: Path | None, sets: list[str] | None, flags: dict[str, Any]):
     """Load and validate, turning configuration errors into a one-line exit 2."""
     from flowevo.config import ConfigError, load_config
 
@@ -37,7 +37,8 @@ BACKEND_HELP = ("Where objectives run: local (this process), processes (--worker
 
 
 def evaluation_options() -> dict[str, Any]:
-    """The ``[optimize.evaluation]`` / ``[cfo.evaluation]`` flags shared by optimize, cfo and resume (typer option objects by parameter name)."""
+    """The ``[optimize.evaluation]`` / ``[cfo.evaluation]`` flags shared by optimize, cfo and resume
+    (typer option objects by parameter name)."""
     return {
         "backend": typer.Option(None, "--backend", help=BACKEND_HELP),
         "workers": typer.Option(None, "--workers", min=1, help="Worker processes (processes; dask without --address)."),
@@ -49,8 +50,8 @@ def evaluation_options() -> dict[str, Any]:
     }
 
 
-def evaluation_flags(backend: Optional[str], workers: Optional[int], address: Optional[str],
-                     timeout_s: Optional[float], cache: Optional[bool], section: str = "optimize") -> dict[str, Any]:
+def evaluation_flags(backend: str | None, workers: int | None, address: str | None,
+                     timeout_s: float | None, cache: bool | None, section: str = "optimize") -> dict[str, Any]:
     """Config keys for the evaluation flags of ``[<section>.evaluation]`` (None: not given)."""
     return {f"{section}.evaluation.backend": backend, f"{section}.evaluation.workers": workers,
             f"{section}.evaluation.address": address, f"{section}.evaluation.timeout_s": timeout_s,

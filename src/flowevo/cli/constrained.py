@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,13 +17,13 @@ def bench_constrained(
     out: Path = typer.Option(..., help="Output directory (metrics.json, <task>_seeds.png; per seed: seed_<s>/ with its "
                                        "metrics.json, PNG plots, checkpoints/<task>/round_*.pt)."),
     seed: int = typer.Option(0, help="Seed for pretraining, sampling and fine-tuning (one seed; see --seeds)."),
-    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds (e.g. 0,1,2): one run per seed under "
+    seeds: str | None = typer.Option(None, help="Comma-separated seeds (e.g. 0,1,2): one run per seed under "
                                                    "OUT/seed_<s>/, mean and spread per variant in OUT/metrics.json. "
                                                    "Overrides --seed."),
     data: Path = typer.Option(DEFAULT_DATA, help="Perov-5 CSV for the crystals task (CDVAE format with heat_ref, ind_gap)."),
     tasks: str = typer.Option("synthetic,crystals", help="Comma-separated tasks: synthetic, crystals."),
-    rounds: Optional[int] = typer.Option(None, min=0, help="Fine-tuning rounds (default: 8)."),
-    samples: Optional[int] = typer.Option(None, min=2, help="Samples per round (default: 512 synthetic, 256 crystals)."),
+    rounds: int | None = typer.Option(None, min=0, help="Fine-tuning rounds (default: 8)."),
+    samples: int | None = typer.Option(None, min=2, help="Samples per round (default: 512 synthetic, 256 crystals)."),
     pretrain_steps: int = typer.Option(1500, min=1, help="Training steps of the synthetic task's pretrained 2-D flow."),
     cfm_steps: int = typer.Option(3000, min=1, help="Training steps of the crystals task's pretrained CFM."),
     device: str = device_option(),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -43,11 +42,13 @@ def demo_digits(
     n: int = typer.Option(12, min=1, max=200, help="Held-out digits to edit."),
     seed: int = typer.Option(0, help="Run seed (targets and evolution)."),
     generations: int = typer.Option(15, min=1, help="REO generations (24 residuals per digit)."),
-    sources: Optional[Path] = typer.Option(None, help="A .npz with images (N,28,28) and labels (default: built-in held-out digits)."),
+    sources: Path | None = typer.Option(None,
+                                        help="A .npz with images (N,28,28) and labels (default: built-in held-out digits)."),
     device: str = device_option(),
-    weights: Optional[Path] = typer.Option(None, help="A folder of digit models (default: the shipped weights)."),
+    weights: Path | None = typer.Option(None, help="A folder of digit models (default: the shipped weights)."),
     retrain: bool = typer.Option(False, "--retrain", help="Train all digit models from scratch first (~5 min)."),
-    thickness_band: Optional[float] = typer.Option(None, help="Constrained thickness edit: least pixel change with |thickness - 1.6x| <= this (px)."),
+    thickness_band: float | None = typer.Option(None, help="Constrained thickness edit: least pixel change with "
+                                                           "|thickness - 1.6x| <= this (px)."),
     penalty: bool = typer.Option(False, "--penalty", help="Adaptive Lagrangian penalty for the thickness edit's constraints."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
@@ -75,15 +76,17 @@ def demo_digits(
                     f"total {m['wall_s']:.0f} s")
 
 
-@demo_app.command("crystals", epilog="Example: flowevo demo crystals --data ../shared/data/perov_5/val.csv --run-dir runs/crystals --n 8")
+@demo_app.command("crystals",
+                  epilog="Example: flowevo demo crystals --data ../shared/data/perov_5/val.csv --run-dir runs/crystals --n 8")
 def demo_crystals(
     data: Path = typer.Option(..., help="Training crystals, a CDVAE-format CSV (columns cif, heat_ref, formula)."),
     run_dir: Path = typer.Option(Path("runs/crystals"), help="Where to write results (report.html, CIFs, metrics.json)."),
     n: int = typer.Option(8, min=1, max=200, help="Held-out crystals to edit."),
     seed: int = typer.Option(0, help="Seed for the split, training and evolution."),
     budget: str = typer.Option("k2_bkept", help="Edit budget: any, k1, k2, k1_bkept, k2_bkept."),
-    constraint: Optional[list[str]] = typer.Option(None, "--constraint", help="Repeatable extra constraint: smact_strict (SMACT, pymatgen_sp)."),
-    energy_ceiling: Optional[float] = typer.Option(None, help="Also require CHGNet formation energy <= this (eV/atom)."),
+    constraint: list[str] | None = typer.Option(None, "--constraint",
+                                                help="Repeatable extra constraint: smact_strict (SMACT, pymatgen_sp)."),
+    energy_ceiling: float | None = typer.Option(None, help="Also require CHGNet formation energy <= this (eV/atom)."),
     device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -23,33 +22,34 @@ OBJECTIVE_HELP = ("Repeatable. A built-in (distance_to_source, target_probabilit
 
 @app.command("optimize", epilog=EXAMPLE)
 def optimize(
-    model: Optional[Path] = typer.Option(None, help="MODEL_DIR written by flowevo train, or path/file.py:factory "
+    model: Path | None = typer.Option(None, help="MODEL_DIR written by flowevo train, or path/file.py:factory "
                                                     "returning your own adapted flow (see the README)."),
-    sources: Optional[Path] = typer.Option(None, help=".npz of samples to edit: x, and their own c and/or v."),
-    target: Optional[str] = typer.Option(None, help="Target condition: a class id (2), values=0.5,1.0, or 'class=2 values=0.5'."),
-    objective: Optional[list[str]] = typer.Option(None, "--objective", help=OBJECTIVE_HELP),
-    constraint: Optional[list[str]] = typer.Option(None, "--constraint", help="Repeatable. SPEC<=BOUND or SPEC>=BOUND (SPEC as for --objective)."),
-    run_dir: Optional[Path] = typer.Option(None, help="Where to write results, checkpoints and report.html."),
-    config_file: Optional[Path] = configured.config_option(),
-    rows: Optional[int] = typer.Option(None, help="Edit only the first ROWS sources."),
-    generations: Optional[int] = typer.Option(None, help="Generations of evolution (default 15)."),
-    population: Optional[int] = typer.Option(None, help="Residuals kept per source (default 16)."),
-    cross_rate: Optional[float] = typer.Option(None, help="Share of offspring made by cross-pollination (default 0.3)."),
-    strategy: Optional[str] = typer.Option(None, help="Search method: reo (default), cma, nsga2, bo or random; the "
+    sources: Path | None = typer.Option(None, help=".npz of samples to edit: x, and their own c and/or v."),
+    target: str | None = typer.Option(None, help="Target condition: a class id (2), values=0.5,1.0, or 'class=2 values=0.5'."),
+    objective: list[str] | None = typer.Option(None, "--objective", help=OBJECTIVE_HELP),
+    constraint: list[str] | None = typer.Option(None, "--constraint",
+                                                help="Repeatable. SPEC<=BOUND or SPEC>=BOUND (SPEC as for --objective)."),
+    run_dir: Path | None = typer.Option(None, help="Where to write results, checkpoints and report.html."),
+    config_file: Path | None = configured.config_option(),
+    rows: int | None = typer.Option(None, help="Edit only the first ROWS sources."),
+    generations: int | None = typer.Option(None, help="Generations of evolution (default 15)."),
+    population: int | None = typer.Option(None, help="Residuals kept per source (default 16)."),
+    cross_rate: float | None = typer.Option(None, help="Share of offspring made by cross-pollination (default 0.3)."),
+    strategy: str | None = typer.Option(None, help="Search method: reo (default), cma, nsga2, bo or random; the "
                                                       "baselines get REO's evaluations per source."),
-    prescreen: Optional[int] = typer.Option(None, help="REO: children decoded and ranked by a surrogate per child "
+    prescreen: int | None = typer.Option(None, help="REO: children decoded and ranked by a surrogate per child "
                                                        "evaluated (default 1: off)."),
-    solver_steps: Optional[int] = typer.Option(None, help="ODE steps for inversion and decoding (default 10)."),
-    strength: Optional[float] = typer.Option(None, help="Edit strength in (0, 1]: invert only to t = 1 - strength."),
-    seed: Optional[int] = typer.Option(None, help="Run seed (same seed, same result)."),
-    report: Optional[bool] = typer.Option(None, "--report/--no-report", help="Write report.html at the end (default: on)."),
-    backend: Optional[str] = configured.evaluation_options()["backend"],
-    workers: Optional[int] = configured.evaluation_options()["workers"],
-    address: Optional[str] = configured.evaluation_options()["address"],
-    timeout_s: Optional[float] = configured.evaluation_options()["timeout_s"],
-    cache: Optional[bool] = configured.evaluation_options()["cache"],
-    device: Optional[str] = device_option(None),
-    sets: Optional[list[str]] = configured.set_option(),
+    solver_steps: int | None = typer.Option(None, help="ODE steps for inversion and decoding (default 10)."),
+    strength: float | None = typer.Option(None, help="Edit strength in (0, 1]: invert only to t = 1 - strength."),
+    seed: int | None = typer.Option(None, help="Run seed (same seed, same result)."),
+    report: bool | None = typer.Option(None, "--report/--no-report", help="Write report.html at the end (default: on)."),
+    backend: str | None = configured.evaluation_options()["backend"],
+    workers: int | None = configured.evaluation_options()["workers"],
+    address: str | None = configured.evaluation_options()["address"],
+    timeout_s: float | None = configured.evaluation_options()["timeout_s"],
+    cache: bool | None = configured.evaluation_options()["cache"],
+    device: str | None = device_option(None),
+    sets: list[str] | None = configured.set_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
@@ -70,7 +70,8 @@ def optimize(
             "optimize.objectives": [parse_objective_flag(o) for o in objective] if objective else None,
             "optimize.constraints": [parse_constraint_flag(c) for c in constraint] if constraint else None,
             "optimize.rows": rows, "optimize.generations": generations, "optimize.population": population,
-            "optimize.cross_rate": cross_rate, "optimize.strategy": strategy, "optimize.prescreen": prescreen, "optimize.solver_steps": solver_steps, "optimize.strength": strength,
+            "optimize.cross_rate": cross_rate, "optimize.strategy": strategy, "optimize.prescreen": prescreen,
+            "optimize.solver_steps": solver_steps, "optimize.strength": strength,
             "optimize.report": report, "optimize.device": device, "seed": seed,
             **configured.evaluation_flags(backend, workers, address, timeout_s, cache),
         }

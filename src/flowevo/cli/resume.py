@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,11 +18,11 @@ RESUME_DEVICE_HELP = ("Continue on this device (cpu, cuda, cuda:N; default: the 
 def resume(
     run_dir: Path = typer.Argument(..., help="A run directory of flowevo optimize, flowevo cfo or demo toy (with its "
                                              "checkpoint.pt / checkpoints/round_<k>.pt)."),
-    device: Optional[str] = typer.Option(None, "--device", help=RESUME_DEVICE_HELP),
-    backend: Optional[str] = configured.evaluation_options()["backend"],
-    workers: Optional[int] = configured.evaluation_options()["workers"],
-    address: Optional[str] = configured.evaluation_options()["address"],
-    timeout_s: Optional[float] = configured.evaluation_options()["timeout_s"],
+    device: str | None = typer.Option(None, "--device", help=RESUME_DEVICE_HELP),
+    backend: str | None = configured.evaluation_options()["backend"],
+    workers: int | None = configured.evaluation_options()["workers"],
+    address: str | None = configured.evaluation_options()["address"],
+    timeout_s: float | None = configured.evaluation_options()["timeout_s"],
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:

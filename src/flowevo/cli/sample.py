@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -11,7 +10,7 @@ from flowevo.cli.app import app
 from flowevo.cli.common import device_option, device_or_fail, fail, guarded, print_metrics
 
 
-def _parse_condition(text: Optional[str], model, meta: dict, crystal):
+def _parse_condition(text: str | None, model, meta: dict, crystal):
     """``--condition``: ``null``, a class id (``3``) or comma-separated values (``0.5`` / ``0.1,0.2``; crystals:
     the property in physical units). Default: the condition a CFO run used, else null."""
     import torch
@@ -42,7 +41,7 @@ def _parse_condition(text: Optional[str], model, meta: dict, crystal):
     return Condition.from_values(torch.tensor([values]))
 
 
-def _add_structures(arrays: dict, structures: Optional[list], cif_dir: Optional[Path]) -> int:
+def _add_structures(arrays: dict, structures: list | None, cif_dir: Path | None) -> int:
     """Add the decoded crystals' formulas to ``arrays`` and write their CIFs to ``cif_dir`` (if given); returns how
     many CIFs were written. ``structures`` None: not a crystal model (``--cif`` is then an error)."""
     import numpy as np
@@ -59,8 +58,8 @@ def _add_structures(arrays: dict, structures: Optional[list], cif_dir: Optional[
     return sum(name is not None for name in write_cifs(cif_dir, structures))
 
 
-def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed: int, steps: int,
-            cif_dir: Optional[Path], device: str = "cpu") -> dict:
+def _sample(model_path: Path, n: int, out: Path, condition: str | None, seed: int, steps: int,
+            cif_dir: Path | None, device: str = "cpu") -> dict:
     """Noise is drawn on the CPU from ``seed`` and moved to ``device``: the same draws on every device, so samples
     agree across devices to float rounding."""
     import numpy as np
@@ -102,7 +101,7 @@ def _sample(model_path: Path, n: int, out: Path, condition: Optional[str], seed:
             "cfo_round": cfo.get("round"), "cifs": written, "seed": seed, "device": device}
 
 
-def _cfo_condition(text: Optional[str], flow, default):
+def _cfo_condition(text: str | None, flow, default):
     """``--condition`` for a ``flowevo cfo`` round, in the domain's units (class id or values); default: the run's."""
     from flowevo.workflows.cfo_flow import null_condition_of
 
@@ -119,8 +118,8 @@ def _cfo_condition(text: Optional[str], flow, default):
         raise ValueError(f"--condition {text!r}: {exc}") from exc
 
 
-def _sample_cfo_round(path: Path, n: int, out: Path, condition: Optional[str], seed: int, steps: int,
-                      cif_dir: Optional[Path], device: str) -> dict:
+def _sample_cfo_round(path: Path, n: int, out: Path, condition: str | None, seed: int, steps: int,
+                      cif_dir: Path | None, device: str) -> dict:
     """A round of ``flowevo cfo``: the model it was fine-tuned from, rebuilt by its domain, with the round's weights."""
     import numpy as np
     import torch
@@ -148,11 +147,11 @@ def sample(
                                          "round_<k>.pt, any domain), a CFO benchmark round, a crystal or toy model."),
     n: int = typer.Option(..., min=1, help="Number of samples."),
     out: Path = typer.Option(..., help="Output .npz: x (N, *D) data space, z (N, *S) flow space; crystals: formula."),
-    condition: Optional[str] = typer.Option(None, help="null, a class id, or comma-separated values (crystals: the "
+    condition: str | None = typer.Option(None, help="null, a class id, or comma-separated values (crystals: the "
                                                        "property in its units). Default: the CFO run's condition, else null."),
     seed: int = typer.Option(0, help="Seed of the noise."),
     steps: int = typer.Option(10, min=1, help="rk4 steps of the decode."),
-    cif: Optional[Path] = typer.Option(None, help="Crystal models: also write <dir>/<i>.cif."),
+    cif: Path | None = typer.Option(None, help="Crystal models: also write <dir>/<i>.cif."),
     device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print a summary as JSON on stdout."),

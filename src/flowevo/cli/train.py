@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,17 +15,19 @@ EXAMPLE = "Example: flowevo train --data data/blobs.npz --out models/blobs   (py
 
 @app.command("train", epilog=EXAMPLE)
 def train(
-    data: Optional[Path] = typer.Option(None, help="Training .npz: x (N, D) / (N, H, W) / (N, C, H, W); c (N,) class ids and/or v (N, K) floats."),
-    out: Optional[Path] = typer.Option(None, help="MODEL_DIR to write (model.json, flow.pt, encoder.pt, judge.pt)."),
-    config_file: Optional[Path] = configured.config_option(),
-    encoder: Optional[str] = typer.Option(None, help="auto | none | pca | autoencoder (auto: PCA for images and > 64 features)."),
-    latent: Optional[int] = typer.Option(None, help="Encoder width (default: scaled to the data)."),
-    steps: Optional[int] = typer.Option(None, help="Flow-matching steps (default: ~40 epochs, 500..4000)."),
-    batch_size: Optional[int] = typer.Option(None, help="Batch size (default: min(256, N))."),
-    judge: Optional[bool] = typer.Option(None, "--judge/--no-judge", help="Also train the judge that built-in objectives use (default: on)."),
-    seed: Optional[int] = typer.Option(None, help="Seed (same seed, same weights)."),
-    device: Optional[str] = device_option(None),
-    sets: Optional[list[str]] = configured.set_option(),
+    data: Path | None = typer.Option(None, help="Training .npz: x (N, D) / (N, H, W) / (N, C, H, W); "
+                                                "c (N,) class ids and/or v (N, K) floats."),
+    out: Path | None = typer.Option(None, help="MODEL_DIR to write (model.json, flow.pt, encoder.pt, judge.pt)."),
+    config_file: Path | None = configured.config_option(),
+    encoder: str | None = typer.Option(None, help="auto | none | pca | autoencoder (auto: PCA for images and > 64 features)."),
+    latent: int | None = typer.Option(None, help="Encoder width (default: scaled to the data)."),
+    steps: int | None = typer.Option(None, help="Flow-matching steps (default: ~40 epochs, 500..4000)."),
+    batch_size: int | None = typer.Option(None, help="Batch size (default: min(256, N))."),
+    judge: bool | None = typer.Option(None, "--judge/--no-judge",
+                                      help="Also train the judge that built-in objectives use (default: on)."),
+    seed: int | None = typer.Option(None, help="Seed (same seed, same weights)."),
+    device: str | None = device_option(None),
+    sets: list[str] | None = configured.set_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:

@@ -5,11 +5,26 @@ flags, and validates; :func:`write_resolved` records the result in a run directo
 """
 
 from flowevo.config.loading import (
-    RESOLVED_NAME, ConfigError, apply_overrides, config_to_dict, load_config, parse_value, read_config_file,
-    set_key, validate_config, write_resolved,
+    RESOLVED_NAME,
+    ConfigError,
+    apply_overrides,
+    config_to_dict,
+    load_config,
+    parse_value,
+    read_config_file,
+    set_key,
+    validate_config,
+    write_resolved,
 )
 from flowevo.config.models import (
-    CFOSection, CallableSpec, Config, ConstraintSpec, EvaluationSection, ObjectiveSpec, OptimizeSection, TargetSpec,
+    CallableSpec,
+    CFOSection,
+    Config,
+    ConstraintSpec,
+    EvaluationSection,
+    ObjectiveSpec,
+    OptimizeSection,
+    TargetSpec,
     TrainSection,
 )
 

@@ -8,11 +8,12 @@ naming the file, the key path and what was expected.
 from __future__ import annotations
 
 import json
-import tomllib
 import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
+import tomllib
 from pydantic import BaseModel, ValidationError
 
 from flowevo.config.models import Config

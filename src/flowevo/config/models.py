@@ -152,7 +152,8 @@ class ObjectiveSpec(CallableSpec):
 
     sense: Literal["min", "max"] | None = None
     role: Literal["alignment", "preservation", "other"] | None = Field(
-        None, description="for reports: the Pareto plot shows alignment vs preservation (default: from the built-in, else alignment)")
+        None, description="for reports: the Pareto plot shows alignment vs preservation "
+                          "(default: from the built-in, else alignment)")
 
 
 class ConstraintSpec(CallableSpec):

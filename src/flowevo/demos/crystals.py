@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -78,10 +78,12 @@ def run_crystals_demo(run_dir: Path | str, data: str | Path, n: int = 8, seed: i
         "reo_wall_s": reo_s,
         "thresholds": m.thresholds, "skipped_sources": skipped,
         "valid_rate": float(np.mean([r["valid"] for r in rows])),
-        "improved_rate": float(np.mean([r["surrogate_after"] is not None and r["surrogate_after"] < r["surrogate_before"] - IMPROVED_BY
+        "improved_rate": float(np.mean([r["surrogate_after"] is not None
+                                        and r["surrogate_after"] < r["surrogate_before"] - IMPROVED_BY
                                         for r in rows])),
         "chgnet_agrees": float(np.mean([(r["chgnet_formation_after"] < r["chgnet_formation_before"])
-                                        for r in done if r["surrogate_after"] < r["surrogate_before"] - IMPROVED_BY] or [np.nan])),
+                                        for r in done
+                                        if r["surrogate_after"] < r["surrogate_before"] - IMPROVED_BY] or [np.nan])),
         "mean_sites_changed": float(np.mean([r["sites_changed"] for r in done])) if done else None,
         "validity": f"structure: distances >= 0.5 A, volume >= 0.1 A^3; composition: SMACT oxidation_states_set={SMACT_SET!r}",
         "edits": rows, "wall_s": time.perf_counter() - start,

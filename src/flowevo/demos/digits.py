@@ -12,15 +12,15 @@ Two tasks on the shipped models (no download, no training):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
+from flowevo.domains.digits.attributes import morphometric_edit
 from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
 from flowevo.domains.digits.data import load_source_digits
-from flowevo.domains.digits.attributes import morphometric_edit
 from flowevo.domains.digits.models import load_digit_models
 from flowevo.domains.digits.morphometrics import METRICS, measure_batch
 from flowevo.domains.digits.objectives import ClassifierOracle
@@ -75,7 +75,7 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
 
     # -- plots --------------------------------------------------------------------------------
     judge = ClassifierOracle(models.classifier)
-    caption = lambda im: [f"{int(l)} ({p:.2f})" for l, p in zip(*judge.probs(im).max(dim=1)[::-1])]
+    caption = lambda im: [f"{int(c)} ({p:.2f})" for c, p in zip(*judge.probs(im).max(dim=1)[::-1])]
     cols = {"source": x.numpy(), "reconstruction": cf.recon.cpu().numpy(), **{k: edits[k].numpy() for k in METHODS}}
     image_grid(cols, run_dir / "grid.png", row_labels=[f"{int(a)} -> {int(b)}" for a, b in zip(labels, targets)],
                cell_labels={k: caption(torch.as_tensor(v)) for k, v in cols.items() if k != "source"},
@@ -94,7 +94,8 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
     thick = _thickness_task(models, x[:6], labels[:6], seed, run_dir, thickness_band, penalty)
 
     metrics = {"demo": "digits", "n": n, "seed": seed, "device": device, "targets": targets.tolist(), "methods": results,
-               "reo_survivors_by_origin": lineage, "pareto_points_per_digit": float(np.mean([len(res.pareto_set(b)) for b in range(n)])),
+               "reo_survivors_by_origin": lineage,
+               "pareto_points_per_digit": float(np.mean([len(res.pareto_set(b)) for b in range(n)])),
                "thickness_task": thick, "wall_s": time.perf_counter() - start}
     write_json(run_dir / "metrics.json", metrics)
     to_u8 = lambda t: (t.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
@@ -144,7 +145,8 @@ def _report(run_dir: Path, m: dict) -> None:
     r.text("Morphological change is the mean relative change of area, length, thickness, width and height against "
            "the VAE reconstruction of the source (lower preserves more).", note=True)
     r.section("REO: Pareto sets and progress")
-    r.image("front.png", "feasible survivors: shape distance (blurred pixel L2 + ink change) to the source reconstruction vs target probability")
+    r.image("front.png", "feasible survivors: shape distance (blurred pixel L2 + ink change) "
+                         "to the source reconstruction vs target probability")
     r.image("fitness.png", "mean best value per generation")
     r.table([{"origin of final survivors": k, "count": v} for k, v in m["reo_survivors_by_origin"].items()])
     r.section("Attribute edit: thicker strokes, same class")

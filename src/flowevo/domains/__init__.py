@@ -7,10 +7,29 @@ through the registry, so ``workflows/`` and ``config/`` name no domain. A third 
 through the ``flowevo.domains`` entry-point group or :func:`register_domain`.
 """
 
-from flowevo.domains.plugin import (BatchFn, Builtin, BuiltinContext, Domain, DomainFlow, DomainRun, FlowRequest,
-                                    RunRequest, Trained, TrainRequest)
-from flowevo.domains.registry import (ENTRY_POINT_GROUP, builtins, discover, domain_for_data, domain_for_model, domains,
-                                      get_domain, register_domain, unregister_domain)
+from flowevo.domains.plugin import (
+                                    BatchFn,
+                                    Builtin,
+                                    BuiltinContext,
+                                    Domain,
+                                    DomainFlow,
+                                    DomainRun,
+                                    FlowRequest,
+                                    RunRequest,
+                                    Trained,
+                                    TrainRequest,
+)
+from flowevo.domains.registry import (
+                                    ENTRY_POINT_GROUP,
+                                    builtins,
+                                    discover,
+                                    domain_for_data,
+                                    domain_for_model,
+                                    domains,
+                                    get_domain,
+                                    register_domain,
+                                    unregister_domain,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP", "BatchFn", "Builtin", "BuiltinContext", "Domain", "DomainFlow", "DomainRun", "FlowRequest",

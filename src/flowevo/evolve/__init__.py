@@ -5,8 +5,17 @@ from flowevo.evolve.constraints import LagrangianPenalty, Multipliers
 from flowevo.evolve.evolver import Evolver
 from flowevo.evolve.history import GenerationRecord, summarise_generation
 from flowevo.evolve.operators import (
-    BlockMask, CrossPollination, PreScreen, SearchContext, SelfPollination, ShellRepair, Slerp, Transfer, UniformMask,
-    Variation, VariationStrategy,
+    BlockMask,
+    CrossPollination,
+    PreScreen,
+    SearchContext,
+    SelfPollination,
+    ShellRepair,
+    Slerp,
+    Transfer,
+    UniformMask,
+    Variation,
+    VariationStrategy,
 )
 from flowevo.evolve.population import CROSS, ORIGINS, SEED, SELF, Population
 from flowevo.evolve.result import EditResult

@@ -23,8 +23,8 @@ optimum from both sides. Failed candidates (violation inf) still rank last.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -62,7 +62,8 @@ class Multipliers:
         self.lam = torch.as_tensor(self.lam, dtype=torch.float64).clone()
         self.rho = torch.as_tensor(self.rho, dtype=torch.float64).clone()
         if self.lam.ndim != 1 or self.rho.shape != self.lam.shape:
-            raise ValueError(f"lam and rho must be (C,) tensors of one size, got {tuple(self.lam.shape)}, {tuple(self.rho.shape)}")
+            raise ValueError("lam and rho must be (C,) tensors of one size, "
+                             f"got {tuple(self.lam.shape)}, {tuple(self.rho.shape)}")
         if (self.lam < 0).any() or (self.rho <= 0).any():
             raise ValueError("multipliers must be >= 0 and rho > 0")
         if self.growth < 1:
@@ -224,7 +225,8 @@ class LagrangianPenalty:
         failed = torch.isinf(violation.double().cpu())
         Fp = self.penalised(F.cpu(), g.cpu())
         Fp = torch.where(failed[:, None], torch.full_like(Fp, math.inf), Fp)
-        v_rank = torch.where(failed, torch.full_like(violation.double().cpu(), math.inf), torch.zeros(len(row), dtype=torch.float64))
+        v_rank = torch.where(failed, torch.full_like(violation.double().cpu(), math.inf),
+                             torch.zeros(len(row), dtype=torch.float64))
         rest = survival(Fp[rest_idx], v_rank[rest_idx], row[rest_idx], rows, k - e)
         parts.append(rest_idx[rest].view(rows, k - e))
         return torch.cat(parts, dim=1).flatten()

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -285,7 +285,8 @@ class Evolver:
         if (state.get("penalty") is None) != (self.penalty is None):
             raise ValueError("checkpoint and run disagree on constraint handling (a LagrangianPenalty in one only)")
         self.population = None if p is None else Population(
-            **{f: (None if p.get(f) is None else p[f].to(self.device if f in ("residuals", "row", "origin", "donor_row", "decoded") else "cpu"))
+            **{f: (None if p.get(f) is None
+                   else p[f].to(self.device if f in ("residuals", "row", "origin", "donor_row", "decoded") else "cpu"))
                for f in self._POP_FIELDS}, generation=state["population_generation"])
         if self.penalty is not None:
             self.penalty.load_state_dict(state["penalty"])

@@ -11,7 +11,8 @@ from flowevo.flow.train import TrainConfig, TrainResult, flow_matching_loss, tra
 from flowevo.flow.velocity import GuidedVelocity, MLPVelocity, VelocityModel, register_model
 
 __all__ = [
-    "Adaptive", "CallableEncoder", "Codec", "CondOTPath", "Condition", "ConditionEmbedding", "Encoder", "FixedGrid", "GuidedVelocity",
+    "Adaptive", "CallableEncoder", "Codec", "CondOTPath", "Condition", "ConditionEmbedding", "Encoder", "FixedGrid",
+    "GuidedVelocity",
     "MLPVelocity", "ODESolver", "PathSample", "ResidualCodec", "TrainConfig", "TrainResult", "VelocityAdapter", "VelocityModel",
     "flow_matching_loss", "load_checkpoint", "module_device", "register_model", "save_checkpoint", "train_flow",
     "weights_identity",

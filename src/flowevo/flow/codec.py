@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from flowevo.flow.condition import Condition
-from flowevo.flow.solver import FixedGrid, ODESolver, Discretisation
+from flowevo.flow.solver import Discretisation, FixedGrid, ODESolver
 from flowevo.flow.velocity import VelocityModel
 
 

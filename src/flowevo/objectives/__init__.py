@@ -6,7 +6,14 @@ Evaluators (all ``evaluator(candidates) -> Evaluation`` with ``objectives`` / ``
 """
 
 from flowevo.objectives.base import (
-    Candidates, Constraint, FunctionObjective, Objective, PartialFailure, Sense, is_cheap, sense_sign,
+    Candidates,
+    Constraint,
+    FunctionObjective,
+    Objective,
+    PartialFailure,
+    Sense,
+    is_cheap,
+    sense_sign,
 )
 from flowevo.objectives.cache import CachedEvaluator, EvaluationCache, candidate_keys
 from flowevo.objectives.command import CommandObjective, parse_score
@@ -14,7 +21,14 @@ from flowevo.objectives.counting import Goal, QueryCounter, evaluations_to_rate,
 from flowevo.objectives.dask_backend import DaskEvaluator
 from flowevo.objectives.dispatch import ChunkedEvaluator
 from flowevo.objectives.evaluator import (
-    Evaluation, Evaluator, Failure, LocalEvaluator, assemble, check_callables, evaluate_all, evaluate_callable,
+    Evaluation,
+    Evaluator,
+    Failure,
+    LocalEvaluator,
+    assemble,
+    check_callables,
+    evaluate_all,
+    evaluate_callable,
 )
 from flowevo.objectives.process_pool import ProcessPoolEvaluator
 

@@ -178,8 +178,10 @@ class CachedEvaluator:
             for i, key in enumerate(keys):
                 if key in by_key:
                     table[i] = by_key[key]
-                    failures.extend(dataclasses.replace(f, index=i, row=int(batch.source_index[i])) for f in failed_at.get(key, ()))
-            self.cache.put([(keys[i], name, float(fresh[j, k])) for j, i in enumerate(todo) for k, name in enumerate(self._names)])
+                    failures.extend(dataclasses.replace(f, index=i, row=int(batch.source_index[i]))
+                                    for f in failed_at.get(key, ()))
+            self.cache.put([(keys[i], name, float(fresh[j, k])) for j, i in enumerate(todo)
+                            for k, name in enumerate(self._names)])
         return assemble(table[:, :m], table[:, m:], self.constraints, failures)
 
     def close(self) -> None:

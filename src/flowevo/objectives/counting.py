@@ -10,7 +10,7 @@ scoring it one by one and stopping at the first success spends exactly that many
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor

@@ -19,7 +19,8 @@ import os
 import queue
 import signal
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flowevo.objectives.base import Constraint, Objective
 from flowevo.objectives.dispatch import ChunkedEvaluator, WorkerLost

@@ -17,8 +17,9 @@ import signal
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from flowevo.objectives.base import Constraint, Objective
 from flowevo.objectives.dispatch import ChunkedEvaluator, WorkerLost

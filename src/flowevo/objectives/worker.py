@@ -11,8 +11,8 @@ import functools
 import os
 import pickle
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

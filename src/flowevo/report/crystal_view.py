@@ -10,7 +10,8 @@ code), so the demo and the optimize run report show the same table.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flowevo.report.html import Report
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -93,7 +93,8 @@ def plot_losses(losses: Sequence[float], steps: int, path: Path | str) -> Path:
 
 def plot_curves(history: Sequence[dict], names: Sequence[str], senses: Sequence[str], path: Path | str) -> Path:
     """Per objective, the mean over rows of each row's best feasible value per generation; then hypervolume
-    (several objectives) and feasibility (with the Lagrange multipliers of a penalised run). ``history`` holds :meth:`GenerationRecord.to_dict` dicts."""
+    (several objectives) and feasibility (with the Lagrange multipliers of a penalised run).
+    ``history`` holds :meth:`GenerationRecord.to_dict` dicts."""
     gens = [h["generation"] for h in history]
     hv = [h.get("hypervolume") for h in history]
     has_hv = any(v is not None for v in hv)

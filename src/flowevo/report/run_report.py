@@ -65,7 +65,8 @@ def _axes(objs: list[dict], values: np.ndarray, decoded: np.ndarray, sources: np
     """(x, y, labels): the first alignment objective vs the first preservation objective (or the measured
     distance to the source when none is optimised)."""
     roles = [o.get("role", "alignment") for o in objs]
-    ia = next((j for j, r in enumerate(roles) if r == "alignment"), next((j for j, r in enumerate(roles) if r != "preservation"), 0))
+    ia = next((j for j, r in enumerate(roles) if r == "alignment"),
+              next((j for j, r in enumerate(roles) if r != "preservation"), 0))
     ip = next((j for j, r in enumerate(roles) if r == "preservation" and j != ia), None)
     x = values[:, ia]
     xl = f"{objs[ia]['name']} ({objs[ia]['sense']}) - alignment"
@@ -114,7 +115,8 @@ def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, obj
         n = min(rows, MAX_GRID_ROWS)
         lo, hi = float(src["x"].min()), float(src["x"].max())
         scale = lambda a: np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)  # noqa: E731  (display range: the sources')
-        imgs = lambda a: scale(a[:n, 0] if a.ndim == 4 and a.shape[1] == 1 else (a[:n].transpose(0, 2, 3, 1) if a.ndim == 4 else a[:n]))  # noqa: E731
+        imgs = lambda a: scale(a[:n, 0] if a.ndim == 4 and a.shape[1] == 1  # noqa: E731
+                               else (a[:n].transpose(0, 2, 3, 1) if a.ndim == 4 else a[:n]))
         cols = {"source": imgs(src["x"]), "best edit": imgs(best)}
         short = names[0] if len(names[0]) <= 10 else names[0][:9] + "."
         captions = {"best edit": [f"{short}={best_vals[b, 0]:.3g}" + ("" if best_viol[b] == 0 else " (infeasible)")
@@ -149,7 +151,8 @@ def _domain_view(r: Report, run_dir: Path, info: dict, src: dict, pop: dict, obj
             row["|change|"] = float(np.linalg.norm((best[b] - src["x"][b]).reshape(-1)))
         for j, name in enumerate(names):
             row[name] = float(best_vals[b, j])
-        row["feasible"] = "yes" if best_viol[b] == 0 else ("failed" if not np.isfinite(best_viol[b]) else f"no ({best_viol[b]:.3g})")
+        row["feasible"] = "yes" if best_viol[b] == 0 else ("failed" if not np.isfinite(best_viol[b])
+                                                           else f"no ({best_viol[b]:.3g})")
         row["Pareto set size"] = int(((pop["row"] == b) & pop["pareto"]).sum())
         table.append(row)
     r.table(table, nowrap=info.get("data_kind") != "images")
@@ -190,7 +193,8 @@ def write_run_report(run_dir: str | Path) -> Path:
            f"{metrics['evaluations']} black-box evaluations ({metrics['stop_reason']}).")
     r.section("Summary")
     summary = [{"what": "objectives", "value": ", ".join(f"{o['name']} ({o['sense']}, {o['role']})" for o in objs)},
-               {"what": "constraints", "value": ", ".join(f"{c['name']} <= {c['bound']:g}" for c in info.get("constraints", [])) or "none"},
+               {"what": "constraints", "value": ", ".join(f"{c['name']} <= {c['bound']:g}"
+                                                          for c in info.get("constraints", [])) or "none"},
                {"what": "sources with a feasible edit", "value": f"{metrics['rows_feasible']:.0%}"},
                {"what": "Pareto points per source", "value": f"{metrics['pareto_points_per_row']:.1f}"},
                {"what": "failed evaluations", "value": str(metrics["failures"])},
@@ -223,7 +227,8 @@ def write_run_report(run_dir: str | Path) -> Path:
                            "self-pollination (local, keeps identity) or cross-pollination (recombined with a donor source)")
     r.table([{"origin": o, "final survivors": int((origin_names == o).sum()),
               "in a Pareto set": int(((origin_names == o) & pop["pareto"]).sum()),
-              "new candidates kept (all generations)": sum(rec.get(f"kept_{o}", 0) for rec in lineage[1:]) if o != "seed" else "-",
+              "new candidates kept (all generations)": sum(rec.get(f"kept_{o}", 0) for rec in lineage[1:])
+                                                       if o != "seed" else "-",
               "new candidates made": sum(rec.get(f"new_{o}", 0) for rec in lineage[1:]) if o != "seed" else "-"}
              for o in ("seed", "self", "cross")])
 

@@ -10,8 +10,9 @@ domain and puts the round's weights in: ``flowevo sample`` reads any round this 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn

@@ -19,8 +19,9 @@ name (the same paths: a shared file system on a cluster).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from flowevo.config.models import EvaluationSection
 from flowevo.objectives import (

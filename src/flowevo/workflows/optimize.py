@@ -25,16 +25,26 @@ domain registry (:mod:`flowevo.domains.registry`); this module names no domain.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from flowevo.config import Config, ConfigError, config_to_dict, validate_config, write_resolved
 from flowevo.config.loading import RESOLVED_NAME, set_key
 from flowevo.config.models import ConstraintSpec
-from flowevo.evolve import (ORIGINS, Checkpointer, EditResult, EditTask, Evolver, LagrangianPenalty, MaxGenerations,
-                            PreScreen, Variation)
+from flowevo.evolve import (
+    ORIGINS,
+    Checkpointer,
+    EditResult,
+    EditTask,
+    Evolver,
+    LagrangianPenalty,
+    MaxGenerations,
+    PreScreen,
+    Variation,
+)
 from flowevo.jsonio import read_json, write_json
 from flowevo.workflows.builtins import build_constraint, build_objective, default_objectives, objective_role
 from flowevo.workflows.devices import restore_run_state

@@ -12,7 +12,12 @@ import torch
 pytest.importorskip("pymatgen")
 
 from flowevo.domains.crystals.editing import (  # noqa: E402
-    best_structures, edit_evaluator, encodable_sources, kept_edits, site_masked_evolver, site_masked_reo,
+    best_structures,
+    edit_evaluator,
+    encodable_sources,
+    kept_edits,
+    site_masked_evolver,
+    site_masked_reo,
 )
 from flowevo.domains.crystals.objectives import canonical_sources  # noqa: E402
 from flowevo.domains.crystals.site_edit import RandomRegions, seed_masks  # noqa: E402

@@ -8,9 +8,12 @@ import pytest
 pytest.importorskip("pymatgen")
 
 from flowevo.domains.crystals.energy import (  # noqa: E402
-    CHGNetEnergy, FormationEnergy, ReferenceEnergies, element_fractions, structure_key,
+    CHGNetEnergy,
+    FormationEnergy,
+    ReferenceEnergies,
+    element_fractions,
+    structure_key,
 )
-
 
 
 def test_structure_key_and_fractions(perovskite):

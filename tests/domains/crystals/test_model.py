@@ -10,11 +10,13 @@ pytest.importorskip("pymatgen")
 
 from flowevo.domains.crystals.data import CrystalTable  # noqa: E402
 from flowevo.domains.crystals.model import (  # noqa: E402
-    Whitening, load_crystal_model, save_crystal_model, train_crystal_flow,
+    Whitening,
+    load_crystal_model,
+    save_crystal_model,
+    train_crystal_flow,
 )
 from flowevo.domains.crystals.validity import structure_valid  # noqa: E402
 from flowevo.flow import FixedGrid  # noqa: E402
-
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +85,12 @@ def test_rejects_unknown_property(table):
 def test_evolver_runs_on_crystals(table, model):
     """Integration: payload hook + crystal objectives/constraints drive the Evolver."""
     from flowevo.domains.crystals.objectives import (
-        budget_constraint, canonical_sources, property_objective, sites_changed_objective,
-        structure_validity_constraint, structures_payload,
+        budget_constraint,
+        canonical_sources,
+        property_objective,
+        sites_changed_objective,
+        structure_validity_constraint,
+        structures_payload,
     )
     from flowevo.domains.crystals.predictors import fit_predictor
     from flowevo.evolve import EditTask, Evolver, MaxGenerations

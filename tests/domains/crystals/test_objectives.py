@@ -11,13 +11,19 @@ import torch
 pytest.importorskip("pymatgen")
 
 from flowevo.domains.crystals.objectives import (  # noqa: E402
-    budget_constraint, budget_violation, composition_validity_constraint, fingerprint,
-    fingerprint_distance_objective, property_objective, sites_changed_objective, space_group_objective,
-    structure_validity_constraint, structures_payload,
+    budget_constraint,
+    budget_violation,
+    composition_validity_constraint,
+    fingerprint,
+    fingerprint_distance_objective,
+    property_objective,
+    sites_changed_objective,
+    space_group_objective,
+    structure_validity_constraint,
+    structures_payload,
 )
 from flowevo.domains.crystals.representation import CrystalRepresentation  # noqa: E402
 from flowevo.objectives import Candidates, LocalEvaluator  # noqa: E402
-
 
 
 @pytest.fixture(scope="module")

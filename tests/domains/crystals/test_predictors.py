@@ -8,9 +8,12 @@ import pytest
 pytest.importorskip("sklearn")
 
 from flowevo.domains.crystals.predictors import (  # noqa: E402
-    abx_sites, fit_independent, fit_predictor, fit_surrogate, load_predictor,
+    abx_sites,
+    fit_independent,
+    fit_predictor,
+    fit_surrogate,
+    load_predictor,
 )
-
 
 
 def test_abx_sites_accepts_tuples_lists_and_structures(perovskite):

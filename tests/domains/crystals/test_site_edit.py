@@ -11,16 +11,25 @@ pytest.importorskip("pymatgen")
 
 from flowevo.domains.crystals.differentiable import SoftSurrogate  # noqa: E402
 from flowevo.domains.crystals.objectives import (  # noqa: E402
-    budget_constraint, property_objective, structure_validity_constraint, structures_payload,
+    budget_constraint,
+    property_objective,
+    structure_validity_constraint,
+    structures_payload,
 )
 from flowevo.domains.crystals.search import gradient_edit, leap_edit  # noqa: E402
 from flowevo.domains.crystals.site_edit import (  # noqa: E402
-    N_SITES, SiteMaskedCodec, SiteVariation, composition_keys, seed_genomes, seed_masks,
+    N_SITES,
+    SiteMaskedCodec,
+    SiteVariation,
+    composition_keys,
+    seed_genomes,
+    seed_masks,
 )
 from flowevo.domains.crystals.validity import sites_changed  # noqa: E402
 from flowevo.evolve import EditTask, Evolver, MaxGenerations  # noqa: E402
 from flowevo.flow import FixedGrid  # noqa: E402
 from flowevo.objectives import LocalEvaluator  # noqa: E402
+
 
 @pytest.fixture
 def table(site_table):

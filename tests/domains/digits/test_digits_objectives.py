@@ -6,9 +6,17 @@ import torch
 
 from flowevo.domains.digits.metrics import diversity, morph_mean, morph_rel_change, slant_abs_change
 from flowevo.domains.digits.morphometrics import METRICS
-from flowevo.domains.digits.objectives import (ClassifierOracle, counterfactual_objectives, gaussian_blur,
-                                               keep_class_constraint, pixel_distance, shape_distance,
-                                               target_confidence_constraint, target_probability, thickness_objective)
+from flowevo.domains.digits.objectives import (
+    ClassifierOracle,
+    counterfactual_objectives,
+    gaussian_blur,
+    keep_class_constraint,
+    pixel_distance,
+    shape_distance,
+    target_confidence_constraint,
+    target_probability,
+    thickness_objective,
+)
 from flowevo.flow import Condition
 from flowevo.objectives import Candidates
 

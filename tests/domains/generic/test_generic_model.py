@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from flowevo.domains.generic import (
-    GenericTrainConfig, UserData, fit_autoencoder, fit_pca, load_model, load_npz, save_model, train_generic,
+    GenericTrainConfig,
+    UserData,
+    fit_autoencoder,
+    fit_pca,
+    load_model,
+    load_npz,
+    save_model,
+    train_generic,
 )
 
 

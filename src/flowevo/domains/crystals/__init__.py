@@ -7,7 +7,8 @@ and :class:`FormationEnergy`, the site-masked edit (:class:`SiteMaskedCodec`, :c
 :func:`site_masked_reo`), the models of an edit run in one call (:func:`fit_crystal_models`; a MODEL_DIR:
 :func:`save_crystal_models` / :func:`load_crystal_models`), the
 baselines on crystals (:func:`leap_edit`, :func:`gradient_edit`, :class:`ExhaustiveSearch`), CIF
-outputs (:func:`write_edit_outputs`) and cell pictures (:func:`draw_cell`), the validity checks and objectives. The ``crystals.*`` built-ins, MODEL_DIR loader, trainer and CIF
+outputs (:func:`write_edit_outputs`) and cell pictures (:func:`draw_cell`), the validity checks and objectives.
+The ``crystals.*`` built-ins, MODEL_DIR loader, trainer and CIF
 writer are registered in :mod:`flowevo.domains.crystals.registration`.
 
 Names are imported on first use, so ``import flowevo.domains.crystals`` does not load pymatgen.

@@ -17,7 +17,8 @@ structure (undecodable row) makes the candidate infeasible (SMACT: ``g = 1``; en
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,9 +11,9 @@ import csv
 import math
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class CrystalTable:
     def __len__(self) -> int:
         return len(self.structures)
 
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "CrystalTable":
+    def subset(self, indices: Sequence[int] | np.ndarray) -> CrystalTable:
         """Rows ``indices`` as a new table (``skipped`` is carried over)."""
         idx = [int(i) for i in np.asarray(indices).reshape(-1)]
         return CrystalTable(

@@ -9,7 +9,8 @@ reports a batch's distinct compositions and the share of the most common one.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flowevo.objectives import Candidates
 

@@ -26,7 +26,8 @@ Example (a trained :class:`~.fitting.CrystalModels` ``m`` and a source table ``s
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from torch import Tensor
@@ -40,7 +41,10 @@ from ._threads import torch_threads
 from .data import CrystalTable
 from .model import CrystalModel
 from .objectives import (
-    budget_constraint, composition_validity_constraint, property_objective, structure_validity_constraint,
+    budget_constraint,
+    composition_validity_constraint,
+    property_objective,
+    structure_validity_constraint,
     structures_payload,
 )
 from .representation import CrystalRepresentation

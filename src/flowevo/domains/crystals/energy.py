@@ -18,9 +18,10 @@ import json
 import time
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,7 +132,7 @@ class ReferenceEnergies:
     alpha: float = 1e-5
 
     @classmethod
-    def fit(cls, structures: Sequence[Any], energies: np.ndarray, target: np.ndarray, alpha: float = 1e-5) -> "ReferenceEnergies":
+    def fit(cls, structures: Sequence[Any], energies: np.ndarray, target: np.ndarray, alpha: float = 1e-5) -> ReferenceEnergies:
         """Fit on structures with CHGNet energies ``(N,)`` and a formation energy ``target (N,)``."""
         from pymatgen.core import Element
 
@@ -161,7 +162,7 @@ class ReferenceEnergies:
         return {"elements": self.elements, "mu": self.mu, "offset": self.offset, "alpha": self.alpha}
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> "ReferenceEnergies":
+    def from_state_dict(cls, state: dict[str, Any]) -> ReferenceEnergies:
         """Inverse of :meth:`state_dict`."""
         return cls(list(state["elements"]), [float(v) for v in state["mu"]], float(state["offset"]), float(state["alpha"]))
 
@@ -173,7 +174,7 @@ class ReferenceEnergies:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ReferenceEnergies":
+    def load(cls, path: str | Path) -> ReferenceEnergies:
         """Read a JSON file written by :meth:`save`."""
         return cls.from_state_dict(json.loads(Path(path).read_text()))
 
@@ -188,7 +189,7 @@ class FormationEnergy:
     @classmethod
     def fit(
         cls, structures: Sequence[Any], target: np.ndarray, energy: CHGNetEnergy | None = None, alpha: float = 1e-5
-    ) -> "FormationEnergy":
+    ) -> FormationEnergy:
         """Compute CHGNet energies of ``structures`` and fit references to ``target (N,)``."""
         energy = energy or CHGNetEnergy()
         refs = ReferenceEnergies.fit(structures, energy(structures), target, alpha)

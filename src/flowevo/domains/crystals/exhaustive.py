@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ class SiteVocabulary:
     x: tuple[tuple[str, ...], ...]
 
     @classmethod
-    def from_table(cls, table: Any) -> "SiteVocabulary":
+    def from_table(cls, table: Any) -> SiteVocabulary:
         """The A / B elements and anion multisets of a :class:`~.data.CrystalTable` (e.g. the training data)."""
         sites = abx_sites(table.structures, table.formulas)
         return cls(tuple(sorted({s[0] for s in sites})), tuple(sorted({s[1] for s in sites})),

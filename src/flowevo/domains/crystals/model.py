@@ -11,9 +11,10 @@ model, the fitted representation and the property scaling; it saves to one check
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ class Whitening:
         self.mean, self.components, self.scale = mean.float(), components.float(), scale.float()
 
     @classmethod
-    def fit(cls, x: Tensor, tol: float = 1e-4) -> "Whitening":
+    def fit(cls, x: Tensor, tol: float = 1e-4) -> Whitening:
         """Fit on data ``(N, D)``; keep directions with std > ``tol``."""
         x64 = x.double()
         mean = x64.mean(0)
@@ -90,7 +91,7 @@ class Whitening:
         return {"mean": self.mean.tolist(), "components": self.components.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> "Whitening":
+    def from_state_dict(cls, state: dict[str, Any]) -> Whitening:
         """Inverse of :meth:`state_dict`."""
         return cls(*(torch.tensor(state[k], dtype=torch.float32) for k in ("mean", "components", "scale")))
 

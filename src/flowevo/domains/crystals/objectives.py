@@ -19,8 +19,9 @@ the anions 3 minus the overlap of the two anion multisets) and ``"k1_bkept"``/``
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -199,7 +200,7 @@ def sites_changed_objective(
     return FunctionObjective("sites_changed", "min", fn)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _features(symbol: str) -> tuple[float, ...]:
     return tuple(element_features(symbol))
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def element_colour(symbol: str) -> tuple[float, float, float]:
     return _colours().get(symbol, (0.6, 0.6, 0.6))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _radius(symbol: str) -> float:
     from pymatgen.core import Element
 

@@ -19,10 +19,11 @@ import json
 import re
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ _TOKEN = re.compile(r"([A-Z][a-z]?)")
 Sites = tuple[str, str, tuple[str, str, str]]  # (A, B, anions)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _element_vector(symbol: str) -> tuple[float, ...]:
     from pymatgen.core import Element
 
@@ -96,7 +97,7 @@ class ABXFeaturizer:
     anions: list[str] = field(default_factory=list)
     fill: list[float] = field(default_factory=list)
 
-    def fit(self, sites: Sequence[Sites]) -> "ABXFeaturizer":
+    def fit(self, sites: Sequence[Sites]) -> ABXFeaturizer:
         """Learn the anion vocabulary and NaN fill values from training sites."""
         self.anions = sorted({x for s in sites for x in s[2]})
         self.fill = []
@@ -251,7 +252,7 @@ class PropertyPredictor:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> "PropertyPredictor":
+    def from_state_dict(cls, state: dict[str, Any]) -> PropertyPredictor:
         """Inverse of :meth:`state_dict`."""
         f = state["featurizer"]
         if list(f["properties"]) != list(DESCRIPTOR_PROPERTIES):

@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from flowevo.domains.crystals.files import CRYSTAL_CHECKPOINT, HOLDOUT_FILE, JUDGE_FILE, SURROGATE_FILE, TRAINING_FILE
 from flowevo.domains.plugin import (
@@ -206,8 +207,8 @@ def load_run(request: RunRequest) -> DomainRun:
     from flowevo.domains.crystals.data import load_cdvae_csv
     from flowevo.domains.crystals.editing import encodable_sources
     from flowevo.domains.crystals.fitting import load_crystal_models
-    from flowevo.domains.crystals.objectives import BUDGETS, canonical_sources, structures_payload
     from flowevo.domains.crystals.genome_space import site_masked_space
+    from flowevo.domains.crystals.objectives import BUDGETS, canonical_sources, structures_payload
     from flowevo.domains.crystals.site_edit import SiteMaskedCodec, SiteVariation, seed_genomes, seed_masks
     from flowevo.flow import FixedGrid
 

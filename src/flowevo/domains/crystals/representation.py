@@ -19,7 +19,8 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +150,7 @@ class CrystalRepresentation:
     def feature_names(self) -> list[str]:
         """Human-readable name of each of the D columns."""
         names = [f"ln_{k}" for k in "abc"] + ["alpha", "beta", "gamma"]
-        for s, role in enumerate(["A", "B", "Xa", "Xb", "Xc"]):
+        for role in ["A", "B", "Xa", "Xb", "Xc"]:
             names += [f"{role}_sin_{k}" for k in "xyz"] + [f"{role}_cos_{k}" for k in "xyz"]
             names += [f"{role}_{p}" for p in ELEMENT_FEATURES]
         return names
@@ -198,7 +199,7 @@ class CrystalRepresentation:
         return raw
 
     # ---- public API ---------------------------------------------------------
-    def fit(self, structures: Sequence[Any], formulas: Sequence[str] | None = None) -> "CrystalRepresentation":
+    def fit(self, structures: Sequence[Any], formulas: Sequence[str] | None = None) -> CrystalRepresentation:
         """Learn vocabulary and column statistics from training structures."""
         if len(structures) == 0:
             raise ValueError("CrystalRepresentation.fit needs at least one structure")
@@ -288,7 +289,7 @@ class CrystalRepresentation:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> "CrystalRepresentation":
+    def from_state_dict(cls, state: dict[str, Any]) -> CrystalRepresentation:
         """Inverse of :meth:`state_dict`."""
         if state.get("kind") != "CrystalRepresentation" or state.get("n_sites") != N_SITES:
             raise ValueError("state is not a 5-site CrystalRepresentation state")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class SpeciesCode:
         self,
         site_elements: Sequence[Sequence[str]],
         site_groups: Sequence[Sequence[int]] | None = None,
-    ) -> "SpeciesCode":
+    ) -> SpeciesCode:
         """Build the vocabulary from per-structure element lists, shape (N, S).
 
         ``site_groups`` (e.g. ``[[0], [1], [2, 3, 4]]``) pools sites that share
@@ -159,7 +160,7 @@ class SpeciesCode:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> "SpeciesCode":
+    def from_state_dict(cls, state: dict[str, Any]) -> SpeciesCode:
         """Inverse of :meth:`state_dict`."""
         if list(state["features"]) != list(ELEMENT_FEATURES):
             raise ValueError(f"state uses features {state['features']}, this code uses {ELEMENT_FEATURES}")

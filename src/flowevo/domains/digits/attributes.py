@@ -11,7 +11,7 @@ is ``factor`` times its own measurement, decoded under its own class. Two forms:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -23,7 +23,7 @@ reconstruction, diversity of the kept sets.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +33,12 @@ from flowevo.baselines import cma_search, final_edits, gradient_search, leap, ra
 from flowevo.domains.digits.metrics import diversity, morph_mean, morph_rel_change, slant_abs_change
 from flowevo.domains.digits.models import DigitModels
 from flowevo.domains.digits.morphometrics import measure_batch
-from flowevo.domains.digits.objectives import (ClassifierOracle, counterfactual_objectives, shape_distance,
-                                               target_confidence_constraint)
+from flowevo.domains.digits.objectives import (
+    ClassifierOracle,
+    counterfactual_objectives,
+    shape_distance,
+    target_confidence_constraint,
+)
 from flowevo.evolve import EditResult, EditTask, Evolver, MaxGenerations, PreScreen, Variation
 from flowevo.flow import Condition, FixedGrid
 from flowevo.objectives import Evaluator, LocalEvaluator

@@ -16,8 +16,9 @@ digits.<morphometric>       given  other      Morpho-MNIST area/length/thickness
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from flowevo.domains.plugin import BatchFn, Builtin, BuiltinContext, Domain
 

@@ -16,9 +16,10 @@ then ``flowevo optimize --model my_flow.py:factory --sources sources.npz --targe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn

@@ -15,19 +15,19 @@ wrapped in :class:`ScaledConditions`, which standardises them on the way in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from flowevo.flow import Condition, FixedGrid, GuidedVelocity, ResidualCodec, load_checkpoint, save_checkpoint
-from flowevo.flow.solver import Discretisation
-
 # registers the encoder / judge classes with the checkpoint loader
 from flowevo.domains.generic import encoder as _encoder  # noqa: F401
 from flowevo.domains.generic.judge import ConditionPredictor
+from flowevo.flow import Condition, FixedGrid, GuidedVelocity, ResidualCodec, load_checkpoint, save_checkpoint
+from flowevo.flow.solver import Discretisation
 from flowevo.jsonio import read_json, write_json
 
 __all__ = ["FORMAT", "GenericModel", "ScaledConditions", "load_model", "save_model"]

@@ -8,7 +8,7 @@ Each function returns a batch function ``fn(candidates) -> (N,)`` (vectorised); 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import Tensor
 

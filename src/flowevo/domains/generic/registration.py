@@ -16,12 +16,23 @@ torch and the model code load when a run does.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from flowevo.domains.plugin import (BatchFn, Builtin, BuiltinContext, Domain, DomainFlow, DomainRun, FlowRequest,
-                                    RunRequest, Trained, TrainRequest)
+from flowevo.domains.plugin import (
+    BatchFn,
+    Builtin,
+    BuiltinContext,
+    Domain,
+    DomainFlow,
+    DomainRun,
+    FlowRequest,
+    RunRequest,
+    Trained,
+    TrainRequest,
+)
 
 if TYPE_CHECKING:
     from flowevo.domains.generic import GenericModel, GenericTrainConfig, UserData

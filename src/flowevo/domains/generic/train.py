@@ -187,7 +187,8 @@ def train_generic(data: UserData, config: GenericTrainConfig = GenericTrainConfi
         "data": {"path": str(Path(data.path).resolve()), "sha256": _file_sha256(data.path), "n": len(data)},
         "encoder": info_enc, "judge": info_judge,
         "train": asdict(cfg),
-        "flow": {"final_loss": float(np.mean(trained.losses[-50:])), "losses": trained.losses[:: max(1, len(trained.losses) // 200)]},
+        "flow": {"final_loss": float(np.mean(trained.losses[-50:])),
+                 "losses": trained.losses[:: max(1, len(trained.losses) // 200)]},
     }
     model = GenericModel(velocity, encoder.eval(), judge, info)
     info["roundtrip"] = _roundtrip(model, data, cfg.seed)
