@@ -148,8 +148,10 @@ def demo(out: Path) -> list[str]:
         return ["demo digits --device cuda / cpu: not run (PARTS=demo)" if not (out / "demo_cuda.log").exists()
                 else "demo digits: failed: " + (out / "demo_cuda.log").read_text()[-800:]]
     if cuda is None or cpu is None:
-        failed = "cuda" if cuda is None else "cpu"
-        return ["demo digits:", f"  --device {failed} failed: " + (out / f"demo_{failed}.log").read_text()[-800:]]
+        missing = "cuda" if cuda is None else "cpu"
+        log = out / f"demo_{missing}.log"
+        why = "failed: " + log.read_text()[-800:] if log.exists() else "not run here (compare with a CPU run's --json)"
+        return ["demo digits:", f"  --device {missing} {why}"]
     return [*_side_by_side(cuda, cpu, "demo digits (n 200)"),
             f"  wall: cuda {cuda['wall_s']:.0f} s, cpu {cpu['wall_s']:.0f} s"]
 

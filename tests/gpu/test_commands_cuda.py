@@ -247,4 +247,4 @@ def test_other_benchmarks_run_on_the_device(ws):
     assert set(q["goals"]["success"]) == {"reo", "random", "cma"}
     c = run_constrained_benchmark(ws / "b_cfo", tasks=["synthetic"], rounds=1, samples=256, pretrain_steps=300,
                                   device=DEV)
-    assert c["device"] == DEV and 0.0 <= c["tasks"]["synthetic"]["cfo"]["constraint_satisfaction"] <= 1.0
+    assert c["device"] == DEV and 0.0 <= c["runs"]["0"]["tasks"]["synthetic"]["cfo"]["constraint_satisfaction"] <= 1.0

@@ -100,8 +100,10 @@ def kl_divergence(p: nn.Module, q: nn.Module, n: int, c: Condition, generator: t
     shape = residual_shape(p)
     cn = batch_condition(c, n)
     device = next(p.parameters()).device
-    noise = torch.randn((n, *shape), generator=generator, device=device)
-    probe_gen = torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    draws = generator.device if generator is not None else device  # draw where the generator lives, then move
+    noise = torch.randn((n, *shape), generator=generator, device=draws).to(device)
+    seed = torch.randint(0, 2**31 - 1, (1,), generator=generator, device=draws)
+    probe_gen = torch.Generator(device=device).manual_seed(int(seed))
     z, log_p = sample_with_log_density(p, noise, cn, grid, probe_gen)
     log_q = log_density(q, z, cn, grid, probe_gen)
     d = (log_p - log_q).double()
