@@ -7,14 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from flowevo.benchmarks.constrained import (
-    VARIANTS,
-    SyntheticTask,
-    bar_check,
-    frontier_reward_at,
-    optimum_frontier,
-    summarise,
-)
+from flowevo.benchmarks.constrained import VARIANTS, SyntheticTask, bar_check, frontier_reward_at, optimum_frontier, summarise
 from flowevo.cli import app
 
 

@@ -5,16 +5,7 @@ import threading
 import pytest
 import torch
 
-from flowevo.flow import (
-    Adaptive,
-    Condition,
-    ConditionEmbedding,
-    FixedGrid,
-    GuidedVelocity,
-    MLPVelocity,
-    ODESolver,
-    ResidualCodec,
-)
+from flowevo.flow import Adaptive, Condition, ConditionEmbedding, FixedGrid, GuidedVelocity, MLPVelocity, ODESolver, ResidualCodec
 from flowevo.flow.condition import condition_checks_enabled, unchecked_conditions
 
 

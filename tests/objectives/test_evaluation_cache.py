@@ -7,14 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from flowevo.objectives import (
-    CachedEvaluator,
-    Candidates,
-    Constraint,
-    EvaluationCache,
-    LocalEvaluator,
-    candidate_keys,
-)
+from flowevo.objectives import CachedEvaluator, Candidates, Constraint, EvaluationCache, LocalEvaluator, candidate_keys
 
 
 @dataclass

@@ -9,14 +9,7 @@ import pytest
 import torch
 from objective_helpers import make_batch, make_callables
 
-from flowevo.objectives import (
-    CachedEvaluator,
-    DaskEvaluator,
-    Evaluation,
-    FunctionObjective,
-    LocalEvaluator,
-    ProcessPoolEvaluator,
-)
+from flowevo.objectives import CachedEvaluator, DaskEvaluator, Evaluation, FunctionObjective, LocalEvaluator, ProcessPoolEvaluator
 
 
 def _failures(ev: Evaluation) -> set[tuple[int, int, str]]:

@@ -10,21 +10,15 @@ objectives and evolve (for the shared :class:`~flowevo.evolve.constraints.Multip
 from flowevo.cfo.density import KLEstimate, kl_divergence, log_density, sample_with_log_density
 from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
 from flowevo.cfo.dual import constrained_weights, weighted_rates
-from flowevo.cfo.finetune import (
-                                  FinetuneConfig,
-                                  effective_sample_size,
-                                  finetune_round,
-                                  softmax_weights,
-                                  trust_region_weights,
-)
+from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, softmax_weights, trust_region_weights
 from flowevo.cfo.optimiser import CFOConfig, CFOResult, ConstrainedFlowOptimiser, RoundRecord, local_mean
 from flowevo.cfo.sampling import (
-                                  batch_condition,
-                                  condition_from_dict,
-                                  condition_to_dict,
-                                  null_condition,
-                                  residual_shape,
-                                  sample_flow,
+    batch_condition,
+    condition_from_dict,
+    condition_to_dict,
+    null_condition,
+    residual_shape,
+    sample_flow,
 )
 
 __all__ = [

@@ -53,14 +53,7 @@ from flowevo.cfo.density import kl_divergence
 from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
 from flowevo.cfo.dual import constrained_weights
 from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, trust_region_weights
-from flowevo.cfo.sampling import (
-    batch_condition,
-    condition_to_dict,
-    finite_mean,
-    null_condition,
-    residual_shape,
-    sample_flow,
-)
+from flowevo.cfo.sampling import batch_condition, condition_to_dict, finite_mean, null_condition, residual_shape, sample_flow
 from flowevo.evolve.constraints import Multipliers, finite_std
 from flowevo.flow import Condition, Encoder, FixedGrid, save_checkpoint
 from flowevo.objectives import Candidates, Evaluator, Failure

@@ -8,27 +8,27 @@ through the ``flowevo.domains`` entry-point group or :func:`register_domain`.
 """
 
 from flowevo.domains.plugin import (
-                                    BatchFn,
-                                    Builtin,
-                                    BuiltinContext,
-                                    Domain,
-                                    DomainFlow,
-                                    DomainRun,
-                                    FlowRequest,
-                                    RunRequest,
-                                    Trained,
-                                    TrainRequest,
+    BatchFn,
+    Builtin,
+    BuiltinContext,
+    Domain,
+    DomainFlow,
+    DomainRun,
+    FlowRequest,
+    RunRequest,
+    Trained,
+    TrainRequest,
 )
 from flowevo.domains.registry import (
-                                    ENTRY_POINT_GROUP,
-                                    builtins,
-                                    discover,
-                                    domain_for_data,
-                                    domain_for_model,
-                                    domains,
-                                    get_domain,
-                                    register_domain,
-                                    unregister_domain,
+    ENTRY_POINT_GROUP,
+    builtins,
+    discover,
+    domain_for_data,
+    domain_for_model,
+    domains,
+    get_domain,
+    register_domain,
+    unregister_domain,
 )
 
 __all__ = [

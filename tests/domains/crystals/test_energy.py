@@ -7,13 +7,7 @@ import pytest
 
 pytest.importorskip("pymatgen")
 
-from flowevo.domains.crystals.energy import (  # noqa: E402
-    CHGNetEnergy,
-    FormationEnergy,
-    ReferenceEnergies,
-    element_fractions,
-    structure_key,
-)
+from flowevo.domains.crystals.energy import CHGNetEnergy, FormationEnergy, ReferenceEnergies, element_fractions, structure_key  # noqa: E402
 
 
 def test_structure_key_and_fractions(perovskite):

@@ -9,12 +9,7 @@ import torch
 pytest.importorskip("pymatgen")
 
 from flowevo.domains.crystals.data import CrystalTable  # noqa: E402
-from flowevo.domains.crystals.model import (  # noqa: E402
-    Whitening,
-    load_crystal_model,
-    save_crystal_model,
-    train_crystal_flow,
-)
+from flowevo.domains.crystals.model import Whitening, load_crystal_model, save_crystal_model, train_crystal_flow  # noqa: E402
 from flowevo.domains.crystals.validity import structure_valid  # noqa: E402
 from flowevo.flow import FixedGrid  # noqa: E402
 

@@ -7,13 +7,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from flowevo.domains.crystals.predictors import (  # noqa: E402
-    abx_sites,
-    fit_independent,
-    fit_predictor,
-    fit_surrogate,
-    load_predictor,
-)
+from flowevo.domains.crystals.predictors import abx_sites, fit_independent, fit_predictor, fit_surrogate, load_predictor  # noqa: E402
 
 
 def test_abx_sites_accepts_tuples_lists_and_structures(perovskite):

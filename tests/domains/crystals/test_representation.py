@@ -13,11 +13,7 @@ pytest.importorskip("pymatgen")
 
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
-from flowevo.domains.crystals.representation import (  # noqa: E402
-    CrystalRepresentation,
-    SpeciesCode,
-    canonical_order,
-)
+from flowevo.domains.crystals.representation import CrystalRepresentation, SpeciesCode, canonical_order  # noqa: E402
 
 VAL_CSV = Path(__file__).resolve().parents[3] / "../shared/data/perov_5/val.csv"
 needs_val = pytest.mark.skipif(not VAL_CSV.is_file(), reason=f"Perov-5 data not found at {VAL_CSV}")

@@ -17,14 +17,7 @@ from flowevo.domains.crystals.objectives import (  # noqa: E402
     structures_payload,
 )
 from flowevo.domains.crystals.search import gradient_edit, leap_edit  # noqa: E402
-from flowevo.domains.crystals.site_edit import (  # noqa: E402
-    N_SITES,
-    SiteMaskedCodec,
-    SiteVariation,
-    composition_keys,
-    seed_genomes,
-    seed_masks,
-)
+from flowevo.domains.crystals.site_edit import N_SITES, SiteMaskedCodec, SiteVariation, composition_keys, seed_genomes, seed_masks  # noqa: E402
 from flowevo.domains.crystals.validity import sites_changed  # noqa: E402
 from flowevo.evolve import EditTask, Evolver, MaxGenerations  # noqa: E402
 from flowevo.flow import FixedGrid  # noqa: E402

@@ -12,12 +12,7 @@ pytest.importorskip("smact")
 
 from pymatgen.core import Composition, Lattice, Structure  # noqa: E402
 
-from flowevo.domains.crystals.validity import (  # noqa: E402
-    composition_valid,
-    sites_changed,
-    space_group,
-    structure_valid,
-)
+from flowevo.domains.crystals.validity import composition_valid, sites_changed, space_group, structure_valid  # noqa: E402
 
 VAL_CSV = Path(__file__).resolve().parents[3] / "../shared/data/perov_5/val.csv"
 

@@ -9,13 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowevo.domains.digits.data import (
-    images_to_tensor,
-    load_builtin_digits,
-    load_digits_npz,
-    load_morpho_mnist,
-    read_idx,
-)
+from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits, load_digits_npz, load_morpho_mnist, read_idx
 from flowevo.domains.digits.morphometrics import METRICS
 
 

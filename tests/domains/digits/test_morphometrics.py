@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowevo.domains.digits.morphometrics import (
-    METRICS,
-    binarise,
-    measure,
-    measure_batch,
-    upscale,
-)
+from flowevo.domains.digits.morphometrics import METRICS, binarise, measure, measure_batch, upscale
 
 # Morpho-MNIST reference values for MNIST training image 0 (a '5').
 ANCHOR = {"area": 107.31, "length": 50.27, "thickness": 2.461, "slant": 0.2311,

@@ -6,15 +6,7 @@ import numpy as np
 import pytest
 
 from flowevo.domains.digits.morphometrics import measure
-from flowevo.domains.digits.perturb import (
-    PERTURBATIONS,
-    fracture,
-    perturb,
-    plain,
-    swell,
-    thicken,
-    thin,
-)
+from flowevo.domains.digits.perturb import PERTURBATIONS, fracture, perturb, plain, swell, thicken, thin
 
 
 @pytest.fixture(scope="module")
