@@ -206,6 +206,28 @@ def test_target_feedback_follows_the_measured_rate(task):
     assert [fixed._update_target(rate(r)).item() for r in (0.5, 0.04)] == pytest.approx([0.01, 0.01])
 
 
+def test_half_target_feedback_moves_by_the_square_root(task):
+    model, ev = task
+    rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731
+    half = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                    config(max_violation=0.02, target_feedback=0.5, target_floor=0.1))
+    full = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                    config(max_violation=0.02, target_feedback=1.0, target_floor=0.1))
+    for cfo in (half, full):
+        cfo._update_target(rate(0.3))
+    # the flow violated 4x the bound: kappa = 1 quarters the target, kappa = 0.5 halves it
+    assert half._update_target(rate(0.08)).item() == pytest.approx(0.01)
+    assert full._update_target(rate(0.08)).item() == pytest.approx(0.005)
+    # 25x the bound: down by sqrt(25) = 5 to the floor (0.1 x max_violation), and no lower
+    assert half._update_target(rate(0.5)).item() == pytest.approx(0.002)
+    assert half._update_target(rate(0.5)).item() == pytest.approx(0.002)
+    # no violations: back up by at most sqrt(1 / floor) per round
+    assert half._update_target(rate(0.0)).item() == pytest.approx(0.002 * math.sqrt(10))
+    # 1.5x the bound lowers it by 1 / sqrt(1.5) only (kappa = 1: by 1 / 1.5)
+    half.target = rate(0.01)
+    assert half._update_target(rate(0.03)).item() == pytest.approx(0.01 / math.sqrt(1.5))
+
+
 def test_target_tolerance_ignores_rates_within_sampling_noise(task):
     model, ev = task
     rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731
