@@ -1,6 +1,7 @@
 """Constrained flow optimisation on a small 2-D task: reward and satisfaction rise, checkpoints load and sample."""
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -203,3 +204,46 @@ def test_target_feedback_follows_the_measured_rate(task):
     assert cfo._update_target(rate(0.0)).item() == pytest.approx(0.02)      # no violations: back up, capped
     fixed = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(target_share=0.5))
     assert [fixed._update_target(rate(r)).item() for r in (0.5, 0.04)] == pytest.approx([0.01, 0.01])
+
+
+def test_half_target_feedback_moves_by_the_square_root(task):
+    model, ev = task
+    rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731
+    half = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                    config(max_violation=0.02, target_feedback=0.5, target_floor=0.1))
+    full = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                    config(max_violation=0.02, target_feedback=1.0, target_floor=0.1))
+    for cfo in (half, full):
+        cfo._update_target(rate(0.3))
+    # the flow violated 4x the bound: kappa = 1 quarters the target, kappa = 0.5 halves it
+    assert half._update_target(rate(0.08)).item() == pytest.approx(0.01)
+    assert full._update_target(rate(0.08)).item() == pytest.approx(0.005)
+    # 25x the bound: down by sqrt(25) = 5 to the floor (0.1 x max_violation), and no lower
+    assert half._update_target(rate(0.5)).item() == pytest.approx(0.002)
+    assert half._update_target(rate(0.5)).item() == pytest.approx(0.002)
+    # no violations: back up by at most sqrt(1 / floor) per round
+    assert half._update_target(rate(0.0)).item() == pytest.approx(0.002 * math.sqrt(10))
+    # 1.5x the bound lowers it by 1 / sqrt(1.5) only (kappa = 1: by 1 / 1.5)
+    half.target = rate(0.01)
+    assert half._update_target(rate(0.03)).item() == pytest.approx(0.01 / math.sqrt(1.5))
+
+
+def test_target_tolerance_ignores_rates_within_sampling_noise(task):
+    model, ev = task
+    rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731
+    se = math.sqrt(0.02 * 0.98 / 400)  # 0.007
+    cfo = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                   config(max_violation=0.02, target_feedback=1.0, target_floor=0.1, target_tolerance=1.0))
+    assert cfo._update_target(rate(0.5), 400).item() == pytest.approx(0.02)
+    # 0.04 measured reads as 0.04 - se: the target falls by 0.02 / (0.04 - se), less than the raw rule's half
+    assert cfo._update_target(rate(0.04), 400).item() == pytest.approx(0.02 * 0.02 / (0.04 - se))
+    low = cfo.target.item()
+    # a rate one standard error above the bound counts as met: the target climbs back by b / (rate - se) = 1 -> same
+    assert cfo._update_target(rate(0.02 + se), 400).item() == pytest.approx(low)
+    # within the noise below the bound it climbs back toward max_violation (capped there)
+    assert cfo._update_target(rate(0.02), 400).item() > low
+    assert cfo._update_target(rate(0.0), 400).item() == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="number of samples"):
+        cfo._update_target(rate(0.04))
+    with pytest.raises(ValueError, match="target_tolerance"):
+        config(target_tolerance=-1.0)

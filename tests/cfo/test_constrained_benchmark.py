@@ -7,7 +7,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from flowevo.benchmarks.constrained import VARIANTS, SyntheticTask, bar_check, frontier_reward_at, optimum_frontier, summarise
+from flowevo.benchmarks.constrained import (
+    VARIANTS,
+    SyntheticTask,
+    bar_check,
+    default_configs,
+    frontier_reward_at,
+    optimum_frontier,
+    summarise,
+)
 from flowevo.cli import app
 
 
@@ -96,3 +104,12 @@ def test_crystal_bar_by_hand():
     better = {**m, "fixed_large": _variant(1.1, 0.96)}                  # a fixed penalty better on both
     assert bar_check("crystals", better)["fixed_penalties_better_on_both"] == ["fixed_large"]
     assert not bar_check("crystals", better)["met"]
+
+
+def test_default_configs_crystals_half_target_feedback():
+    cfg = default_configs(3)
+    # crystals: kappa = 0.5, chosen on the development seeds 11, 12, 13 (issue 16); synthetic unchanged
+    assert cfg["crystals"].target_feedback == 0.5 and cfg["crystals"].target_floor == 0.1
+    assert cfg["crystals"].trust_region == "total" and cfg["crystals"].target_tolerance == 0.0
+    assert cfg["synthetic"].target_feedback == 1.0
+    assert cfg["crystals"].max_violation == 0.02 and cfg["crystals"].rounds == 8 and cfg["crystals"].seed == 3

@@ -93,6 +93,10 @@ class CFOConfig:
         target_feedback: ``kappa``: after each round the target is multiplied by ``(max_violation / rate) ** kappa``
             (``rate``: the flow's measured violation rate), within ``[target_floor, 1] * max_violation``; 0: fixed.
         target_floor: the lowest target, as a share of ``max_violation``.
+        target_tolerance: ``z``: the feedback reads the measured rate as ``max(0, rate - z * se)``,
+            ``se = sqrt(b (1 - b) / n)`` the binomial standard error of a rate ``b = max_violation`` over the round's
+            ``n`` own samples: a rate within ``z`` standard errors of the bound does not lower the target, and the
+            target climbs back toward ``max_violation`` while the flow stays within that noise; 0: the raw rate.
         lam_max: cap on the exact dual's multipliers.
         diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
             samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
@@ -126,6 +130,7 @@ class CFOConfig:
     trust_region: str = "total"
     target_feedback: float = 0.0
     target_floor: float = 0.1
+    target_tolerance: float = 0.0
     diversity: float = 0.0
     max_key_share: float = 1.0
     neighbours: int = 0
@@ -146,8 +151,8 @@ class CFOConfig:
             raise ValueError(f"trust_region must be 'total' or 'reward', got {self.trust_region!r}")
         if self.dual not in ("exact", "ascent"):
             raise ValueError(f"dual must be 'exact' or 'ascent', got {self.dual!r}")
-        if not 0 < self.target_floor <= 1 or self.target_feedback < 0:
-            raise ValueError("need 0 < target_floor <= 1 and target_feedback >= 0")
+        if not 0 < self.target_floor <= 1 or self.target_feedback < 0 or self.target_tolerance < 0:
+            raise ValueError("need 0 < target_floor <= 1, target_feedback >= 0 and target_tolerance >= 0")
         if not 0 < self.max_key_share <= 1:
             raise ValueError(f"max_key_share must be in (0, 1], got {self.max_key_share}")
         if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
@@ -312,15 +317,20 @@ class ConstrainedFlowOptimiser:
         soft = torch.sigmoid((g - self.bounds) / self.g_scale)
         return torch.where(torch.isfinite(g), soft, torch.ones_like(soft))
 
-    def _update_target(self, rate: Tensor) -> Tensor:
+    def _update_target(self, rate: Tensor, n: int | None = None) -> Tensor:
         """The exact dual's target per constraint ``(C,)``: ``target_share * max_violation`` at first, then
         ``target * (max_violation / rate) ** feedback`` after each measured rate (clipped to
         ``[target_floor, 1] * max_violation``): where the fitted flow violated more than its weights did, the
-        next round's weights aim lower."""
+        next round's weights aim lower. With ``target_tolerance`` ``z > 0`` the rate is first lowered by ``z``
+        binomial standard errors of the bound over ``n`` samples (``n``: required then)."""
         cfg, b = self.config, self.config.max_violation
         if self.target is None:
             self.target = torch.full_like(rate, b * cfg.target_share)
         elif cfg.target_feedback > 0 and b > 0:
+            if cfg.target_tolerance > 0:
+                if not n or n < 1:
+                    raise ValueError("target_tolerance > 0 needs the number of samples behind the rate")
+                rate = (rate - cfg.target_tolerance * math.sqrt(b * (1 - b) / n)).clamp_min(0.0)
             ratio = (b / rate.clamp_min(b * cfg.target_floor)) ** cfg.target_feedback
             self.target = (self.target * ratio).clamp(b * cfg.target_floor, b)
         return self.target.clone()
@@ -431,7 +441,7 @@ class ConstrainedFlowOptimiser:
                 offset = diversity_offset(keys, cfg.diversity) if cfg.diversity > 0 else None
                 cap = GroupCap(key_groups(keys), cfg.max_key_share) if cfg.max_key_share < 1 else None
             if cfg.fixed_multiplier is None and cfg.dual == "exact" and len(self.names):
-                target = self._update_target(rate)
+                target = self._update_target(rate, own_v.shape[0])
                 w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
                                                   cfg.min_ess, lam_max=cfg.lam_max, offset=offset,
                                                   trust_region=cfg.trust_region, cap=cap)
