@@ -17,8 +17,7 @@ the region grows after successes and shrinks after failures.
   scalarisation (botorch's ``get_chebyshev_scalarization``, weights from ``sample_simplex``) of a
   Thompson sample: qNParEGO's scalarisations with Thompson sampling in place of qNEI;
   ``"qnehvi"``: botorch's ``qLogNoisyExpectedHypervolumeImprovement`` on the candidate set
-  (``optimize_acqf_discrete``, sequential greedy), one row at a time: much slower (see
-  ``docs/baselines_tuning.md``).
+  (``optimize_acqf_discrete``, sequential greedy), one row at a time: much slower.
 
 Cost controls: at most ``window`` points per row (the incumbent and the most recent), hyperparameters
 refitted every ``refit_every`` steps by ``fit_steps`` Adam steps (between refits the GP is only
