@@ -95,6 +95,16 @@ class Recording:
         return float(np.mean([hypervolume(F[keep & (row == r)], reference) for r in range(len(self.spent))]))
 
 
+def pending(specs: list[str], seeds: list[int], out: dict, key: str):
+    """``(method name, its settings, seed, result key)`` for every spec and seed not yet in ``out``."""
+    for spec in specs:
+        name, kw = parse(spec)
+        for seed in seeds:
+            k = f"{key}/{spec}/seed{seed}"
+            if k not in out:
+                yield name, kw, seed, k
+
+
 def rates(first: torch.Tensor) -> dict:
     return {f"to_{int(r * 100)}": (None if math.isinf(v := evaluations_to_rate(first, r)) else v) for r in (0.5, 0.8, 0.9)}
 
@@ -118,61 +128,51 @@ def digits(specs: list[str], seeds: list[int], out: dict, key: str, save, budget
     labels = torch.as_tensor(split.train_labels[DEV], dtype=torch.long)
     goals = digit_goals(models.classifier, 0.9, close["threshold"])
     reference = torch.tensor([2 * close["threshold"], -0.9], dtype=torch.float64)  # (shape distance, -p_target)
-    for spec in specs:
-        name, kw = parse(spec)
-        for seed in seeds:
-            k = f"{key}/{spec}/seed{seed}"
-            if k in out:
-                continue
-            targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
-            box: dict = {}
+    for name, kw, seed, k in pending(specs, seeds, out, key):
+        targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
+        box: dict = {}
 
-            def wrap(ev, box=box):
-                box["rec"] = Recording(ev, len(x))
-                box["counter"] = QueryCounter(box["rec"], len(x), goals)
-                return box["counter"]
+        def wrap(ev, box=box):
+            box["rec"] = Recording(ev, len(x))
+            box["counter"] = QueryCounter(box["rec"], len(x), goals)
+            return box["counter"]
 
-            cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15, wrap_evaluator=wrap)
-            ev = cf.evaluator(0.9)
-            t0, l0 = time.perf_counter(), load_avg()
-            res = run(name, kw, cf.codec, cf.task, ev, budget, seed)
-            wall = time.perf_counter() - t0
-            score = cf.score(res.best.decoded.cpu())
-            sign = sense_sign(ev.objectives)
-            c = box["counter"]
-            out[k] = {"close": rates(c.first["close"]), "valid": rates(c.first["valid"]),
-                      "close_at_budget": float(torch.isfinite(c.first["close"]).double().mean()),
-                      "acc": score["acc"], "acc_independent": score["acc_independent"], "morph": score["morph_mean"],
-                      "shape_distance": score["shape_distance"],
-                      "hv": {str(a): box["rec"].hypervolume(sign, reference, a) for a in HV_AT},
-                      "hv_reference": reference.tolist(), "threshold": close["threshold"],
-                      "evaluations": float(res.evaluations_per_row.mean()), "wall_s": wall, "load": [l0, load_avg()],
-                      "info": {k2: v for k2, v in res.info.items() if isinstance(v, (int, float, str))}}
-            print(k, json.dumps({a: out[k][a] for a in ("close", "acc_independent", "morph", "hv", "wall_s")}), flush=True)
-            save()
+        cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15, wrap_evaluator=wrap)
+        ev = cf.evaluator(0.9)
+        t0, l0 = time.perf_counter(), load_avg()
+        res = run(name, kw, cf.codec, cf.task, ev, budget, seed)
+        wall = time.perf_counter() - t0
+        score = cf.score(res.best.decoded.cpu())
+        sign = sense_sign(ev.objectives)
+        c = box["counter"]
+        out[k] = {"close": rates(c.first["close"]), "valid": rates(c.first["valid"]),
+                  "close_at_budget": float(torch.isfinite(c.first["close"]).double().mean()),
+                  "acc": score["acc"], "acc_independent": score["acc_independent"], "morph": score["morph_mean"],
+                  "shape_distance": score["shape_distance"],
+                  "hv": {str(a): box["rec"].hypervolume(sign, reference, a) for a in HV_AT},
+                  "hv_reference": reference.tolist(), "threshold": close["threshold"],
+                  "evaluations": float(res.evaluations_per_row.mean()), "wall_s": wall, "load": [l0, load_avg()],
+                  "info": {k2: v for k2, v in res.info.items() if isinstance(v, (int, float, str))}}
+        print(k, json.dumps({a: out[k][a] for a in ("close", "acc_independent", "morph", "hv", "wall_s")}), flush=True)
+        save()
 
 
 def toy(specs: list[str], seeds: list[int], out: dict, key: str, save, budget: int) -> None:
     from flowevo.benchmarks.toy import toy_edit_task
 
     setups = {}
-    for spec in specs:
-        name, kw = parse(spec)
-        for seed in seeds:
-            k = f"{key}/{spec}/seed{seed}"
-            if k in out:
-                continue
-            setup = setups.get(seed) or setups.setdefault(seed, toy_edit_task(seed))
-            counter = QueryCounter(setup.evaluator, len(setup.task), {"success": setup.success})
-            t0, l0 = time.perf_counter(), load_avg()
-            res = run(name, kw, setup.codec, setup.task, counter, budget, seed)
-            out[k] = {"success": rates(counter.first["success"]),
-                      "success_at_budget": float(torch.isfinite(counter.first["success"]).double().mean()),
-                      "evaluations": float(res.evaluations_per_row.mean()), "wall_s": time.perf_counter() - t0,
-                      "load": [l0, load_avg()],
-                      "info": {k2: v for k2, v in res.info.items() if isinstance(v, (int, float, str))}}
-            print(k, json.dumps({a: out[k][a] for a in ("success", "success_at_budget", "wall_s")}), flush=True)
-            save()
+    for name, kw, seed, k in pending(specs, seeds, out, key):
+        setup = setups.get(seed) or setups.setdefault(seed, toy_edit_task(seed))
+        counter = QueryCounter(setup.evaluator, len(setup.task), {"success": setup.success})
+        t0, l0 = time.perf_counter(), load_avg()
+        res = run(name, kw, setup.codec, setup.task, counter, budget, seed)
+        out[k] = {"success": rates(counter.first["success"]),
+                  "success_at_budget": float(torch.isfinite(counter.first["success"]).double().mean()),
+                  "evaluations": float(res.evaluations_per_row.mean()), "wall_s": time.perf_counter() - t0,
+                  "load": [l0, load_avg()],
+                  "info": {k2: v for k2, v in res.info.items() if isinstance(v, (int, float, str))}}
+        print(k, json.dumps({a: out[k][a] for a in ("success", "success_at_budget", "wall_s")}), flush=True)
+        save()
 
 
 def crystals(specs: list[str], seeds: list[int], out: dict, key: str, save, models_path: str, budget: int,
@@ -202,35 +202,30 @@ def crystals(specs: list[str], seeds: list[int], out: dict, key: str, save, mode
     composition = CompositionCheck(SMACT_SET)
     payload = structures_payload(rep)
     thr = m.thresholds
-    for spec in specs:
-        name, kw = parse(spec)
-        for seed in seeds:
-            k = f"{key}/{spec}/seed{seed}"
-            if k in out:
-                continue
-            ev = edit_evaluator(m.surrogate, structures, edit_budget, composition=composition)
-            counter = QueryCounter(ev, n, {})
-            t0, l0 = time.perf_counter(), load_avg()
-            torch.set_num_threads(1)
-            if name in ("reo", "masked_random"):
-                pop = kw.get("pop", 8)
-                res = site_masked_reo(m.model, x, src.properties["heat_ref"], target, counter, pop, budget // pop - 1,
-                                      seed, move=SiteMutation() if name == "reo" else RandomRegions(),
-                                      discretisation=grid)
-            else:
-                space = site_masked_space(codec, kw.get("mstart", 0.0), kw.get("mask", 2.0))
-                res = run(name, kw, codec, task, counter, budget, seed, payload, space)
-            kept = kept_edits(res, rep)
-            ok = [s for s in kept if s is not None]
-            sr = {}
-            for jn, judge in judges.items():
-                v = judge.predict(ok) if ok else np.zeros(0)
-                sr[jn] = {s: float(np.sum(v < t) / n) for s, t in thr.items()}
-            out[k] = {"sr": sr, "kept_rate": len(ok) / n, "evaluations": float(res.evaluations_per_row.mean()),
-                      "spent": float(counter.spent.double().mean()), "wall_s": time.perf_counter() - t0,
-                      "load": [l0, load_avg()]}
-            print(k, json.dumps(out[k]), flush=True)
-            save()
+    for name, kw, seed, k in pending(specs, seeds, out, key):
+        ev = edit_evaluator(m.surrogate, structures, edit_budget, composition=composition)
+        counter = QueryCounter(ev, n, {})
+        t0, l0 = time.perf_counter(), load_avg()
+        torch.set_num_threads(1)
+        if name in ("reo", "masked_random"):
+            pop = kw.get("pop", 8)
+            res = site_masked_reo(m.model, x, src.properties["heat_ref"], target, counter, pop, budget // pop - 1,
+                                  seed, move=SiteMutation() if name == "reo" else RandomRegions(),
+                                  discretisation=grid)
+        else:
+            space = site_masked_space(codec, kw.get("mstart", 0.0), kw.get("mask", 2.0))
+            res = run(name, kw, codec, task, counter, budget, seed, payload, space)
+        kept = kept_edits(res, rep)
+        ok = [s for s in kept if s is not None]
+        sr = {}
+        for jn, judge in judges.items():
+            v = judge.predict(ok) if ok else np.zeros(0)
+            sr[jn] = {s: float(np.sum(v < t) / n) for s, t in thr.items()}
+        out[k] = {"sr": sr, "kept_rate": len(ok) / n, "evaluations": float(res.evaluations_per_row.mean()),
+                  "spent": float(counter.spent.double().mean()), "wall_s": time.perf_counter() - t0,
+                  "load": [l0, load_avg()]}
+        print(k, json.dumps(out[k]), flush=True)
+        save()
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import torch
 torch.set_num_threads(1)
 from flowevo.baselines import cma_search  # noqa: E402
 from flowevo.benchmarks.machine import load_average  # noqa: E402
-from flowevo.benchmarks.query_digits import DEV, _kept_scores, _run_methods, digit_goals, leap_threshold  # noqa: E402
+from flowevo.benchmarks.query_digits import DEV, digit_goals, kept_scores, leap_threshold, run_methods  # noqa: E402
 from flowevo.benchmarks.query_efficiency import summarise  # noqa: E402
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
@@ -31,14 +31,14 @@ close = leap_threshold(models, population, generations, tau, dev=DEV)
 split = load_builtin_digits()
 dev = slice(DEV.start, DEV.start + n)
 x, labels = images_to_tensor(split.train_images[dev]), torch.as_tensor(split.train_labels[dev], dtype=torch.long)
-methods = {"reo": _kept_scores(tau, lambda cf: cf.reo(tau)),
-           f"reo_ps{factor}": _kept_scores(tau, lambda cf: cf.reo(tau, prescreen=factor)),
-           "cma": _kept_scores(tau, lambda cf: cf.search("cma", tau)),
+methods = {"reo": kept_scores(tau, lambda cf: cf.reo(tau)),
+           f"reo_ps{factor}": kept_scores(tau, lambda cf: cf.reo(tau, prescreen=factor)),
+           "cma": kept_scores(tau, lambda cf: cf.search("cma", tau)),
            # population 8 (same budget, 47 generations): the qe findings' smaller population, and CMA-ES at
            # the same population (tuned on these dev digits in the qe findings)
-           f"reo_p8_ps{factor}": _kept_scores(tau, lambda cf: cf.reo(tau, population=8, generations=budget // 8 - 1,
+           f"reo_p8_ps{factor}": kept_scores(tau, lambda cf: cf.reo(tau, population=8, generations=budget // 8 - 1,
                                                                       prescreen=factor)),
-           "cma_p8": _kept_scores(tau, lambda cf: cma_search(cf.codec, cf.task, cf.evaluator(tau), budget, popsize=8,
+           "cma_p8": kept_scores(tau, lambda cf: cma_search(cf.codec, cf.task, cf.evaluator(tau), budget, popsize=8,
                                                              sigma0=0.3, seed=cf.seed))}
 walls = {}
 
@@ -55,7 +55,7 @@ def timed(name, fn):
 methods = {k: timed(k, v) for k, v in methods.items()}
 load0 = load_average()
 t0 = time.perf_counter()
-first, final, names = _run_methods(x, labels, seeds, methods, models, population, generations,
+first, final, names = run_methods(x, labels, seeds, methods, models, population, generations,
                                    digit_goals(models.classifier, tau, close["threshold"]),
                                    lambda s: print(time.strftime("%H:%M:%S"), s, flush=True), close["objective"])
 budget = population * (generations + 1)

@@ -94,9 +94,9 @@ def leap_threshold(models, population: int, generations: int, tau: float, seed: 
             "leap_valid_rate": float(valid.double().mean())}
 
 
-def _run_methods(x: Tensor, labels: Tensor, seeds: Sequence[int], methods: dict[str, Callable], models,
-                 population: int, generations: int, goals: dict[str, Goal], log: Callable[[str], None],
-                 preservation: str | None = None) -> tuple[dict, dict, dict]:
+def run_methods(x: Tensor, labels: Tensor, seeds: Sequence[int], methods: dict[str, Callable], models,
+                population: int, generations: int, goals: dict[str, Goal], log: Callable[[str], None],
+                preservation: str | None = None) -> tuple[dict, dict, dict]:
     """Per seed and method: per-row first successes per goal, the method's final scores, its evaluator's names.
 
     ``preservation``: the objective name every method's first objective must have (the ``close`` goal's measure)."""
@@ -123,7 +123,7 @@ def _run_methods(x: Tensor, labels: Tensor, seeds: Sequence[int], methods: dict[
     return first, final, names
 
 
-def _kept_scores(tau: float, method: Callable[[DigitCounterfactuals], object]) -> Callable[[DigitCounterfactuals], dict]:
+def kept_scores(tau: float, method: Callable[[DigitCounterfactuals], object]) -> Callable[[DigitCounterfactuals], dict]:
     """Run ``method`` on a task and score its kept edits (REO: at ``tau``; the others: their best) as the
     digits benchmark does."""
 
@@ -136,8 +136,8 @@ def _kept_scores(tau: float, method: Callable[[DigitCounterfactuals], object]) -
 
 
 def _benchmark_methods(tau: float) -> dict[str, Callable]:
-    return {"reo": _kept_scores(tau, lambda cf: cf.reo(tau)), "cma": _kept_scores(tau, lambda cf: cf.search("cma", tau)),
-            "random": _kept_scores(tau, lambda cf: cf.search("random", tau))}
+    return {"reo": kept_scores(tau, lambda cf: cf.reo(tau)), "cma": kept_scores(tau, lambda cf: cf.search("cma", tau)),
+            "random": kept_scores(tau, lambda cf: cf.search("random", tau))}
 
 
 def run_digits_queries(seeds: Sequence[int], n: int = 200, tau: float = 0.9,
@@ -150,7 +150,7 @@ def run_digits_queries(seeds: Sequence[int], n: int = 200, tau: float = 0.9,
     models = load_digit_models(device=device)
     close = leap_threshold(models, population, generations, tau)
     x, labels = load_source_digits(None, n)
-    first, final, names = _run_methods(x, labels, seeds, _benchmark_methods(tau), models, population, generations,
+    first, final, names = run_methods(x, labels, seeds, _benchmark_methods(tau), models, population, generations,
                                        digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"])
     return {"budget": population * (generations + 1), "population": population, "generations": generations,
             "rows": len(x), "tau": tau, "close": close, "evaluators": names, "goals": first, "final": final}
@@ -167,7 +167,7 @@ def reo_setting(tau: float, population: int, ladder: bool) -> Callable:
                 seeds = slerp_ladder(cf.target_seeds[:, 0], cf.codec.invert(cf.x, cf.src_c))
         return cf.reo(tau, population=population, generations=cf.budget // population - 1, extra_seeds=seeds)
 
-    return _kept_scores(tau, method)
+    return kept_scores(tau, method)
 
 
 def run_dev_settings(seeds: Sequence[int] = (100, 101), tau: float = 0.9, dev: slice = DEV,
@@ -184,7 +184,7 @@ def run_dev_settings(seeds: Sequence[int] = (100, 101), tau: float = 0.9, dev: s
     base = _benchmark_methods(tau)
     methods = {"reo": base["reo"], **{k: reo_setting(tau, *v) for k, v in DEV_SETTINGS.items()},
                "cma": base["cma"], "random": base["random"]}
-    first, final, names = _run_methods(x, labels, seeds, methods, models, population, generations,
+    first, final, names = run_methods(x, labels, seeds, methods, models, population, generations,
                                        digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"])
     return {"budget": population * (generations + 1), "rows": len(x), "dev_rows": close["dev_rows"], "tau": tau,
             "settings": {k: dict(zip(("population", "ladder"), v)) for k, v in DEV_SETTINGS.items()},
