@@ -34,7 +34,7 @@ from flowevo.baselines import bo_search, cma_search, nsga2_search, random_search
 from flowevo.objectives import QueryCounter, evaluations_to_rate
 
 BUDGET = {"digits": 384, "toy": 512, "crystals": 16}
-HV_AT = (64, 128, 256, 384)
+HV_AT = (16, 32, 64, 128, 256, 384)
 
 
 def parse(spec: str) -> tuple[str, dict]:
@@ -65,36 +65,6 @@ def run(name: str, kw: dict, codec, task, evaluator, budget: int, seed: int, pay
     raise ValueError(f"unknown method {name!r}")
 
 
-class Recording:
-    """An evaluator wrapper keeping every scored candidate: row, its evaluation index within the row,
-    objective values and violation (for hypervolume after e evaluations per source)."""
-
-    def __init__(self, inner, rows: int) -> None:
-        self.inner, self.objectives, self.constraints = inner, inner.objectives, inner.constraints
-        self.spent = torch.zeros(rows, dtype=torch.long)
-        self.log: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-
-    def __call__(self, cands):
-        ev = self.inner(cands)
-        row = cands.source_index.cpu().long()
-        pos = torch.empty_like(row)
-        for r in row.unique().tolist():
-            idx = (row == r).nonzero().flatten()
-            pos[idx] = self.spent[r] + torch.arange(1, len(idx) + 1)
-        self.spent += torch.bincount(row, minlength=len(self.spent))
-        self.log.append((row, pos, ev.values.double().cpu(), ev.violation.double().cpu()))
-        return ev
-
-    def hypervolume(self, sign: torch.Tensor, reference: torch.Tensor, at: int) -> float:
-        """Mean over rows of the hypervolume of each row's feasible points among its first ``at`` evaluations."""
-        from flowevo.evolve.survival import hypervolume
-
-        row, pos, val, vio = (torch.cat(t) for t in zip(*self.log))
-        keep = (pos <= at) & (vio == 0) & torch.isfinite(val).all(1)
-        F = val * sign
-        return float(np.mean([hypervolume(F[keep & (row == r)], reference) for r in range(len(self.spent))]))
-
-
 def pending(specs: list[str], seeds: list[int], out: dict, key: str):
     """``(method name, its settings, seed, result key)`` for every spec and seed not yet in ``out``."""
     for spec in specs:
@@ -115,7 +85,7 @@ def load_avg() -> float:
 
 # -- tasks ----------------------------------------------------------------------------------------------
 def digits(specs: list[str], seeds: list[int], out: dict, key: str, save, budget: int) -> None:
-    from flowevo.benchmarks.query_digits import DEV, digit_goals, leap_threshold
+    from flowevo.benchmarks.query_digits import DEV, digit_goals, hv_reference, hypervolume_at, leap_threshold
     from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
     from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
     from flowevo.domains.digits.models import load_digit_models
@@ -127,14 +97,13 @@ def digits(specs: list[str], seeds: list[int], out: dict, key: str, save, budget
     x = images_to_tensor(split.train_images[DEV])
     labels = torch.as_tensor(split.train_labels[DEV], dtype=torch.long)
     goals = digit_goals(models.classifier, 0.9, close["threshold"])
-    reference = torch.tensor([2 * close["threshold"], -0.9], dtype=torch.float64)  # (shape distance, -p_target)
+    reference = hv_reference(close["threshold"], 0.9)  # (shape distance, -p_target), the query benchmark's
     for name, kw, seed, k in pending(specs, seeds, out, key):
         targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
         box: dict = {}
 
         def wrap(ev, box=box):
-            box["rec"] = Recording(ev, len(x))
-            box["counter"] = QueryCounter(box["rec"], len(x), goals)
+            box["counter"] = QueryCounter(ev, len(x), goals)
             return box["counter"]
 
         cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15, wrap_evaluator=wrap)
@@ -149,7 +118,7 @@ def digits(specs: list[str], seeds: list[int], out: dict, key: str, save, budget
                   "close_at_budget": float(torch.isfinite(c.first["close"]).double().mean()),
                   "acc": score["acc"], "acc_independent": score["acc_independent"], "morph": score["morph_mean"],
                   "shape_distance": score["shape_distance"],
-                  "hv": {str(a): box["rec"].hypervolume(sign, reference, a) for a in HV_AT},
+                  "hv": {a: float(np.mean(v)) for a, v in hypervolume_at([c], sign, reference, HV_AT).items()},
                   "hv_reference": reference.tolist(), "threshold": close["threshold"],
                   "evaluations": float(res.evaluations_per_row.mean()), "wall_s": wall, "load": [l0, load_avg()],
                   "info": {k2: v for k2, v in res.info.items() if isinstance(v, (int, float, str))}}

@@ -31,6 +31,15 @@ def test_bad_sources_file_is_a_clear_error(tmp_path):
     assert out.exit_code == 2 and "digits.npz" in out.output and "Traceback" not in out.output
 
 
+def test_query_benchmark_rejects_unknown_methods_and_bad_sources(tmp_path):
+    out = runner.invoke(app, ["benchmark", "queries", "--out", str(tmp_path / "q"), "--methods", "reo,tabu"])
+    assert out.exit_code == 2 and "--methods" in out.output and "Traceback" not in out.output
+    bad = tmp_path / "digits.npz"
+    bad.write_text("not an npz")
+    out = runner.invoke(app, ["benchmark", "queries", "--out", str(tmp_path / "q"), "--sources", str(bad), "--quiet"])
+    assert out.exit_code == 2 and "digits.npz" in out.output and "Traceback" not in out.output
+
+
 def test_digits_demo_end_to_end(tmp_path):
     run = tmp_path / "run"
     out = subprocess.run([sys.executable, "-m", "flowevo.cli", "demo", "digits", "--run-dir", str(run), "--n", "3",

@@ -75,3 +75,14 @@ def test_counter_wraps_the_evolver_and_the_baselines():
         c2 = QueryCounter(evaluator, 4, goals)
         search(codec, task, c2, 9, **kw)
         assert c2.spent.tolist() == [9] * 4 and c2.first["any"].tolist() == [1] * 4
+
+
+def test_counter_keeps_every_scored_point_and_the_time_inside_the_black_box():
+    counter = QueryCounter(_Fixed([[3], [1]]), rows=3, goals={})
+    assert counter.scored().values.shape == (0, 1) and counter.inner_s == 0.0
+    counter(_batch([0, 0, 1, 1, 0]))
+    counter(_batch([0, 2]))
+    pts = counter.scored()
+    assert pts.row.tolist() == [0, 0, 1, 1, 0, 0, 2] and pts.position.tolist() == [1, 2, 1, 2, 3, 4, 1]
+    assert pts.feasible.tolist() == [False, False, False, True, False, False, True] and pts.values.shape == (7, 1)
+    assert counter.inner_s > 0

@@ -16,6 +16,7 @@ Goals (judged here, independently of the method's own objectives where possible)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -23,8 +24,8 @@ from torch import Tensor
 
 from flowevo.benchmarks.query_efficiency import _defaults_of
 from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
-from flowevo.evolve import slerp_ladder
-from flowevo.objectives import Candidates, Evaluation, Goal, QueryCounter
+from flowevo.evolve import hypervolume, slerp_ladder
+from flowevo.objectives import Candidates, Evaluation, Goal, QueryCounter, sense_sign
 
 DEV = slice(1000, 1100)
 DEV_SETTINGS = {  # name: (individuals per row, ladder seeds); same budget as the benchmark's REO
@@ -74,6 +75,22 @@ def _counting_run(make: Callable[..., DigitCounterfactuals], run: Callable, goal
     return result, counters
 
 
+def hypervolume_at(counters: Sequence[QueryCounter], sign: Tensor, reference: Tensor, at: Sequence[int]
+                   ) -> dict[str, list[float]]:
+    """Per row, the hypervolume (pymoo) of its feasible points among its first ``e`` evaluations, for each ``e`` in
+    ``at``: ``{str(e): [rows values]}``. ``sign (M,)`` turns the raw objectives into minimisation form; ``reference (M,)`` is
+    in that form. Several counters (several evaluators of one method) are concatenated in order."""
+    rows, offset, parts = len(counters[0].spent), torch.zeros(len(counters[0].spent), dtype=torch.long), []
+    for c in counters:
+        pts = c.scored()
+        parts.append((pts.row, pts.position + offset[pts.row], pts.values, pts.feasible))
+        offset = offset + c.spent
+    row, pos, values, feasible = (torch.cat(t) for t in zip(*parts))
+    F = values * sign
+    ok = feasible & torch.isfinite(F).all(1)
+    return {str(e): [hypervolume(F[ok & (pos <= e) & (row == b)], reference) for b in range(rows)] for e in at}
+
+
 def leap_threshold(models, population: int, generations: int, tau: float, seed: int = 0, dev: slice = DEV) -> dict:
     """The ``close`` goal's threshold: median of the benchmark's preservation objective over leap's valid dev edits."""
     from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
@@ -94,32 +111,58 @@ def leap_threshold(models, population: int, generations: int, tau: float, seed: 
             "leap_valid_rate": float(valid.double().mean())}
 
 
+HV_AT = (16, 32, 64, 128, 256, 384)
+
+
+def hv_reference(threshold: float, tau: float) -> Tensor:
+    """The digits two-objective task's hypervolume reference in minimisation form ``(shape distance, -p_target)``:
+    twice the ``close`` threshold and the confidence ``tau`` (fixed before any run; points beyond it add nothing)."""
+    return torch.tensor([2.0 * threshold, -tau], dtype=torch.float64)
+
+
 def run_methods(x: Tensor, labels: Tensor, seeds: Sequence[int], methods: dict[str, Callable], models,
                 population: int, generations: int, goals: dict[str, Goal], log: Callable[[str], None],
-                preservation: str | None = None) -> tuple[dict, dict, dict]:
+                preservation: str | None = None, rows: dict[str, int] | None = None,
+                reference: Tensor | None = None, hv_at: Sequence[int] = HV_AT) -> tuple[dict, dict, dict]:
     """Per seed and method: per-row first successes per goal, the method's final scores, its evaluator's names.
 
-    ``preservation``: the objective name every method's first objective must have (the ``close`` goal's measure)."""
+    ``preservation``: the objective name every method's first objective must have (the ``close`` goal's measure).
+    ``rows``: methods run on the first that many sources only (e.g. an expensive baseline).
+    ``reference``: with it, each method's final scores also hold the hypervolume of each row's feasible points
+    after each of ``hv_at`` evaluations (``hypervolume_rows``, see :func:`hypervolume_at`) and its mean over rows
+    (``hypervolume``). Every final score holds the method's
+    wall time and its seconds per evaluation spent outside the black box."""
     first: dict[str, dict[str, list]] = {g: {m: [] for m in methods} for g in goals}
     final: dict[str, list[dict]] = {m: [] for m in methods}
     names: dict[str, dict] = {}
+    rows = rows or {}
     for seed in seeds:
         targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
-        make = lambda **kw: DigitCounterfactuals(models, x, labels, targets, seed, population, generations, **kw)  # noqa: B023 (used in this iteration)
         for m, run in methods.items():
-            log(f"digits seed {seed}: {m}")
+            k = min(rows.get(m, len(x)), len(x))
+            make = lambda k=k, **kw: DigitCounterfactuals(models, x[:k], labels[:k], targets[:k], seed, population,  # noqa: B023
+                                                          generations, **kw)
+            log(f"digits seed {seed}: {m}" + (f" (first {k} sources)" if k < len(x) else ""))
+            start = time.perf_counter()
             r, counters = _counting_run(make, run, goals)
+            wall = time.perf_counter() - start
             spent = sum(c.spent for c in counters)
             for g in goals:
                 first[g][m].append(torch.stack([c.first[g] + (sum(d.spent for d in counters[:i]) if i else 0)
                                                 for i, c in enumerate(counters)]).min(dim=0).values.tolist())
             names.setdefault(m, {"evaluators": len(counters), "evaluations_per_row": float(spent.double().mean()),
                                  "objectives": [o.name for o in counters[0].objectives],
-                                 "constraints": [c.name for c in counters[0].constraints]})
+                                 "constraints": [c.name for c in counters[0].constraints], "rows": k})
             if preservation is not None and names[m]["objectives"][0] != preservation:
                 raise ValueError(f"{m}'s first objective is {names[m]['objectives'][0]!r}, but the close goal's "
                                  f"threshold is in {preservation!r}")
-            final[m].append({k: r.get(k) for k in ("acc", "acc_independent", "mean_p_target", "morph_mean", "evaluations")})
+            scores = {key: r.get(key) for key in ("acc", "acc_independent", "mean_p_target", "morph_mean", "evaluations")}
+            total = float(spent.sum())
+            scores |= {"wall_s": wall, "outside_s_per_evaluation": (wall - sum(c.inner_s for c in counters)) / max(total, 1.0)}
+            if reference is not None:
+                per_row = hypervolume_at(counters, sense_sign(counters[0].objectives), reference, hv_at)
+                scores |= {"hypervolume": {e: sum(v) / len(v) for e, v in per_row.items()}, "hypervolume_rows": per_row}
+            final[m].append(scores)
     return first, final, names
 
 
@@ -135,25 +178,46 @@ def kept_scores(tau: float, method: Callable[[DigitCounterfactuals], object]) ->
     return run
 
 
-def _benchmark_methods(tau: float) -> dict[str, Callable]:
-    return {"reo": kept_scores(tau, lambda cf: cf.reo(tau)), "cma": kept_scores(tau, lambda cf: cf.search("cma", tau)),
-            "random": kept_scores(tau, lambda cf: cf.search("random", tau))}
+QUERY_METHODS = ("reo", "cma", "random", "nsga2", "bo")
+BO_ROWS = 50  # Bayesian optimisation runs on the first 50 sources (a GP per source is the slowest method here)
+
+
+def benchmark_methods(tau: float, names: Sequence[str] = QUERY_METHODS) -> dict[str, Callable]:
+    """The query benchmark's methods on the digits benchmark's settings: REO (its default), CMA-ES (population 24,
+    step 0.3), random search (batches of 24), NSGA-II (population 24, initial spread 0.3) and BO (TuRBO-style,
+    4 candidates per step, ParEGO-style Thompson sampling on both objectives), each scored on its kept edits."""
+    known = {"reo": lambda cf: cf.reo(tau), "cma": lambda cf: cf.search("cma", tau),
+             "random": lambda cf: cf.search("random", tau), "nsga2": lambda cf: cf.search("nsga2", tau, sigma0=0.3),
+             "bo": lambda cf: cf.search("bo", tau, batch=4)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown query methods {unknown}; use some of {list(known)}")
+    return {n: kept_scores(tau, known[n]) for n in names}
 
 
 def run_digits_queries(seeds: Sequence[int], n: int = 200, tau: float = 0.9,
-                       log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
-    """The digits benchmark's sources, targets (per seed) and methods; first successes per goal."""
+                       log: Callable[[str], None] = lambda s: None, device: str = "cpu", sources: str | None = None,
+                       methods: Sequence[str] = QUERY_METHODS, bo_rows: int = BO_ROWS) -> dict:
+    """The digits benchmark's sources (or the first ``n`` of a user ``.npz``), targets (per seed) and methods; first
+    successes per goal, kept-edit quality, hypervolume per source after 64/128/256/384 evaluations."""
     from flowevo.domains.digits.data import load_source_digits
     from flowevo.domains.digits.models import load_digit_models
 
     population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
     models = load_digit_models(device=device)
     close = leap_threshold(models, population, generations, tau)
-    x, labels = load_source_digits(None, n)
-    first, final, names = run_methods(x, labels, seeds, _benchmark_methods(tau), models, population, generations,
-                                       digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"])
+    x, labels = load_source_digits(sources, n)
+    reference = hv_reference(close["threshold"], tau)
+    first, final, names = run_methods(x, labels, seeds, benchmark_methods(tau, methods), models, population, generations,
+                                       digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"],
+                                       rows={"bo": bo_rows}, reference=reference)
     return {"budget": population * (generations + 1), "population": population, "generations": generations,
-            "rows": len(x), "tau": tau, "close": close, "evaluators": names, "goals": first, "final": final}
+            "rows": len(x), "sources": sources or "built-in held-out digits", "tau": tau, "close": close,
+            "hypervolume": {"objectives": ["shape_distance (min)", "p_target (max)"], "at": list(HV_AT),
+                            "reference_min_form": reference.tolist(),
+                            "what": "mean over sources of the hypervolume of each source's feasible points among its "
+                                    "first e evaluations; reference (2 x close threshold, p_target = tau)"},
+            "evaluators": names, "goals": first, "final": final}
 
 
 def reo_setting(tau: float, population: int, ladder: bool) -> Callable:
@@ -181,7 +245,7 @@ def run_dev_settings(seeds: Sequence[int] = (100, 101), tau: float = 0.9, dev: s
     close = leap_threshold(models, population, generations, tau, dev=dev)
     split = load_builtin_digits()
     x, labels = images_to_tensor(split.train_images[dev]), torch.as_tensor(split.train_labels[dev], dtype=torch.long)
-    base = _benchmark_methods(tau)
+    base = benchmark_methods(tau, ("reo", "cma", "random"))
     methods = {"reo": base["reo"], **{k: reo_setting(tau, *v) for k, v in DEV_SETTINGS.items()},
                "cma": base["cma"], "random": base["random"]}
     first, final, names = run_methods(x, labels, seeds, methods, models, population, generations,

@@ -103,10 +103,49 @@ def _defaults_of(module: str, function: str, *names: str) -> tuple:
 
 
 # -- the benchmark -----------------------------------------------------------------------------------
+def _digits_panels(raw: dict) -> dict:
+    """Goal panels of the digits task: each goal over every method run on all sources, and, when a method ran on
+    the first ``K`` sources only, each goal on those ``K`` sources for every method (same rows, comparable)."""
+    rows = {m: e["rows"] for m, e in raw["evaluators"].items()}
+    full, budget = raw["rows"], raw["budget"]
+    panels = {}
+    for g, per in raw["goals"].items():
+        everywhere = {m: f for m, f in per.items() if rows[m] == full}
+        panels[g] = {"first_success": everywhere, **summarise(everywhere, budget)}
+    for k in sorted({r for r in rows.values() if r < full}):
+        for g, per in raw["goals"].items():
+            cut = {m: [seed[:k] for seed in f] for m, f in per.items()}
+            panels[f"{g}, first {k} sources"] = {"first_success": cut, **summarise(cut, budget)}
+    return panels
+
+
+def quality_summary(final: dict[str, list[dict]], rows: int | None = None) -> dict:
+    """Per method: median [min, max] over seeds of every numeric final score and of the hypervolume per source at
+    each evaluation count; ``rows``: the hypervolume over the first ``rows`` sources only (from the per-source
+    values; the other scores stay the method's own)."""
+    def spread(vs: list[float]) -> dict:
+        return {"median": statistics.median(vs), "min": min(vs), "max": max(vs)}
+
+    out: dict = {}
+    for m, seeds in final.items():
+        row = {k: spread([s[k] for s in seeds]) for k, v in seeds[0].items()
+               if isinstance(v, (int, float)) and all(s.get(k) is not None for s in seeds)}
+        if "hypervolume_rows" in seeds[0]:
+            at = list(seeds[0]["hypervolume_rows"])
+            per = [[statistics.fmean(s["hypervolume_rows"][e][:rows]) for s in seeds] for e in at]
+            row["hypervolume"] = {e: spread(v) for e, v in zip(at, per)}
+        out[m] = row
+    return out
+
+
 def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3, 4), n: int = 200, tau: float = 0.9,
                         tasks: Sequence[str] = ("toy", "digits"), command: str | None = None,
-                        log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
-    """Run the tasks over ``seeds``; write ``metrics.json`` and ``queries.png``; returns the metrics."""
+                        log: Callable[[str], None] = lambda s: None, device: str = "cpu", sources: str | None = None,
+                        methods: Sequence[str] | None = None, bo_rows: int | None = None) -> dict:
+    """Run the tasks over ``seeds``; write ``metrics.json`` and ``queries.png``; returns the metrics.
+
+    Digits: ``sources`` (an ``.npz`` of ``images``, ``labels``; default the built-in held-out digits), ``methods``
+    (default :data:`~flowevo.benchmarks.query_digits.QUERY_METHODS`) and ``bo_rows`` (sources BO runs on)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds)
@@ -118,11 +157,16 @@ def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3,
         results["toy"] = {**{k: v for k, v in raw.items() if k != "goals"},
                           "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
     if "digits" in tasks:
-        from flowevo.benchmarks.query_digits import run_digits_queries
+        from flowevo.benchmarks.query_digits import BO_ROWS, QUERY_METHODS, run_digits_queries
 
-        raw = run_digits_queries(seeds, n, tau, log, device)
-        results["digits"] = {**{k: v for k, v in raw.items() if k != "goals"},
-                             "goals": {g: {"first_success": f, **summarise(f, raw["budget"])} for g, f in raw["goals"].items()}}
+        raw = run_digits_queries(seeds, n, tau, log, device, sources=sources, methods=methods or QUERY_METHODS,
+                                 bo_rows=BO_ROWS if bo_rows is None else bo_rows)
+        rows = {e["rows"] for e in raw["evaluators"].values()}
+        quality = {"all sources": quality_summary({m: f for m, f in raw["final"].items()
+                                                   if raw["evaluators"][m]["rows"] == raw["rows"]})}
+        quality |= {f"first {k} sources": quality_summary(raw["final"], k) for k in sorted(rows) if k < raw["rows"]}
+        results["digits"] = {**{k: v for k, v in raw.items() if k != "goals"}, "goals": _digits_panels(raw),
+                             "quality": quality}
     if "dev" in tasks:
         from flowevo.benchmarks.query_digits import run_dev_settings
 
@@ -151,14 +195,21 @@ def _panels(metrics: dict) -> list[tuple[str, dict, int, int]]:
             for task, t in metrics["tasks"].items() for goal, g in t["goals"].items()]
 
 
+def _hv_panels(metrics: dict) -> list[tuple[str, dict]]:
+    return [(f"{task}, {name}", quality) for task, t in metrics["tasks"].items() for name, quality in t.get("quality", {}).items()
+            if any("hypervolume" in q for q in quality.values())]
+
+
 def plot_queries(metrics: dict, path: Path | str) -> Path:
-    """Success rate against evaluations per source: median over seeds, band = min..max."""
+    """Success rate against evaluations per source (median over seeds, band = min..max), and where measured the
+    hypervolume per source against evaluations."""
     import matplotlib.pyplot as plt
 
     from flowevo.report.plots import save_figure
 
-    panels = _panels(metrics)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.5), squeeze=False)
+    panels, hv = _panels(metrics), _hv_panels(metrics)
+    count = len(panels) + len(hv)
+    fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 3.5), squeeze=False)
     for ax, (title, g, budget, n_seeds) in zip(axes[0], panels):
         for m, s in g["methods"].items():
             line, = ax.plot(g["grid"], s["curve_median"], label=m)
@@ -167,6 +218,18 @@ def plot_queries(metrics: dict, path: Path | str) -> Path:
         ax.set(xlabel="black-box evaluations per source", ylabel="sources succeeded", ylim=(0, 1.02), xlim=(1, budget),
                title=f"{title} ({n_seeds} seeds)")
         ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    for ax, (task, quality) in zip(axes[0][len(panels):], hv):
+        for m, q in quality.items():
+            if "hypervolume" not in q:
+                continue
+            at = sorted(q["hypervolume"], key=int)
+            e = [int(a) for a in at]
+            line, = ax.plot(e, [q["hypervolume"][a]["median"] for a in at], marker="o", label=m)
+            ax.fill_between(e, [q["hypervolume"][a]["min"] for a in at], [q["hypervolume"][a]["max"] for a in at],
+                            color=line.get_color(), alpha=0.2)
+        ax.set(xlabel="black-box evaluations per source", ylabel="hypervolume per source", title=f"{task}: hypervolume")
+        ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return save_figure(fig, path)
 
@@ -189,5 +252,16 @@ def query_tables(metrics: dict) -> str:
                 cells = ", ".join(f"{float(r):.0%}: " + _ratio_text(v, g["methods"][reo]["median"][r], budget, other)
                                   for r, v in ratios.items())
                 lines.append(f"\n{reo} / {other} (median evaluations): {cells}")
+        lines.append("")
+    for task, quality in [(t, q) for t, v in metrics["tasks"].items() for t, q in v.get("quality", {}).items()]:
+        at = next((sorted(q["hypervolume"], key=int) for q in quality.values() if "hypervolume" in q), [])
+        head = ["independent agreement", "morphology change", "s per evaluation outside the black box"]
+        lines += [f"**{task}: kept edits and hypervolume** (median [min–max] over seeds)", "",
+                  "| method | " + " | ".join(head + [f"HV @{a}" for a in at]) + " |", "|---|" + "---:|" * (len(head) + len(at))]
+        for m, q in quality.items():
+            cell = lambda d: "–" if d is None else f"{d['median']:.3g} [{d['min']:.3g}–{d['max']:.3g}]"
+            cells = [cell(q.get(k)) for k in ("acc_independent", "morph_mean", "outside_s_per_evaluation")]
+            cells += [cell(q.get("hypervolume", {}).get(a)) for a in at]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"

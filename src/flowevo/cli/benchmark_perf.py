@@ -37,21 +37,38 @@ def bench_queries(
     tasks: str = typer.Option("toy,digits", help="Comma-separated tasks: toy, digits, dev (REO settings on a "
                                                  "development split of training digits, seeds 100 and 101)."),
     tau: float = typer.Option(0.9, min=0.0, max=1.0, help="Digits: success needs p(target) >= tau."),
+    sources: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                        help="Digits: an .npz of source digits (images uint8 (N, 28, 28), labels); "
+                                             "default the built-in held-out digits."),
+    methods: str = typer.Option("reo,cma,random,nsga2,bo", help="Digits: comma-separated methods of reo, cma, random, "
+                                                               "nsga2, bo."),
+    bo_rows: int = typer.Option(50, "--bo-rows", min=1, help="Digits: BO runs on the first this many sources (the "
+                                                             "others on all n; tables compare on those rows too)."),
     device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
 ) -> None:
-    """Black-box evaluations until X% of sources succeed: REO vs CMA-ES vs random search, over seeds."""
+    """Black-box evaluations until X% of sources succeed, hypervolume per source after 16-384 evaluations and the
+    kept edits' quality: REO vs CMA-ES, random search, NSGA-II and Bayesian optimisation, over seeds."""
     from flowevo.benchmarks.query_efficiency import run_query_benchmark
 
     names = [t.strip() for t in tasks.split(",") if t.strip()]
-    if not names or any(t not in ("toy", "digits", "dev") for t in names):
-        from flowevo.cli.common import fail
+    from flowevo.benchmarks.query_digits import QUERY_METHODS
+    from flowevo.cli.common import fail
 
+    if not names or any(t not in ("toy", "digits", "dev") for t in names):
         fail(f"--tasks: use toy, digits and/or dev, got {tasks!r}")
+    chosen = [t.strip() for t in methods.split(",") if t.strip()]
+    if not chosen or any(t not in QUERY_METHODS for t in chosen):
+        fail(f"--methods: use some of {', '.join(QUERY_METHODS)}, got {methods!r}")
+    if sources is not None:
+        from flowevo.domains.digits.data import load_digits_npz
+
+        guarded(lambda: load_digits_npz(sources), quiet)  # a malformed file fails here, before any work
     m = guarded(lambda: run_query_benchmark(out, seeds=range(seeds), n=n, tau=tau, tasks=names,
-                                            command=invoked_command(), log=logger(quiet),
-                                            device=device_or_fail(device)), quiet)
+                                            command=invoked_command(), log=logger(quiet), device=device_or_fail(device),
+                                            sources=None if sources is None else str(sources), methods=chosen,
+                                            bo_rows=bo_rows), quiet)
     fmt = lambda v: "never" if v is None else f"{v:g}"
     rows = [(f"{task} {goal}: {meth}", " / ".join(f"{float(r):.0%} {fmt(v)}" for r, v in s["median"].items()))
             for task, t in m["tasks"].items() for goal, g in t["goals"].items() for meth, s in g["methods"].items()]

@@ -17,7 +17,7 @@ from flowevo.objectives.base import (
 )
 from flowevo.objectives.cache import CachedEvaluator, EvaluationCache, candidate_keys
 from flowevo.objectives.command import CommandObjective, parse_score
-from flowevo.objectives.counting import Goal, QueryCounter, evaluations_to_rate, success_curve
+from flowevo.objectives.counting import Goal, QueryCounter, ScoredPoints, evaluations_to_rate, success_curve
 from flowevo.objectives.dask_backend import DaskEvaluator
 from flowevo.objectives.dispatch import ChunkedEvaluator
 from flowevo.objectives.evaluator import (
@@ -35,6 +35,7 @@ from flowevo.objectives.process_pool import ProcessPoolEvaluator
 __all__ = [
     "CachedEvaluator", "Candidates", "ChunkedEvaluator", "CommandObjective", "Constraint", "DaskEvaluator",
     "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LocalEvaluator", "Objective",
-    "PartialFailure", "ProcessPoolEvaluator", "QueryCounter", "Sense", "assemble", "candidate_keys", "check_callables",
-    "evaluate_all", "evaluate_callable", "evaluations_to_rate", "is_cheap", "parse_score", "sense_sign", "success_curve",
+    "PartialFailure", "ProcessPoolEvaluator", "QueryCounter", "ScoredPoints", "Sense", "assemble", "candidate_keys",
+    "check_callables", "evaluate_all", "evaluate_callable", "evaluations_to_rate", "is_cheap", "parse_score", "sense_sign",
+    "success_curve",
 ]

@@ -10,7 +10,9 @@ scoring it one by one and stopping at the first success spends exactly that many
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -18,9 +20,19 @@ from torch import Tensor
 from flowevo.objectives.base import Candidates
 from flowevo.objectives.evaluator import Evaluation, Evaluator
 
-__all__ = ["Goal", "QueryCounter", "evaluations_to_rate", "success_curve"]
+__all__ = ["Goal", "QueryCounter", "ScoredPoints", "evaluations_to_rate", "success_curve"]
 
 Goal = Callable[[Evaluation, Candidates], Tensor]
+
+
+class ScoredPoints(NamedTuple):
+    """Every candidate a :class:`QueryCounter` saw scored, in order: ``row (N,)``, ``position (N,)`` (the
+    row's evaluation number, from 1), ``values (N, M)`` (raw objective values) and ``feasible (N,)``."""
+
+    row: Tensor
+    position: Tensor
+    values: Tensor
+    feasible: Tensor
 
 
 class QueryCounter:
@@ -35,6 +47,8 @@ class QueryCounter:
         spent: ``(rows,)`` evaluations so far per row.
         first: ``{goal: (rows,)}`` evaluations a row had used up to and including its first
             success (float, ``inf`` if none yet).
+        inner_s: seconds spent inside the wrapped evaluator (the black box), for the time a method
+            spends outside it.
     """
 
     def __init__(self, inner: Evaluator, rows: int, goals: dict[str, Goal]) -> None:
@@ -42,9 +56,13 @@ class QueryCounter:
         self.objectives, self.constraints = inner.objectives, inner.constraints
         self.spent = torch.zeros(rows, dtype=torch.long)
         self.first = {g: torch.full((rows,), math.inf, dtype=torch.float64) for g in goals}
+        self.inner_s = 0.0
+        self._log: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
 
     def __call__(self, candidates: Candidates) -> Evaluation:
+        start = time.perf_counter()
         ev = self.inner(candidates)
+        self.inner_s += time.perf_counter() - start
         row = candidates.source_index.cpu().long()
         counts = torch.bincount(row, minlength=self.rows)
         order = torch.argsort(row, stable=True)
@@ -57,8 +75,17 @@ class QueryCounter:
             hit = torch.where(ok, used, torch.full_like(used, math.inf))
             self.first[name] = torch.minimum(self.first[name], torch.full((self.rows,), math.inf, dtype=torch.float64)
                                              .scatter_reduce(0, row, hit, reduce="amin"))
+        self._log.append((row, used.long(), ev.values.detach().double().cpu(), ev.feasible.cpu()))
         self.spent += counts
         return ev
+
+    def scored(self) -> ScoredPoints:
+        """Every candidate scored so far (see :class:`ScoredPoints`)."""
+        if not self._log:
+            m = len(self.objectives)
+            return ScoredPoints(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long),
+                                torch.zeros(0, m, dtype=torch.float64), torch.zeros(0, dtype=torch.bool))
+        return ScoredPoints(*(torch.cat(t) for t in zip(*self._log)))
 
 
 def success_curve(first: Tensor | Sequence[float], evaluations: Sequence[int]) -> list[float]:

@@ -41,7 +41,16 @@ def test_every_method_returns_one_edit_per_digit_and_counts_its_queries(task):
     metrics = task.score(task.swap().best.decoded)
     assert 0 <= metrics["acc"] <= 1 and set(metrics["morph_rel_change"]) >= {"area", "thickness"}
     with pytest.raises(ValueError, match="unknown search method"):
-        task.search("bo")
+        task.search("tabu")
+
+
+def test_nsga2_searches_both_objectives_with_the_same_budget(task):
+    counters = []
+    counted = DigitCounterfactuals(task.models, task.x, task.labels, task.targets, population=4, generations=1,
+                                   wrap_evaluator=lambda ev: counters.append(QueryCounter(ev, 4, {})) or counters[-1])
+    res = counted.search("nsga2", sigma0=0.3)
+    assert res.method == "nsga2" and counters[-1].spent.tolist() == [8] * 4
+    assert res.objective_names == ["shape_distance", "p_target"] and res.best.decoded.shape == (4, 28, 28)
 
 
 def test_prescreened_reo_spends_the_same_evaluations_and_screens_with_the_exact_shape_distance(task):

@@ -10,7 +10,8 @@ digit, the shipped or user models) and runs each method on it, returning an
   target anchor (the source inverted under the *target* class) is an extra seed. The edit kept at
   confidence tau is ``result.kept(tau, objective="p_target", rank_by="shape_distance")``.
 - :meth:`~DigitCounterfactuals.search`: CMA-ES or random search on the same evaluator (they rank by
-  the first objective, the shape distance, under the same constraint).
+  the first objective, the shape distance, under the same constraint), NSGA-II or Bayesian
+  optimisation (both objectives).
 - :meth:`~DigitCounterfactuals.leap` (LeapFactual-style lift/land), :meth:`~DigitCounterfactuals.gradient`
   (white-box latent optimisation through the classifier) and :meth:`~DigitCounterfactuals.swap`
   (the source residual decoded under the target once).
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from flowevo.baselines import cma_search, final_edits, gradient_search, leap, random_search
+from flowevo.baselines import bo_search, cma_search, final_edits, gradient_search, leap, nsga2_search, random_search
 from flowevo.domains.digits.metrics import diversity, morph_mean, morph_rel_change, slant_abs_change
 from flowevo.domains.digits.models import DigitModels
 from flowevo.domains.digits.morphometrics import measure_batch
@@ -47,7 +48,7 @@ __all__ = ["CROSS_RATE", "DigitCounterfactuals", "SEARCH_METHODS", "STEPS"]
 
 STEPS = 5  # rk4 steps of every method's codec (round-trip relative latent error ~6e-4 on the test digits)
 CROSS_RATE = 0.3
-SEARCH_METHODS = {"cma": cma_search, "random": random_search}
+SEARCH_METHODS = {"cma": cma_search, "random": random_search, "nsga2": nsga2_search, "bo": bo_search}
 
 
 class DigitCounterfactuals:
@@ -116,16 +117,23 @@ class DigitCounterfactuals:
                           extra_seeds=self.target_seeds if extra_seeds is None else extra_seeds)
         return evolver.run(show_progress=show_progress)
 
-    def search(self, method: str, tau: float = 0.9, sigma0: float = 0.3) -> EditResult:
-        """CMA-ES (``"cma"``, step ``sigma0``) or random search (``"random"``) with the REO budget per digit,
-        batches of ``population``, on the same evaluator."""
+    def search(self, method: str, tau: float = 0.9, sigma0: float = 0.3, **settings) -> EditResult:
+        """A per-digit baseline with the REO budget per digit on the same evaluator: ``"cma"`` (CMA-ES, step
+        ``sigma0``, population ``population``), ``"random"`` (batches of ``population``), ``"nsga2"``
+        (pymoo's NSGA-II on both objectives, population ``population``, initial spread ``sigma0``) or ``"bo"``
+        (TuRBO-style Bayesian optimisation, botorch; ParEGO-style Thompson sampling on both objectives).
+        ``settings``: further keyword arguments of that method's function in :mod:`flowevo.baselines`
+        (e.g. ``popsize`` or, for ``"bo"``, ``batch`` and ``length_init``)."""
         if method not in SEARCH_METHODS:
             raise ValueError(f"unknown search method {method!r}; use one of {sorted(SEARCH_METHODS)}")
-        if method == "cma":
-            return cma_search(self.codec, self.task, self.evaluator(tau), self.budget, popsize=self.population,
-                              sigma0=sigma0, seed=self.seed)
-        return random_search(self.codec, self.task, self.evaluator(tau), self.budget, batch=self.population,
-                             seed=self.seed)
+        ev = self.evaluator(tau)
+        if method == "random":
+            return random_search(self.codec, self.task, ev, self.budget, **{"batch": self.population, "seed": self.seed,
+                                                                           **settings})
+        if method == "bo":
+            return bo_search(self.codec, self.task, ev, self.budget, **{"seed": self.seed, **settings})
+        return SEARCH_METHODS[method](self.codec, self.task, ev, self.budget,
+                                      **{"popsize": self.population, "sigma0": sigma0, "seed": self.seed, **settings})
 
     def leap(self, gamma: float = 0.5, rounds: int = 15) -> EditResult:
         """LeapFactual-style lift/land rounds under the black box's hard labels."""
