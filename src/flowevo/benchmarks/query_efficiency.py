@@ -82,18 +82,18 @@ def _ratio(reo: float | None, other: float | None) -> dict:
 # -- tasks -------------------------------------------------------------------------------------------
 def run_toy_queries(seeds: Sequence[int], log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
     """Toy task (the toy benchmark's task and methods) for each seed: per method, per-row first success."""
-    from flowevo.benchmarks.toy import toy_edit_task, toy_search
+    from flowevo.benchmarks.toy import TOY_SETTINGS, toy_edit_task, toy_search
 
-    budget, batch = _defaults_of("flowevo.benchmarks.toy", "run_toy_benchmark", "budget", "batch")
+    budget, = _defaults_of("flowevo.benchmarks.toy", "run_toy_benchmark", "budget")
     first: dict[str, list[list[float]]] = {m: [] for m in METHODS}
     for seed in seeds:
         setup = toy_edit_task(seed, device=device)
         for m in METHODS:
             log(f"toy seed {seed}: {m}")
             counter = QueryCounter(setup.evaluator, len(setup.task), {"success": setup.success})
-            toy_search(setup, m, budget, batch, seed, evaluator=counter)
+            toy_search(setup, m, budget, seed, evaluator=counter)
             first[m].append(counter.first["success"].tolist())
-    return {"budget": budget, "batch": batch, "rows": len(setup.task), "goals": {"success": first}}
+    return {"budget": budget, "settings": TOY_SETTINGS, "rows": len(setup.task), "goals": {"success": first}}
 
 
 def _defaults_of(module: str, function: str, *names: str) -> tuple:

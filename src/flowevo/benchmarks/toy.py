@@ -7,7 +7,8 @@ staying realistic (within the 99.9% distance of a true class-1 mode centre: a bl
 constraint; without it, unconstrained searches decode huge residuals to off-distribution
 points with enormous projections). The black box returns the projection and the
 realism distance only. All methods search the same residual space of the same trained
-flow with the same per-row budget, batch size and seed.
+flow with the same per-row budget and seed, each at its own settings (:data:`TOY_SETTINGS`, chosen on
+development seeds 10-12; the benchmark runs seeds 0-4).
 """
 
 from __future__ import annotations
@@ -24,10 +25,28 @@ import torch
 
 from flowevo.baselines import cma_search, random_search
 from flowevo.domains.toy import ToyMixture, train_toy_flow
-from flowevo.evolve import EditResult, EditTask, Evolver, MaxEvaluations, Variation
+from flowevo.evolve import EditResult, EditTask, Evolver, MaxEvaluations, PreScreen, Variation
 from flowevo.flow import Adaptive, Condition, FixedGrid, ResidualCodec, TrainConfig
 from flowevo.jsonio import write_json
 from flowevo.objectives import Constraint, Evaluator, FunctionObjective, LocalEvaluator, QueryCounter
+
+TOY_SETTINGS: dict[str, dict] = {
+    # chosen on development seeds 10-12 (docs/benchmarks.md, "Query efficiency"; the benchmark runs 0-4): REO at
+    # population 16 (plain, pre-screened with a per-source or a pooled GP), 8 and 4 (pooled), 4 (per-source) and 2
+    # (pooled), 8 or 16 children decoded per child scored; CMA-ES at population 2, 4 (steps 0.3, 0.5, 1.0), 6 (1.0),
+    # 8 and 16; random search has no setting but its batch.
+    "reo": {"population": 2, "prescreen": 8, "pool": True, "cross_rate": 0.3},
+    "cma": {"popsize": 4, "sigma0": 0.5},
+    "random": {"batch": 16},
+}
+"""Each toy method's settings: ``batch`` (the candidates per row and step) is ``population`` / ``popsize`` / ``batch``."""
+
+
+def toy_batch(method: str) -> int:
+    """Candidates per row and step of a toy method at its :data:`TOY_SETTINGS`."""
+    s = TOY_SETTINGS[method]
+    return s.get("population") or s.get("popsize") or s["batch"]
+
 
 SOLVERS = [FixedGrid("euler", 10), FixedGrid("euler", 50), FixedGrid("midpoint", 10), FixedGrid("rk4", 5),
            FixedGrid("rk4", 10), FixedGrid("rk4", 20), Adaptive("dopri5", 1e-5, 1e-5), Adaptive("dopri5", 1e-6, 1e-6)]
@@ -105,25 +124,29 @@ def toy_edit_task(seed: int = 0, rows: int = 32, quantile: float = 0.999, show_p
     return ToyEditTask(toy, model, codec, task, evaluator, success, threshold, realism_bound, train_s)
 
 
-def toy_search(setup: ToyEditTask, method: str, budget: int = 512, batch: int = 16, seed: int = 0,
-               evaluator: Evaluator | None = None, show_progress: bool = False) -> EditResult:
-    """Run ``method`` (``reo``, ``random`` or ``cma``) on the task as the toy benchmark does.
+def toy_search(setup: ToyEditTask, method: str, budget: int = 512, seed: int = 0, evaluator: Evaluator | None = None,
+               show_progress: bool = False) -> EditResult:
+    """Run ``method`` (``reo``, ``random`` or ``cma``) on the task at its :data:`TOY_SETTINGS`, as the toy benchmark
+    does. REO: pre-screening with a Gaussian process pooled over the rows (they share the target, and the black
+    box reads the decoded candidate alone).
 
     ``evaluator`` replaces the task's own (e.g. a :class:`~flowevo.objectives.QueryCounter`)."""
     evaluator = setup.evaluator if evaluator is None else evaluator
     rows = len(setup.task)
+    if method not in TOY_SETTINGS:
+        raise ValueError(f"unknown toy method {method!r}; use reo, random or cma")
+    s = TOY_SETTINGS[method]
     if method == "reo":
-        evolver = Evolver(setup.codec, setup.task, evaluator, population_size=batch, variation=Variation(cross_rate=0.3),
+        variation = PreScreen(Variation(cross_rate=s["cross_rate"]), factor=s["prescreen"], pool=s["pool"], seed=seed)
+        evolver = Evolver(setup.codec, setup.task, evaluator, population_size=s["population"], variation=variation,
                           termination=[MaxEvaluations(budget * rows)], seed=seed)
         return evolver.run(show_progress=show_progress)
     if method == "random":
-        return random_search(setup.codec, setup.task, evaluator, budget, batch=batch, seed=seed)
-    if method == "cma":
-        return cma_search(setup.codec, setup.task, evaluator, budget, popsize=batch, seed=seed)
-    raise ValueError(f"unknown toy method {method!r}; use reo, random or cma")
+        return random_search(setup.codec, setup.task, evaluator, budget, batch=s["batch"], seed=seed)
+    return cma_search(setup.codec, setup.task, evaluator, budget, popsize=s["popsize"], sigma0=s["sigma0"], seed=seed)
 
 
-def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget: int = 512, batch: int = 16,
+def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget: int = 512,
                       quantile: float = 0.999, show_progress: bool = False, device: str = "cpu") -> dict:
     """Run the benchmark and write ``out_dir/metrics.json``; returns the metrics."""
     out_dir = Path(out_dir)
@@ -139,8 +162,9 @@ def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget
     for name in ("reo", "random", "cma"):
         counter = QueryCounter(setup.evaluator, rows, {"success": setup.success})
         start = time.perf_counter()
-        res = toy_search(setup, name, budget, batch, seed, evaluator=counter, show_progress=show_progress and name == "reo")
+        res = toy_search(setup, name, budget, seed, evaluator=counter, show_progress=show_progress and name == "reo")
         # whole batches: a row's first success counts every evaluation of the batch (step) it came in
+        batch = toy_batch(name)
         first = torch.ceil(counter.first["success"] / batch) * batch
         methods[name] = _summary(first, time.perf_counter() - start, int(res.evaluations_per_row.mean()),
                                  res.best.values[:, 0])
@@ -149,7 +173,7 @@ def run_toy_benchmark(out_dir: Path | str, seed: int = 0, rows: int = 32, budget
         "benchmark": "toy",
         "command": f"flowevo benchmark toy --out {out_dir} --seed {seed} --device {device}", "device": device,
         "seed": seed,
-        "task": {"dim": 16, "rows": rows, "budget_per_row": budget, "batch": batch, "quantile": quantile,
+        "task": {"dim": 16, "rows": rows, "budget_per_row": budget, "settings": TOY_SETTINGS, "quantile": quantile,
                  "threshold": threshold, "realism_bound": realism_bound, "codec": "rk4, 8 steps",
                  "objective": "maximise u.x of the candidate decoded under class 1; success: u.x >= the quantile "
                               "of true class-1 samples and within the realism bound"},

@@ -42,7 +42,7 @@ from flowevo.domains.digits.objectives import (
 )
 from flowevo.evolve import EditResult, EditTask, Evolver, MaxGenerations, PreScreen, Variation
 from flowevo.flow import Condition, FixedGrid
-from flowevo.objectives import Evaluator, LocalEvaluator
+from flowevo.objectives import Evaluator, LocalEvaluator, flow_reads_target
 
 __all__ = ["CROSS_RATE", "DigitCounterfactuals", "SEARCH_METHODS", "STEPS"]
 
@@ -90,27 +90,35 @@ class DigitCounterfactuals:
         """Black-box evaluations per digit of every search method."""
         return self.population * (self.generations + 1)
 
-    def evaluator(self, tau: float) -> Evaluator:
+    def evaluator(self, tau: float, flow_margin: float | None = None) -> Evaluator:
         """Shape distance to the source reconstruction (min; the first objective, the only one CMA-ES and
         random search rank by) and the black box's target probability (max), under the confidence
-        constraint at ``tau`` (through ``wrap_evaluator`` if given)."""
-        ev: Evaluator = LocalEvaluator(counterfactual_objectives(self.recon, self.oracle),
-                                       [target_confidence_constraint(self.oracle, tau)])
+        constraint at ``tau`` (through ``wrap_evaluator`` if given). ``flow_margin``: also require the flow to
+        read each edit as its target by that energy margin (:func:`~flowevo.objectives.flow_reads_target`;
+        cheap: the flow only, never the black box)."""
+        constraints = [target_confidence_constraint(self.oracle, tau)]
+        if flow_margin is not None:
+            constraints.append(flow_reads_target(self.codec, 10, flow_margin))
+        ev: Evaluator = LocalEvaluator(counterfactual_objectives(self.recon, self.oracle), constraints)
         return ev if self.wrap_evaluator is None else self.wrap_evaluator(ev)
 
     # -- methods ------------------------------------------------------------------------------------
     def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
             same_target_donors: bool = True, population: int | None = None, generations: int | None = None,
-            extra_seeds: Tensor | None = None, prescreen: int = 1, show_progress: bool = False) -> EditResult:
+            extra_seeds: Tensor | None = None, prescreen: int = 1, pool: bool = False,
+            flow_margin: float | None = None, show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
         box labels as the target with probability >= ``tau``. ``extra_seeds (N, P, *S)`` default to the
         target anchor; ``population`` / ``generations`` default to the task's. ``prescreen > 1``: offspring
         through :class:`~flowevo.evolve.PreScreen` (that many children decoded and ranked per child scored;
-        a per-digit GP of the black box's columns, the shape distance exact); 1: off (the default)."""
+        a per-digit GP of the black box's columns, the shape distance exact); 1: off (the default). ``pool``: the
+        GP of each target class is fitted on the pooled evaluations of every digit with that target (the black
+        box reads the decoded candidate alone, and digits with one target share the decoder). ``flow_margin``:
+        edits must also be read as their target by the flow (see :meth:`evaluator`)."""
         variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
         if prescreen > 1:
-            variation = PreScreen(variation, factor=prescreen, seed=self.seed if seed is None else seed)
-        evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population or self.population,
+            variation = PreScreen(variation, factor=prescreen, pool=pool, seed=self.seed if seed is None else seed)
+        evolver = Evolver(self.codec, self.task, self.evaluator(tau, flow_margin), population_size=population or self.population,
                           variation=variation,
                           termination=[MaxGenerations(self.generations if generations is None else generations)],
                           seed=self.seed if seed is None else seed,
