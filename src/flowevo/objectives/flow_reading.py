@@ -11,8 +11,9 @@ Why: a black-box classifier can be satisfied by candidates that are ambiguous to
 development split (training digits 1000-1099, REO at population 8), edits the flow read as their target
 were confirmed by an independent classifier 98.6% of the time, the others 68%; keeping each digit's
 least-changed edit among those the flow reads as the target raised the independent agreement of the
-kept edits from 0.90 to 0.95 at a 2% larger shape distance (docs/benchmarks.md, "Query efficiency"). The check calls the flow only (``classes`` inversions per candidate, one batched
-codec call), never the black box.
+kept edits from 0.90 to 0.95 at a 2% larger shape distance (docs/benchmarks.md, "Query efficiency").
+The check calls the flow only (``classes`` inversions per candidate, one batched codec call), never the
+black box.
 """
 
 from __future__ import annotations
