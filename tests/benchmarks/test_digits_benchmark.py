@@ -27,7 +27,7 @@ def test_metrics_have_every_key_the_issue_lists(small_run):
         assert METHOD_KEYS <= set(r), name
         assert set(r["morph_rel_change"]) == {"area", "length", "thickness", "slant", "width", "height"}
         assert 0 <= r["acc"] <= 1 and 0 <= r["acc_independent"] <= 1
-    assert m["methods"]["reo"]["evaluations"] == 6 * 3  # population x (generations + 1)
+    assert 6 * 3 - 8 < m["methods"]["reo"]["evaluations"] <= 6 * 3  # the budget, in whole REO generations of 8
     assert m["methods"]["reo"]["diversity"]["sources_with_several"] >= 1  # REO keeps a set per digit
     assert m["methods"]["leap"]["diversity"]["pixel"] is None  # one solution per digit
     assert [p["setting"] for p in m["fronts"]["leap"]] == list(LEAP_GAMMAS)

@@ -113,10 +113,13 @@ class EditResult:
         shortfall = torch.nan_to_num(gap.clamp_min(0.0), nan=math.inf)
         return feasible & (shortfall == 0), shortfall
 
-    def kept(self, threshold: float | None = None, objective: int | str = -1, rank_by: int | str = 0) -> Population:
+    def kept(self, threshold: float | None = None, objective: int | str = -1, rank_by: int | str = 0,
+             prefer: Tensor | None = None) -> Population:
         """Per row, the edit kept at ``threshold``: the best by ``rank_by`` (in its sense) among the feasible
         individuals whose ``objective`` is at least as good as ``threshold``; a row where none qualifies
         gives its individual nearest to qualifying (least shortfall plus violation, then ``rank_by``).
+        ``prefer (N,)`` bool over :attr:`population`: qualifying individuals marked in it come first (a row
+        with none marked keeps its best qualifying one), e.g. those a second, cheaper reader also accepts.
 
         Example: with objectives (shape distance, min) and (target probability, max),
         ``result.kept(0.9, objective=1, rank_by=0)`` is each digit's least-changed edit read as the
@@ -128,6 +131,10 @@ class EditResult:
         k = self._column(rank_by)
         f = pop.values[:, k] * self._sign()[k]
         miss = torch.where(ok, torch.zeros_like(shortfall), shortfall + pop.violation.double().cpu())
+        if prefer is not None:
+            if prefer.shape != (len(pop),):
+                raise ValueError(f"prefer must be a ({len(pop)},) bool mask over the population, got {tuple(prefer.shape)}")
+            miss = torch.where(ok & prefer.cpu().bool(), torch.full_like(miss, -1.0), miss)
         return self._pick(miss, f)
 
     def pareto_set(self, row: int, threshold: float | None = None, objective: int | str = -1) -> Population:

@@ -1,4 +1,4 @@
-"""The flow's own reading of a candidate's class: a cheap, generative check next to a black-box classifier.
+"""The flow's own reading of a candidate's class: a generative check next to a black-box classifier.
 
 A class-conditional flow maps a sample to its residual under any class ``c``: ``r_c = invert(x, c)``.
 Under the standard normal base, ``E_c = ||r_c||^2 / 2`` is the residual's negative log-density (up to
@@ -24,7 +24,7 @@ from torch import Tensor
 from flowevo.flow import Condition, ResidualCodec
 from flowevo.objectives.base import Candidates, Constraint
 
-__all__ = ["class_energies", "flow_reads_target"]
+__all__ = ["class_energies", "flow_reads_target", "target_margin"]
 
 
 @torch.inference_mode()
@@ -36,6 +36,14 @@ def class_energies(codec: ResidualCodec, x: Tensor, classes: int) -> Tensor:
     labels = torch.arange(classes, device=z.device).repeat_interleave(n)
     r = codec.invert_latent(z.repeat(classes, *([1] * (z.dim() - 1))), Condition.from_labels(labels, device=z.device))
     return (0.5 * r.reshape(classes, n, -1).double().pow(2).sum(-1)).T.cpu()
+
+
+def target_margin(codec: ResidualCodec, x: Tensor, targets: Tensor, classes: int) -> Tensor:
+    """``(N,)``: how far the best other class's energy exceeds the target's, ``min_{c != t} E_c - E_t``
+    (positive: the flow reads the candidate as its target), for ``x (N, *D)`` and ``targets (N,)``."""
+    e = class_energies(codec, x, classes)
+    t = targets.cpu().long()
+    return e.scatter(1, t[:, None], torch.inf).min(1).values - e.gather(1, t[:, None]).squeeze(1)
 
 
 def flow_reads_target(codec: ResidualCodec, classes: int, margin: float = 0.0, cheap: bool = False) -> Constraint:
@@ -52,9 +60,6 @@ def flow_reads_target(codec: ResidualCodec, classes: int, margin: float = 0.0, c
     def g(c: Candidates) -> Tensor:
         if c.target is None or c.target.labels is None:
             raise ValueError("flow_reads_target needs candidates with class targets")
-        e = class_energies(codec, c.x, classes)
-        t = c.target.labels.cpu().long()
-        others = e.scatter(1, t[:, None], torch.inf).min(1).values
-        return margin - (others - e.gather(1, t[:, None]).squeeze(1))
+        return margin - target_margin(codec, c.x, c.target.labels, classes)
 
     return Constraint(f"flow_reads_target_margin{margin:g}", g, bound=0.0, cheap=cheap)

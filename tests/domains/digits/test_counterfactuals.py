@@ -16,11 +16,12 @@ def task():
 
 
 def test_kept_is_the_least_changed_edit_above_each_tau(task):
-    res = task.reo(0.5)
+    res = task.reo(0.5, population=6)
     pop = res.population
     assert res.method == "reo" and res.evaluations_per_row.tolist() == [18] * 4
+    assert len(task.reo(0.5, prescreen=1).population) == 8 * 4  # REO's own population (8), the task's budget
     for tau in (0.5, 0.9):
-        edits, kept = task.kept(res, tau)
+        edits, kept = task.kept(res, tau, flow_margin=None)
         for b in range(4):
             ok = (pop.row == b) & pop.feasible & (pop.values[:, 1] >= tau)
             assert 1 <= len(kept[b]) <= int(ok.sum()) or not ok.any()
@@ -58,8 +59,26 @@ def test_prescreened_reo_spends_the_same_evaluations_and_screens_with_the_exact_
     counted = DigitCounterfactuals(task.models, task.x, task.labels, task.targets, population=4, generations=2,
                                    wrap_evaluator=lambda ev: counters.append(QueryCounter(ev, 4, {})) or counters[-1])
     assert counted.evaluator(0.9).objectives[0].cheap  # the shape distance needs no black-box call
-    res = counted.reo(0.9, prescreen=4)
+    res = counted.reo(0.9, population=4, prescreen=4)
     assert counters[-1].spent.tolist() == [12] * 4 and res.evaluations_per_row.tolist() == [12] * 4
     assert res.info["variation"]["screened"] == 4 * res.info["variation"]["sent"] == 4 * 4 * 4 * 2
-    plain = counted.reo(0.9)
+    plain = counted.reo(0.9, population=4, prescreen=1)
     assert "variation" not in plain.info and not torch.equal(plain.population.residuals, res.population.residuals)
+
+
+def test_kept_prefers_edits_the_flow_reads_as_the_target(task):
+    from flowevo.objectives import target_margin
+
+    res = task.reo(0.5, population=6)
+    pop = res.population
+    ok = pop.feasible & (pop.values[:, 1] >= 0.5)
+    margin = target_margin(task.codec, pop.decoded, task.targets[pop.row], 10)
+    for m in (-1e9, 0.0, 2.0):
+        edits, _ = task.kept(res, 0.5, flow_margin=m)
+        for b in range(4):
+            read = ok & (pop.row == b) & (margin > m)
+            pool = read if read.any() else ok & (pop.row == b)
+            if pool.any():
+                i = torch.nonzero(pool).flatten()[torch.argmin(pop.values[pool, 0])]
+                assert torch.equal(edits[b], pop.decoded[i])
+    assert torch.equal(task.kept(res, 0.5, flow_margin=-1e9)[0], task.kept(res, 0.5, flow_margin=None)[0])

@@ -6,9 +6,11 @@ digit, the shipped or user models) and runs each method on it, returning an
 
 - :meth:`~DigitCounterfactuals.reo`: REO with two objectives (:func:`shape_distance` to the
   source's VAE reconstruction, min; the black box's target probability, max) under the confidence
-  constraint; cross-pollination donors come from digits with the same target class and the
-  target anchor (the source inverted under the *target* class) is an extra seed. The edit kept at
-  confidence tau is ``result.kept(tau, objective="p_target", rank_by="shape_distance")``.
+  constraint: 8 residuals per digit, generation 0 seeded with a ladder from the swap edit toward the
+  target anchor (the source inverted under the *target* class), offspring pre-screened by a
+  surrogate (4 decoded per one scored), cross-pollination donors from digits with the same target.
+  The edit kept at confidence tau (:meth:`~DigitCounterfactuals.kept`) is the least-changed one with
+  target probability >= tau, preferring those the flow itself reads as the target.
 - :meth:`~DigitCounterfactuals.search`: CMA-ES or random search on the same evaluator (they rank by
   the first objective, the shape distance, under the same constraint), NSGA-II or Bayesian
   optimisation (both objectives).
@@ -40,14 +42,20 @@ from flowevo.domains.digits.objectives import (
     shape_distance,
     target_confidence_constraint,
 )
-from flowevo.evolve import EditResult, EditTask, Evolver, MaxGenerations, PreScreen, Variation
+from flowevo.evolve import EditResult, EditTask, Evolver, MaxGenerations, PreScreen, Variation, slerp_ladder
 from flowevo.flow import Condition, FixedGrid
-from flowevo.objectives import Evaluator, LocalEvaluator, flow_reads_target
+from flowevo.objectives import Evaluator, LocalEvaluator, target_margin
 
-__all__ = ["CROSS_RATE", "DigitCounterfactuals", "SEARCH_METHODS", "STEPS"]
+__all__ = ["CROSS_RATE", "DigitCounterfactuals", "FLOW_MARGIN", "REO_POPULATION", "REO_PRESCREEN", "SEARCH_METHODS", "STEPS"]
 
 STEPS = 5  # rk4 steps of every method's codec (round-trip relative latent error ~6e-4 on the test digits)
 CROSS_RATE = 0.3
+# REO's defaults, chosen on the development split (training digits 1000-1099, targets from seeds 100 and 101;
+# docs/benchmarks.md, "Query efficiency"): residuals per digit, children decoded and ranked per child scored,
+# and the energy margin by which the flow must read a kept edit as its target (None: no flow reading)
+REO_POPULATION = 8
+REO_PRESCREEN = 4
+FLOW_MARGIN: float | None = 2.0
 SEARCH_METHODS = {"cma": cma_search, "random": random_search, "nsga2": nsga2_search, "bo": bo_search}
 
 
@@ -90,39 +98,41 @@ class DigitCounterfactuals:
         """Black-box evaluations per digit of every search method."""
         return self.population * (self.generations + 1)
 
-    def evaluator(self, tau: float, flow_margin: float | None = None) -> Evaluator:
+    def evaluator(self, tau: float) -> Evaluator:
         """Shape distance to the source reconstruction (min; the first objective, the only one CMA-ES and
         random search rank by) and the black box's target probability (max), under the confidence
-        constraint at ``tau`` (through ``wrap_evaluator`` if given). ``flow_margin``: also require the flow to
-        read each edit as its target by that energy margin (:func:`~flowevo.objectives.flow_reads_target`;
-        cheap: the flow only, never the black box)."""
-        constraints = [target_confidence_constraint(self.oracle, tau)]
-        if flow_margin is not None:
-            constraints.append(flow_reads_target(self.codec, 10, flow_margin))
-        ev: Evaluator = LocalEvaluator(counterfactual_objectives(self.recon, self.oracle), constraints)
+        constraint at ``tau`` (through ``wrap_evaluator`` if given)."""
+        ev: Evaluator = LocalEvaluator(counterfactual_objectives(self.recon, self.oracle),
+                                       [target_confidence_constraint(self.oracle, tau)])
         return ev if self.wrap_evaluator is None else self.wrap_evaluator(ev)
 
     # -- methods ------------------------------------------------------------------------------------
+    def anchor_ladder(self) -> Tensor:
+        """``(N, 7, *S)`` generation-0 seeds: slerps from the source's own residual toward the target anchor (the
+        source inverted under the *target*: it decodes to ~the source, wrong class), nearest the own residual
+        first: a ladder from the swap edit toward the source that crosses the decision boundary near it."""
+        with torch.inference_mode():
+            return slerp_ladder(self.target_seeds[:, 0], self.codec.invert(self.x, self.src_c)).flip(1)
+
     def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
-            same_target_donors: bool = True, population: int | None = None, generations: int | None = None,
-            extra_seeds: Tensor | None = None, prescreen: int = 1, pool: bool = False,
-            flow_margin: float | None = None, show_progress: bool = False) -> EditResult:
+            same_target_donors: bool = True, population: int = REO_POPULATION, generations: int | None = None,
+            extra_seeds: Tensor | None = None, prescreen: int = REO_PRESCREEN, pool: bool = False,
+            show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
-        box labels as the target with probability >= ``tau``. ``extra_seeds (N, P, *S)`` default to the
-        target anchor; ``population`` / ``generations`` default to the task's. ``prescreen > 1``: offspring
-        through :class:`~flowevo.evolve.PreScreen` (that many children decoded and ranked per child scored;
-        a per-digit GP of the black box's columns, the shape distance exact); 1: off (the default). ``pool``: the
-        GP of each target class is fitted on the pooled evaluations of every digit with that target (the black
-        box reads the decoded candidate alone, and digits with one target share the decoder). ``flow_margin``:
-        edits must also be read as their target by the flow (see :meth:`evaluator`)."""
+        box labels as the target with probability >= ``tau``, with the task's budget per digit
+        (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). ``extra_seeds (N, P, *S)``
+        default to :meth:`anchor_ladder`. ``prescreen > 1``: offspring through :class:`~flowevo.evolve.PreScreen`
+        (that many children decoded and ranked per child scored; a per-digit GP of the black box's columns, the
+        shape distance exact); 1: off. ``pool``: the GP of each target class is fitted on the pooled evaluations
+        of every digit with that target (the black box reads the decoded candidate alone, and digits with one
+        target share the decoder)."""
         variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
         if prescreen > 1:
             variation = PreScreen(variation, factor=prescreen, pool=pool, seed=self.seed if seed is None else seed)
-        evolver = Evolver(self.codec, self.task, self.evaluator(tau, flow_margin), population_size=population or self.population,
-                          variation=variation,
-                          termination=[MaxGenerations(self.generations if generations is None else generations)],
-                          seed=self.seed if seed is None else seed,
-                          extra_seeds=self.target_seeds if extra_seeds is None else extra_seeds)
+        generations = self.budget // population - 1 if generations is None else generations
+        evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population, variation=variation,
+                          termination=[MaxGenerations(generations)], seed=self.seed if seed is None else seed,
+                          extra_seeds=self.anchor_ladder() if extra_seeds is None else extra_seeds)
         return evolver.run(show_progress=show_progress)
 
     def search(self, method: str, tau: float = 0.9, sigma0: float = 0.3, **settings) -> EditResult:
@@ -185,10 +195,21 @@ class DigitCounterfactuals:
             "diversity": diversity(kept) if kept is not None else {"pixel": None, "morpho": None, "sources_with_several": 0},
         }
 
-    @staticmethod
-    def kept(result: EditResult, tau: float) -> tuple[Tensor, list[Tensor]]:
+    def kept(self, result: EditResult, tau: float, flow_margin: float | None = FLOW_MARGIN) -> tuple[Tensor, list[Tensor]]:
         """An REO result's edits at confidence ``tau``: per digit the least-changed edit with target probability
-        >= ``tau`` ``(N, 28, 28)``, and each digit's Pareto set among those, ``(K_b, 28, 28)`` per digit."""
-        edits = result.kept(tau, objective="p_target", rank_by="shape_distance").decoded.cpu()
+        >= ``tau`` ``(N, 28, 28)``, and each digit's Pareto set among those, ``(K_b, 28, 28)`` per digit.
+        ``flow_margin``: prefer edits the flow also reads as the target by more than that energy margin
+        (:func:`~flowevo.objectives.target_margin`; the flow only, no black-box call; a digit with none keeps
+        its least-changed one); None: the black box alone decides."""
+        prefer = None
+        if flow_margin is not None:
+            pop = result.population
+            ok = pop.feasible.cpu() & (pop.values[:, 1] >= tau)
+            prefer = torch.zeros(len(pop), dtype=torch.bool)
+            idx = torch.nonzero(ok).flatten()
+            if len(idx):
+                targets = self.targets.cpu()[pop.row.cpu()[idx]]
+                prefer[idx] = target_margin(self.codec, pop.decoded[idx].to(self.device), targets, 10) > flow_margin
+        edits = result.kept(tau, objective="p_target", rank_by="shape_distance", prefer=prefer).decoded.cpu()
         sets = [result.pareto_set(b, tau, objective="p_target").decoded.cpu() for b in range(result.rows)]
         return edits, sets
