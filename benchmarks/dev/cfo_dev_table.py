@@ -21,6 +21,9 @@ F = {  # label: ({seed: file}, CFO setting, round)
  "CFO alone at T 0.5 (baselines 1.0)": ({11: "b4_s11", 12: "b3_s12", 13: "b4_s13"}, "t05", "8"),
  "CFO alone at T 0.5, 12 rounds": ({11: "b4_s11", 12: "b3_s12", 13: "b4_s13"}, "t05", "12"),
  "**T 0.5 for every variant (adopted)**": ({11: "b5_s11", 12: "b5_s12", 13: "b5_s13"}, "t05shared", "8"),
+ "adopted + CFO diversity weight 0.5": ({11: "b6_s11", 12: "b6_s12"}, "div05", "8"),
+ "adopted + CFO ESS floor 10%": ({11: "b6_s11", 12: "b6_s12"}, "ess10", "8"),
+ "adopted + CFO composition cap 10%": ({12: "b6_s12"}, "cap10", "8"),
 }
 CHECKS = (("satisfaction_met", "sat"), ("surrogate_half_gain_met", "surrogate"), ("judge_half_gain_met", "judge"),
           ("dft_above_pretrained", "DFT"), ("diverse", "diversity"))
