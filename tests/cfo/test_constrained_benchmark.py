@@ -108,8 +108,9 @@ def test_crystal_bar_by_hand():
 
 def test_default_configs_crystals_half_target_feedback():
     cfg = default_configs(3)
-    # crystals: kappa = 0.5, chosen on the development seeds 11, 12, 13 (issue 16); synthetic unchanged
+    # crystals: kappa = 0.5 and temperature 0.5, chosen on the development seeds 11, 12, 13 (issue 16); synthetic unchanged
     assert cfg["crystals"].target_feedback == 0.5 and cfg["crystals"].target_floor == 0.1
     assert cfg["crystals"].trust_region == "total" and cfg["crystals"].target_tolerance == 0.0
+    assert cfg["crystals"].temperature == 0.5 and cfg["synthetic"].temperature == 1.0
     assert cfg["synthetic"].target_feedback == 1.0
     assert cfg["crystals"].max_violation == 0.02 and cfg["crystals"].rounds == 8 and cfg["crystals"].seed == 3

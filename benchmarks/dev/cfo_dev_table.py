@@ -1,0 +1,46 @@
+"""The dev-seed table of docs/benchmarks.md (constrained, issue 16) from benchmarks/dev/cfo_dev.py outputs.
+
+usage: python benchmarks/dev/cfo_dev_table.py [benchmarks/results/constrained_dev]
+"""
+import json
+import sys
+
+root = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/constrained_dev"
+F = {  # label: ({seed: file}, CFO setting, round)
+ "T 1.0 (before; 8 rounds)": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "default", "8"),
+ "T 1.0, 12 rounds": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "default", "12"),
+ "reward-only trust region": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "trreward", "8"),
+ "reward-only trust region, 12 rounds": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "trreward", "12"),
+ "target floor 0.25": ({11: "b1_s11", 12: "b1_s12"}, "floor25", "8"),
+ "target floor 0.25, 12 rounds": ({11: "b1_s11", 12: "b1_s12"}, "floor25", "12"),
+ "tight trust region (CFO's T lowered until ESS = 15%)": ({12: "b2_s12", 13: "b2_s13"}, "tight", "8"),
+ "tight trust region, 12 rounds": ({12: "b2_s12", 13: "b2_s13"}, "tight", "12"),
+ "tight trust region, ESS floor 30%": ({12: "b3_s12"}, "tight_ess30", "8"),
+ "CFO alone at T 0.3 (baselines 1.0)": ({11: "b4_s11", 12: "b4_s12", 13: "b4_s13"}, "t03", "8"),
+ "CFO alone at T 0.3, 12 rounds": ({11: "b4_s11", 12: "b4_s12", 13: "b4_s13"}, "t03", "12"),
+ "CFO alone at T 0.5 (baselines 1.0)": ({11: "b4_s11", 12: "b3_s12", 13: "b4_s13"}, "t05", "8"),
+ "CFO alone at T 0.5, 12 rounds": ({11: "b4_s11", 12: "b3_s12", 13: "b4_s13"}, "t05", "12"),
+ "**T 0.5 for every variant (adopted)**": ({11: "b5_s11", 12: "b5_s12", 13: "b5_s13"}, "t05shared", "8"),
+ "adopted + CFO diversity weight 0.5": ({11: "b6_s11", 12: "b6_s12"}, "div05", "8"),
+ "adopted + CFO ESS floor 10%": ({11: "b6_s11", 12: "b6_s12"}, "ess10", "8"),
+ "adopted + CFO composition cap 10%": ({12: "b6_s12"}, "cap10", "8"),
+}
+CHECKS = (("satisfaction_met", "sat"), ("surrogate_half_gain_met", "surrogate"), ("judge_half_gain_met", "judge"),
+          ("dft_above_pretrained", "DFT"), ("diverse", "diversity"))
+
+
+def cell(b: dict) -> str:
+    """CFO's satisfaction / gain ratios / distinct feasible, top share, and what missed."""
+    rs = b["surrogate_gain"] / b["surrogate_gain_unconstrained"]
+    rj = b["judge_gain"] / b["judge_gain_unconstrained"]
+    miss = [label for key, label in CHECKS if not b[key]] + (["dominated"] if b["fixed_penalties_better_on_both"] else [])
+    head = f"{b['cfo_satisfaction']:.3f} / {rs:.2f} / {rj:.2f} / {b['feasible_distinct']:.0f}, {b['feasible_top_share']:.2f} "
+    return head + ("met" if b["met"] else "**miss: " + ", ".join(miss) + "**")
+
+
+print("| setting | seed 11 | seed 12 | seed 13 |")
+print("|---|---|---|---|")
+for label, (files, name, k) in F.items():
+    cells = [cell(json.load(open(f"{root}/{files[sd]}.json"))["cfo"][name]["bars"][k]) if sd in files else "not run"
+             for sd in (11, 12, 13)]
+    print(f"| {label} | " + " | ".join(cells) + " |")
