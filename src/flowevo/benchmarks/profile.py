@@ -61,7 +61,7 @@ def profile_reo(n: int = 200, population: int = 24, generations: int = 3, seed: 
     scored as the benchmark scores them) on ``n`` sources.
 
     Candidates per second exclude the benchmark's scoring after the run (morphometrics)."""
-    from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
+    from flowevo.domains.digits.counterfactuals import REO_POPULATION, REO_PRESCREEN, DigitCounterfactuals
     from flowevo.domains.digits.data import load_source_digits
     from flowevo.domains.digits.models import load_digit_models
 
@@ -81,8 +81,9 @@ def profile_reo(n: int = 200, population: int = 24, generations: int = 3, seed: 
     solver = "ODE solver overhead (torchdiffeq, excl. velocity)"
     stages[solver] -= stages["flow velocity (MLPVelocity.forward)"]
     run_s = wall - stages[SCORING]
-    return {"what": f"DigitCounterfactuals.reo(0.9): {n} sources x {population} residuals, {generations + 1} generations "
-                    "(incl. 0), then the benchmark's scoring", "wall_s": wall,
+    return {"what": f"DigitCounterfactuals.reo(0.9): {n} sources, {population * (generations + 1)} evaluations each "
+                    f"(REO's defaults: {REO_POPULATION} residuals per source, pre-screening {REO_PRESCREEN}), then the "
+                    "benchmark's scoring", "wall_s": wall,
             "candidates_per_s": out["evaluations"] * n / run_s,
             "stages": {k: {"s": v, "share": v / wall} for k, v in stages.items()}, "top": _top(stats, wall, top)}
 
