@@ -55,7 +55,7 @@ CROSS_RATE = 0.3
 # and the energy margin by which the flow must read a kept edit as its target (None: no flow reading)
 REO_POPULATION = 8
 REO_PRESCREEN = 4
-FLOW_MARGIN: float | None = 2.0
+FLOW_MARGIN: float | None = 4.0
 SEARCH_METHODS = {"cma": cma_search, "random": random_search, "nsga2": nsga2_search, "bo": bo_search}
 
 

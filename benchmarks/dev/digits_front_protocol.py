@@ -1,0 +1,40 @@
+"""Development split (issue 15): REO's kept-edit rule under the digits benchmark's protocol (one run under
+p >= 0.5, the edit kept at tau 0.9 / 0.95), new defaults against REO before issue 15, flow margins None/2/4/6.
+
+Training digits 1000-1099, targets from seeds 100 and 101. Writes
+benchmarks/results/queries_dev/issue15/digits_front_protocol.json: per setting, (independent agreement,
+morphology change) per seed.
+
+usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_front_protocol.py
+"""
+import json
+
+import torch
+
+torch.set_num_threads(1)
+from flowevo.benchmarks.query_digits import DEV  # noqa: E402
+from flowevo.domains.digits.counterfactuals import DigitCounterfactuals  # noqa: E402
+from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
+from flowevo.domains.digits.models import load_digit_models  # noqa: E402
+
+models = load_digit_models()
+split = load_builtin_digits()
+n = 100
+x = images_to_tensor(split.train_images[DEV][:n])
+labels = torch.as_tensor(split.train_labels[DEV][:n], dtype=torch.long)
+out: dict[str, list] = {}
+for seed in (100, 101):
+    targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
+    cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15)
+    runs = {"new": lambda cf=cf: cf.reo(0.5),
+            "old": lambda cf=cf: cf.reo(0.5, population=24, extra_seeds=cf.target_seeds, prescreen=1)}
+    for name, run in runs.items():
+        res = run()
+        for fm in (None, 2.0, 4.0, 6.0):
+            for tau in (0.9, 0.95):
+                s = cf.score(cf.kept(res, tau, flow_margin=fm)[0])
+                out.setdefault(f"{name} fm{fm} tau{tau}", []).append((s["acc_independent"], round(s["morph_mean"], 4)))
+        print(seed, name, {k: v[-1] for k, v in out.items() if k.startswith(name)}, flush=True)
+json.dump(out, open("benchmarks/results/queries_dev/issue15/digits_front_protocol.json", "w"), indent=1)
+for k, v in out.items():
+    print(k, v)
