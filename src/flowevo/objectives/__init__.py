@@ -30,13 +30,13 @@ from flowevo.objectives.evaluator import (
     evaluate_all,
     evaluate_callable,
 )
-from flowevo.objectives.flow_reading import class_energies, flow_reads_target, target_margin
+from flowevo.objectives.flow_reading import class_energies, target_margin
 from flowevo.objectives.process_pool import ProcessPoolEvaluator
 
 __all__ = [
     "CachedEvaluator", "Candidates", "ChunkedEvaluator", "CommandObjective", "Constraint", "DaskEvaluator",
     "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LocalEvaluator", "Objective",
     "PartialFailure", "ProcessPoolEvaluator", "QueryCounter", "ScoredPoints", "Sense", "assemble", "candidate_keys",
-    "check_callables", "class_energies", "evaluate_all", "evaluate_callable", "evaluations_to_rate", "flow_reads_target",
+    "check_callables", "class_energies", "evaluate_all", "evaluate_callable", "evaluations_to_rate",
     "is_cheap", "parse_score", "sense_sign", "success_curve", "target_margin",
 ]

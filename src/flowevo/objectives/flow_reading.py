@@ -3,8 +3,9 @@
 A class-conditional flow maps a sample to its residual under any class ``c``: ``r_c = invert(x, c)``.
 Under the standard normal base, ``E_c = ||r_c||^2 / 2`` is the residual's negative log-density (up to
 a constant; the flow's Jacobian term is left out). The class with the least energy is the one the
-flow finds the candidate most typical of. :func:`flow_reads_target` turns that into a constraint:
-the target's energy must undercut every other class's by ``margin``.
+flow finds the candidate most typical of. :func:`target_margin` measures by how much the
+target's energy undercuts every other class's; ``DigitCounterfactuals.kept`` prefers edits whose margin
+exceeds ``FLOW_MARGIN``.
 
 Why: a black-box classifier can be satisfied by candidates that are ambiguous to every other reader
 (edits that keep the source's shape with just enough change to flip one model). On the digits
@@ -22,9 +23,8 @@ import torch
 from torch import Tensor
 
 from flowevo.flow import Condition, ResidualCodec
-from flowevo.objectives.base import Candidates, Constraint
 
-__all__ = ["class_energies", "flow_reads_target", "target_margin"]
+__all__ = ["class_energies", "target_margin"]
 
 
 @torch.inference_mode()
@@ -44,22 +44,3 @@ def target_margin(codec: ResidualCodec, x: Tensor, targets: Tensor, classes: int
     e = class_energies(codec, x, classes)
     t = targets.cpu().long()
     return e.scatter(1, t[:, None], torch.inf).min(1).values - e.gather(1, t[:, None]).squeeze(1)
-
-
-def flow_reads_target(codec: ResidualCodec, classes: int, margin: float = 0.0, cheap: bool = False) -> Constraint:
-    """Feasible iff every other class's energy exceeds the target's by more than ``margin``.
-
-    ``g = margin - (min_{c != target} E_c - E_target)``, bound 0 (see :func:`class_energies`); candidates
-    must carry class targets (``Candidates.target.labels``). It costs ``classes`` inversions per candidate
-    (about ``classes`` decodes) and no black-box call. ``cheap=True`` lets pre-screening call it exactly on
-    every screened child (``factor`` times more inversions); the default leaves it to the surrogate, and it is
-    computed on the candidates sent to the black box only."""
-    if classes < 2:
-        raise ValueError(f"need at least 2 classes, got {classes}")
-
-    def g(c: Candidates) -> Tensor:
-        if c.target is None or c.target.labels is None:
-            raise ValueError("flow_reads_target needs candidates with class targets")
-        return margin - target_margin(codec, c.x, c.target.labels, classes)
-
-    return Constraint(f"flow_reads_target_margin{margin:g}", g, bound=0.0, cheap=cheap)
