@@ -86,3 +86,39 @@ def test_counter_keeps_every_scored_point_and_the_time_inside_the_black_box():
     assert pts.row.tolist() == [0, 0, 1, 1, 0, 0, 2] and pts.position.tolist() == [1, 2, 1, 2, 3, 4, 1]
     assert pts.feasible.tolist() == [False, False, False, True, False, False, True] and pts.values.shape == (7, 1)
     assert counter.inner_s > 0
+
+
+class _Scored:
+    """A black box whose value is ``x[:, 0]`` and that is feasible where ``x[:, 1] == 0``."""
+
+    objectives = [FunctionObjective("f", "min", lambda c: c.x[:, 0])]
+    constraints = []
+
+    def __call__(self, c):
+        return Evaluation(c.x[:, :1].double(), torch.zeros(len(c), 0), c.x[:, 1].double())
+
+
+def test_best_within_is_the_best_feasible_of_each_rows_prefix_and_keep_follows_scored_order():
+    from flowevo.objectives import best_within
+
+    counter = QueryCounter(_Scored(), rows=3, goals={}, keep=lambda c: [f"r{int(r)}v{float(v):g}" for r, v in
+                                                                       zip(c.source_index, c.x[:, 0])])
+    x1 = torch.tensor([[5.0, 0], [4.0, 1], [3.0, 0], [9.0, 0]])  # rows 0, 0, 1, 1; row 0's 4.0 infeasible
+    counter(Candidates(x=x1, source_index=torch.tensor([0, 0, 1, 1])))
+    x2 = torch.tensor([[1.0, 0], [2.0, 0], [0.5, 1]])  # rows 0, 1, 1
+    counter(Candidates(x=x2, source_index=torch.tensor([0, 1, 1])))
+    pts, items = counter.scored(), counter.items()
+    assert len(items) == len(pts.row) == 7
+    best = best_within(pts, 3, [1, 2, 3])
+    name = lambda e: [None if i < 0 else items[i] for i in best[e].tolist()]  # noqa: E731
+    assert name(1) == ["r0v5", "r1v3", None]  # row 2 never evaluated
+    assert name(2) == ["r0v5", "r1v3", None]  # row 0's 2nd is infeasible, row 1's 2nd is worse
+    assert name(3) == ["r0v1", "r1v2", None]  # row 1's 4th (0.5) is infeasible and beyond 3 anyway
+    worst_first = best_within(pts, 3, [3], sign=-1.0)[3]
+    assert [items[i] for i in worst_first[:2].tolist()] == ["r0v5", "r1v9"]
+    try:
+        QueryCounter(_Scored(), rows=1, goals={}).items()
+    except ValueError as exc:
+        assert "keep" in str(exc)
+    else:
+        raise AssertionError("items() without keep must raise")

@@ -141,11 +141,19 @@ def quality_summary(final: dict[str, list[dict]], rows: int | None = None) -> di
 def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3, 4), n: int = 200, tau: float = 0.9,
                         tasks: Sequence[str] = ("toy", "digits"), command: str | None = None,
                         log: Callable[[str], None] = lambda s: None, device: str = "cpu", sources: str | None = None,
-                        methods: Sequence[str] | None = None, bo_rows: int | None = None) -> dict:
-    """Run the tasks over ``seeds``; write ``metrics.json`` and ``queries.png``; returns the metrics.
+                        methods: Sequence[str] | None = None, bo_rows: int | None = None, data: str | None = None,
+                        crystal_sources: str | None = None, crystal_n: int = 100,
+                        crystal_options: dict | None = None) -> dict:
+    """Run the tasks over ``seeds``; write ``metrics.json``, ``queries.png`` (toy / digits) and
+    ``crystals_queries.png`` (crystals); returns the metrics.
 
     Digits: ``sources`` (an ``.npz`` of ``images``, ``labels``; default the built-in held-out digits), ``methods``
-    (default :data:`~flowevo.benchmarks.query_digits.QUERY_METHODS`) and ``bo_rows`` (sources BO runs on)."""
+    (default :data:`~flowevo.benchmarks.query_digits.QUERY_METHODS`) and ``bo_rows`` (sources BO runs on).
+    Crystals (:mod:`flowevo.benchmarks.query_crystals`): ``data`` (a CDVAE-format CSV, required),
+    ``crystal_sources`` (a CSV of sources; default held-out rows of ``data``), ``crystal_n`` sources and
+    ``crystal_options`` (keyword arguments of :func:`~flowevo.benchmarks.query_crystals.run_crystals_queries`)."""
+    if "crystals" in tasks and data is None:
+        raise ValueError("the crystals task needs --data PATH.csv (a CDVAE-format CSV, e.g. Perov-5's val.csv)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds)
@@ -167,6 +175,11 @@ def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3,
         quality |= {f"first {k} sources": quality_summary(raw["final"], k) for k in sorted(rows) if k < raw["rows"]}
         results["digits"] = {**{k: v for k, v in raw.items() if k != "goals"}, "goals": _digits_panels(raw),
                              "quality": quality}
+    if "crystals" in tasks:
+        from flowevo.benchmarks.query_crystals import run_crystals_queries
+
+        results["crystals"] = run_crystals_queries(str(data), seeds, crystal_n, crystal_sources, log=log,
+                                                   **(crystal_options or {}))
     if "dev" in tasks:
         from flowevo.benchmarks.query_digits import run_dev_settings
 
@@ -178,7 +191,12 @@ def run_query_benchmark(out_dir: Path | str, seeds: Sequence[int] = (0, 1, 2, 3,
                            "batch counted in batch order", "tasks": results,
                "machine": {**machine, "load_average_end": load_average()}, "total_s": time.perf_counter() - t0}
     write_json(out_dir / "metrics.json", metrics)
-    plot_queries(metrics, out_dir / "queries.png")
+    if _panels(metrics) or _hv_panels(metrics):
+        plot_queries(metrics, out_dir / "queries.png")
+    if "crystals" in results:
+        from flowevo.benchmarks.query_crystals import plot_crystal_queries
+
+        plot_crystal_queries(results["crystals"], out_dir / "crystals_queries.png")
     return metrics
 
 
@@ -192,7 +210,7 @@ def _ratio_text(v: dict, reo: float | None, budget: int, other: str) -> str:
 
 def _panels(metrics: dict) -> list[tuple[str, dict, int, int]]:
     return [(f"{task}: {goal}", g, t["budget"], len(t.get("seeds", metrics["seeds"])))
-            for task, t in metrics["tasks"].items() for goal, g in t["goals"].items()]
+            for task, t in metrics["tasks"].items() for goal, g in t.get("goals", {}).items()]
 
 
 def _hv_panels(metrics: dict) -> list[tuple[str, dict]]:
@@ -264,4 +282,8 @@ def query_tables(metrics: dict) -> str:
             cells += [cell(q.get("hypervolume", {}).get(a)) for a in at]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
+    if "crystals" in metrics["tasks"]:
+        from flowevo.benchmarks.query_crystals import crystal_tables
+
+        lines.append(crystal_tables(metrics["tasks"]["crystals"]))
     return "\n".join(lines) + "\n"

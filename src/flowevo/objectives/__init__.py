@@ -17,7 +17,7 @@ from flowevo.objectives.base import (
 )
 from flowevo.objectives.cache import CachedEvaluator, EvaluationCache, candidate_keys
 from flowevo.objectives.command import CommandObjective, parse_score
-from flowevo.objectives.counting import Goal, QueryCounter, ScoredPoints, evaluations_to_rate, success_curve
+from flowevo.objectives.counting import Goal, QueryCounter, ScoredPoints, best_within, evaluations_to_rate, success_curve
 from flowevo.objectives.dask_backend import DaskEvaluator
 from flowevo.objectives.dispatch import ChunkedEvaluator
 from flowevo.objectives.evaluator import (
@@ -38,5 +38,5 @@ __all__ = [
     "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LocalEvaluator", "Objective",
     "PartialFailure", "ProcessPoolEvaluator", "QueryCounter", "ScoredPoints", "Sense", "assemble", "candidate_keys",
     "check_callables", "class_energies", "evaluate_all", "evaluate_callable", "evaluations_to_rate",
-    "is_cheap", "parse_score", "sense_sign", "success_curve", "target_margin",
+    "best_within", "is_cheap", "parse_score", "sense_sign", "success_curve", "target_margin",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -20,7 +20,7 @@ from torch import Tensor
 from flowevo.objectives.base import Candidates
 from flowevo.objectives.evaluator import Evaluation, Evaluator
 
-__all__ = ["Goal", "QueryCounter", "ScoredPoints", "evaluations_to_rate", "success_curve"]
+__all__ = ["Goal", "QueryCounter", "ScoredPoints", "best_within", "evaluations_to_rate", "success_curve"]
 
 Goal = Callable[[Evaluation, Candidates], Tensor]
 
@@ -42,6 +42,8 @@ class QueryCounter:
         inner: the evaluator that scores.
         rows: number of task rows (``Candidates.source_index`` in ``0..rows-1``).
         goals: ``{name: fn(evaluation, candidates) -> (N,) bool}``.
+        keep: optional ``fn(candidates) -> sequence of N items`` (e.g. the decoded Structures of a crystal
+            edit): every scored candidate's item is kept, in the order of :meth:`scored` (:meth:`items`).
 
     Attributes:
         spent: ``(rows,)`` evaluations so far per row.
@@ -51,8 +53,10 @@ class QueryCounter:
             spends outside it.
     """
 
-    def __init__(self, inner: Evaluator, rows: int, goals: dict[str, Goal]) -> None:
-        self.inner, self.rows, self.goals = inner, rows, goals
+    def __init__(self, inner: Evaluator, rows: int, goals: dict[str, Goal],
+                 keep: Callable[[Candidates], Sequence[Any]] | None = None) -> None:
+        self.inner, self.rows, self.goals, self.keep = inner, rows, goals, keep
+        self._items: list[Any] = []
         self.objectives, self.constraints = inner.objectives, inner.constraints
         self.spent = torch.zeros(rows, dtype=torch.long)
         self.first = {g: torch.full((rows,), math.inf, dtype=torch.float64) for g in goals}
@@ -76,8 +80,23 @@ class QueryCounter:
             self.first[name] = torch.minimum(self.first[name], torch.full((self.rows,), math.inf, dtype=torch.float64)
                                              .scatter_reduce(0, row, hit, reduce="amin"))
         self._log.append((row, used.long(), ev.values.detach().double().cpu(), ev.feasible.cpu()))
+        if self.keep is not None:
+            items = list(self.keep(candidates))
+            if len(items) != len(row):
+                raise ValueError(f"QueryCounter keep: {len(items)} items for a batch of {len(row)} candidates")
+            self._items += items
         self.spent += counts
         return ev
+
+    def items(self) -> list[Any]:
+        """The ``keep`` item of every candidate scored so far, in the order of :meth:`scored`.
+
+        Raises:
+            ValueError: the counter was built without ``keep``.
+        """
+        if self.keep is None:
+            raise ValueError("QueryCounter was built without keep=: no items were kept")
+        return list(self._items)
 
     def scored(self) -> ScoredPoints:
         """Every candidate scored so far (see :class:`ScoredPoints`)."""
@@ -86,6 +105,34 @@ class QueryCounter:
             return ScoredPoints(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long),
                                 torch.zeros(0, m, dtype=torch.float64), torch.zeros(0, dtype=torch.bool))
         return ScoredPoints(*(torch.cat(t) for t in zip(*self._log)))
+
+
+def best_within(points: ScoredPoints, rows: int, at: Sequence[int], sign: float = 1.0) -> dict[int, Tensor]:
+    """Per row, the best feasible point among its first ``e`` evaluations, for each ``e`` in ``at``.
+
+    Args:
+        points: a counter's :meth:`QueryCounter.scored` points.
+        rows: number of task rows.
+        at: evaluation counts per row.
+        sign: multiplies the first objective into minimisation form (``+1`` for ``"min"``, ``-1`` for ``"max"``).
+
+    Returns:
+        ``{e: (rows,) long}``: the index into ``points`` of each row's best feasible point (lowest signed first
+        objective; the earliest on ties) with ``position <= e``, ``-1`` where the row has none. A prefix of one
+        run: the best after ``e`` is never worse than after fewer evaluations.
+    """
+    f = points.values[:, 0] * sign if len(points.row) else torch.zeros(0, dtype=torch.float64)
+    ok = points.feasible & torch.isfinite(f)
+    out: dict[int, Tensor] = {}
+    for e in at:
+        best = torch.full((rows,), -1, dtype=torch.long)
+        score = torch.full((rows,), math.inf, dtype=torch.float64)
+        for i in torch.nonzero(ok & (points.position <= e)).flatten().tolist():
+            r = int(points.row[i])
+            if f[i] < score[r]:
+                score[r], best[r] = f[i], i
+        out[int(e)] = best
+    return out
 
 
 def success_curve(first: Tensor | Sequence[float], evaluations: Sequence[int]) -> list[float]:

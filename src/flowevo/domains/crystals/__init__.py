@@ -2,7 +2,8 @@
 
 Entry points: :func:`load_cdvae_csv` (data), :func:`train_crystal_flow` / :class:`CrystalModel`
 (the property-conditioned flow; :func:`save_crystal_model` / :func:`load_crystal_model`),
-:func:`fit_surrogate` and :class:`PropertyPredictor` (property predictors), :class:`CHGNetEnergy`
+:func:`fit_surrogate` and :class:`PropertyPredictor` (property predictors), a judge on other features
+(:func:`fit_element_judge`) and :func:`judge_trust` (each judge against labelled truth), :class:`CHGNetEnergy`
 and :class:`FormationEnergy`, the site-masked edit (:class:`SiteMaskedCodec`, :class:`SiteVariation`; one call:
 :func:`site_masked_reo`), the models of an edit run in one call (:func:`fit_crystal_models`; a MODEL_DIR:
 :func:`save_crystal_models` / :func:`load_crystal_models`), the
@@ -47,6 +48,8 @@ _EXPORTS = {
     **dict.fromkeys(("gradient_edit", "leap_edit"), "flowevo.domains.crystals.search"),
     **dict.fromkeys(("load_edit_split",), "flowevo.domains.crystals.data"),
     **dict.fromkeys(("SoftSurrogate",), "flowevo.domains.crystals.differentiable"),
+    **dict.fromkeys(("ElementJudge", "ElementStatsFeaturizer", "fit_element_judge", "judge_trust"),
+                    "flowevo.domains.crystals.judges"),
 }
 
 __all__ = sorted(_EXPORTS)
