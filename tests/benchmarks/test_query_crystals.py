@@ -60,6 +60,16 @@ def test_judge_trust_has_one_row_per_judge_on_rows_none_trained_on(tiny):
     assert all(r["n"] == split["held_out_rows"] for r in trust)
 
 
+def test_edit_trust_groups_the_labelled_kept_edits_by_who_trained_on_them(tiny):
+    groups = tiny["edit_trust"]["groups"]
+    assert list(groups) == ["no judge", "surrogate's rows", "element judge's rows"]
+    labelled = sum(g["n"] for g in groups.values())
+    assert labelled > 0  # some kept edit landed on a composition of the data
+    for g in groups.values():
+        assert all(r["n"] == g["n"] for r in g["judges"])
+        assert [r["judge"] for r in g["judges"]] == ([] if g["n"] == 0 else ["surrogate", "independent", "element"])
+
+
 def test_tables_name_every_method_and_judge(tiny):
     from flowevo.benchmarks.query_crystals import crystal_tables
 

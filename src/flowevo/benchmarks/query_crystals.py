@@ -30,7 +30,9 @@ Judges of each kept edit (SR: the share of *all* sources whose kept edit is belo
   its SR is over the labelled edits only, with their number.
 
 How far each judge can be trusted (:func:`~flowevo.domains.crystals.judges.judge_trust`): every judge against
-DFT on the held-out crystals (the whole held-out part, not only the sources), which none of them trained on.
+DFT on the held-out crystals (the whole held-out part, not only the sources), which none of them trained on;
+and on the labelled compositions the kept edits landed on (the searched distribution), grouped by who trained
+on them.
 
 The models are trained once (split and training seeded by ``split_seed``); seeds vary the methods.
 """
@@ -51,8 +53,9 @@ QUERY_METHODS = ("reo", "masked_random", "cma", "bo", "exhaustive")
 BUDGETS = ("k1_bkept", "k2_bkept")
 AT = (8, 16, 24, 48)
 JUDGES = ("surrogate", "independent", "element", "chgnet")
-POPULATION = 8  # REO / masked_random population and CMA-ES popsize (the crystals benchmark's)
-CMA_SIGMA0 = 0.3  # the crystals benchmark's CMA-ES step
+POPULATION = 8  # REO / masked_random population (the crystals benchmark's)
+CMA_SETTINGS: dict[str, Any] = {"popsize": 8, "sigma0": 0.3}  # cma_search keywords
+BO_SETTINGS: dict[str, Any] = {}  # bo_search keywords (its defaults)
 BO_ROWS = 50
 JUDGE_SHARE = 0.3
 
@@ -68,7 +71,7 @@ class CrystalQueryTask:
 
     def __init__(self, data: str, sources: str | None, n: int, split_seed: int = 0, judge_share: float = JUDGE_SHARE,
                  max_rows: int | None = None, chgnet: bool = True, log: Callable[[str], None] = print,
-                 **fit: Any) -> None:
+                 dev: bool = False, **fit: Any) -> None:
         from flowevo.domains.crystals import (
             canonical_sources,
             encodable_sources,
@@ -82,7 +85,7 @@ class CrystalQueryTask:
 
         if not 0.0 < judge_share < 1.0:
             raise ValueError(f"judge_share must be in (0, 1), got {judge_share}")
-        table, train, held = load_edit_split(data, sources, 10**9, split_seed, max_rows)
+        table, train, held = load_edit_split(data, sources, 10**9, split_seed, max_rows, dev)
         model_idx, judge_idx = split_indices(len(train), (1.0 - judge_share, judge_share), split_seed + 2)
         if len(judge_idx) < 2 or len(model_idx) < 2:
             raise ValueError(f"{data}: too few training rows ({len(train)}) to split between the surrogate and the judge")
@@ -104,6 +107,9 @@ class CrystalQueryTask:
         self.sources, self.skipped = encodable_sources(self.model, held.subset(range(min(n, len(held)))), log)
         self.src_structs = canonical_sources(self.sources, self.rep)
         self.held = held
+        self.model_keys = set(abx_sites(self.model_rows.structures, self.model_rows.formulas))
+        self.judge_keys = set(abx_sites(self.judge_rows.structures, self.judge_rows.formulas))
+        self.edits: dict[tuple, dict[str, float]] = {}  # labelled kept edits: composition -> every judge's value
         self.labels: dict[tuple, float] = {}
         everything = [table] + ([] if sources is None else [load_cdvae_csv(sources, ("heat_ref",))])
         for t in everything:
@@ -112,7 +118,8 @@ class CrystalQueryTask:
         self.split = {"split_seed": split_seed, "training_rows": len(train), "model_rows": len(model_idx),
                       "judge_rows": len(judge_idx), "held_out_rows": len(held), "sources": len(self.sources),
                       "skipped_sources": self.skipped, "labelled_compositions": len(self.labels),
-                      "from": "a 90/10 split of --data" if sources is None else "--data trains, --sources are held out"}
+                      "from": ("the dev split: 90/10 of the 90% training part of --data" if dev else
+                               "a 90/10 split of --data" if sources is None else "--data trains, --sources are held out")}
 
     # -- judges ----------------------------------------------------------------------------------
     def judge(self, structures: Sequence[Any]) -> dict[str, np.ndarray]:
@@ -134,12 +141,36 @@ class CrystalQueryTask:
         truth = self.held.properties["heat_ref"]
         return judge_trust({k: v for k, v in got.items() if k != "dft"}, truth, self.thresholds["sr10"])
 
+    def edit_trust(self) -> dict[str, dict]:
+        """:func:`~flowevo.domains.crystals.judges.judge_trust` on the distinct labelled compositions the kept edits
+        landed on (every method, budget, evaluation count and seed; CHGNet's value from the first structure seen),
+        grouped by who trained on that composition: ``"no judge"`` (only held-out rows), ``"surrogate's rows"``
+        (the surrogate and the independent judge trained on it) and ``"element judge's rows"``."""
+        from flowevo.domains.crystals import judge_trust
+
+        groups = {"no judge": lambda k: k not in self.model_keys and k not in self.judge_keys,
+                  "surrogate's rows": lambda k: k in self.model_keys, "element judge's rows": lambda k: k in self.judge_keys}
+        out = {}
+        for name, member in groups.items():
+            keys = [k for k in self.edits if member(k)]
+            if not keys:
+                out[name] = {"n": 0, "judges": []}
+                continue
+            judges = [j for j in self.edits[keys[0]] if j != "dft"]
+            truth = [self.edits[k]["dft"] for k in keys]
+            out[name] = {"n": len(keys), "judges": judge_trust({j: [self.edits[k][j] for k in keys] for j in judges},
+                                                              truth, self.thresholds["sr10"])}
+        return out
+
     def score(self, kept: Sequence[Any], first: int | None = None) -> dict[str, Any]:
         """SR5/10/15 per judge of one kept edit per source (None: a miss), DFT over the labelled edits; with
         ``first``, the same on the first ``first`` sources only under ``"first_sources"`` (BO's rows)."""
         n = len(kept)
         ok = [s for s in kept if s is not None]
         values = self.judge(ok)
+        for i, s in enumerate(ok):
+            if np.isfinite(values["dft"][i]):
+                self.edits.setdefault(_key(s), {k: float(v[i]) for k, v in values.items()})
         out: dict[str, Any] = {"kept_rate": len(ok) / n}
         for name, v in values.items():
             if name == "dft":
@@ -153,8 +184,11 @@ class CrystalQueryTask:
         return out
 
     # -- methods ---------------------------------------------------------------------------------
-    def run(self, method: str, budget: str, seed: int, evaluations: int, bo_rows: int) -> tuple[dict, dict]:
-        """``({e: scores}, info)`` of one method at one budget and seed (exhaustive: ``{"full": scores}``)."""
+    def run(self, method: str, budget: str, seed: int, evaluations: int, bo_rows: int,
+            cma: dict[str, Any] | None = None, bo: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        """``({e: scores}, info)`` of one method at one budget and seed (exhaustive: ``{"full": scores}``);
+        ``cma`` / ``bo``: keyword arguments of ``cma_search`` / ``bo_search`` (default :data:`CMA_SETTINGS`,
+        :data:`BO_SETTINGS`), ``space_options`` among them go to ``site_masked_space``."""
         from flowevo.baselines import bo_search, cma_search
         from flowevo.domains.crystals import (
             RandomRegions,
@@ -191,11 +225,11 @@ class CrystalQueryTask:
         elif method in ("cma", "bo"):
             codec = SiteMaskedCodec(self.model)
             task = EditTask(x, self.model.condition(src_values), self.model.condition([target] * rows))
-            common = {"seed": seed, "payload": structures_payload(self.rep), "space": site_masked_space(codec)}
-            if method == "cma":
-                cma_search(codec, task, counter, evaluations, popsize=POPULATION, sigma0=CMA_SIGMA0, **common)
-            else:
-                bo_search(codec, task, counter, evaluations, **common)
+            settings = dict(CMA_SETTINGS if cma is None else cma) if method == "cma" else dict(
+                BO_SETTINGS if bo is None else bo)
+            space = site_masked_space(codec, **settings.pop("space_options", {}))
+            common = {"seed": seed, "payload": structures_payload(self.rep), "space": space, **settings}
+            (cma_search if method == "cma" else bo_search)(codec, task, counter, evaluations, **common)
         else:
             raise ValueError(f"unknown method {method!r}; use one of {list(QUERY_METHODS)}")
         wall = time.perf_counter() - t0
@@ -215,13 +249,16 @@ class CrystalQueryTask:
 def run_crystals_queries(data: str, seeds: Sequence[int], n: int = 100, sources: str | None = None,
                          methods: Sequence[str] = QUERY_METHODS, budgets: Sequence[str] = BUDGETS,
                          evaluations: int = AT[-1], bo_rows: int = BO_ROWS, chgnet: bool = True, split_seed: int = 0,
-                         judge_share: float = JUDGE_SHARE, max_rows: int | None = None,
+                         judge_share: float = JUDGE_SHARE, max_rows: int | None = None, dev: bool = False,
+                         cma: dict[str, Any] | None = None, bo: dict[str, Any] | None = None,
                          log: Callable[[str], None] = lambda s: None, **fit: Any) -> dict:
     """The crystals task of ``flowevo benchmark queries`` (see the module doc): per method, budget, evaluation
     count and judge, SR5/10/15 per seed and their median / min / max; the judge trust table; settings.
 
     ``fit``: overrides of the model settings (``cfm_steps``, ``surrogate_steps``, ``gbr_estimators``,
-    ``chgnet_rows``; default the crystals benchmark's)."""
+    ``chgnet_rows``; default the crystals benchmark's). ``dev=True``: sources held out of the training part (the
+    split baseline settings are chosen on; :func:`~flowevo.domains.crystals.data.load_edit_split`). ``cma`` /
+    ``bo``: the baselines' settings (default :data:`CMA_SETTINGS`, :data:`BO_SETTINGS`)."""
     for m in methods:
         if m not in QUERY_METHODS:
             raise ValueError(f"unknown crystals method {m!r}; use some of {', '.join(QUERY_METHODS)}")
@@ -231,7 +268,7 @@ def run_crystals_queries(data: str, seeds: Sequence[int], n: int = 100, sources:
     if evaluations < 1 or bo_rows < 1:
         raise ValueError(f"evaluations and bo_rows must be >= 1, got {evaluations} and {bo_rows}")
     t0 = time.perf_counter()
-    task = CrystalQueryTask(data, sources, n, split_seed, judge_share, max_rows, chgnet, log, **fit)
+    task = CrystalQueryTask(data, sources, n, split_seed, judge_share, max_rows, chgnet, log, dev, **fit)
     trust = task.trust()
     per_seed: dict[str, dict[str, list[dict]]] = {m: {b: [] for b in budgets} for m in methods}
     info: dict[str, dict[str, list[dict]]] = {m: {b: [] for b in budgets} for m in methods}
@@ -243,7 +280,7 @@ def run_crystals_queries(data: str, seeds: Sequence[int], n: int = 100, sources:
                     info[m][b].append(info[m][b][0])
                     continue
                 log(f"crystals seed {seed}: {m} {b}")
-                scores, i = task.run(m, b, seed, evaluations, bo_rows)
+                scores, i = task.run(m, b, seed, evaluations, bo_rows, cma, bo)
                 per_seed[m][b].append(scores)
                 info[m][b].append(i)
     judges = [j for j in JUDGES if j != "chgnet" or task.models.formation is not None] + ["dft"]
@@ -251,9 +288,12 @@ def run_crystals_queries(data: str, seeds: Sequence[int], n: int = 100, sources:
         "data": str(data), "sources": sources, "seeds": list(seeds), "budget": evaluations,
         "at": [e for e in AT if e <= evaluations], "budgets": list(budgets), "judges": judges,
         "thresholds": task.thresholds, "split": task.split, "bo_rows": min(bo_rows, len(task.sources)),
-        "settings": {"population": POPULATION, "cma_sigma0": CMA_SIGMA0, "target_heat_ref": task.models.lowest,
+        "dev": dev,
+        "settings": {"population": POPULATION, "target_heat_ref": task.models.lowest,
+                     "cma": dict(CMA_SETTINGS if cma is None else cma), "bo": dict(BO_SETTINGS if bo is None else bo),
                      "space": "site-masked genome (residual + free-site mask; the anchor is the source)",
-                     "bo": "bo_search defaults (batch 4, TuRBO trust region, Thompson sampling)",
+                     "bo_method": "bo_search (TuRBO trust region per source, Thompson sampling; its defaults unless "
+                                  "set in bo)",
                      "models": task.settings, "judge_share": judge_share, "element_judge": task.element.kind,
                      "element_judge_rows": task.element.rows,
                      "counting": "prefix of one 48-evaluation run per method, budget and seed; every surrogate call "
@@ -261,6 +301,9 @@ def run_crystals_queries(data: str, seeds: Sequence[int], n: int = 100, sources:
                                  "every seed (deterministic)"},
         "judge_trust": {"threshold": "sr10", "rows": "held-out crystals (none of the judges trained on them)",
                         "judges": trust},
+        "edit_trust": {"threshold": "sr10", "rows": "distinct labelled compositions the kept edits landed on (every "
+                                                    "method, budget, evaluation count and seed), by who trained on "
+                                                    "them", "groups": task.edit_trust()},
         "per_seed": per_seed, "runs": info, "summary": summarise_crystals(per_seed, judges),
         "setup_s": task.setup_s, "total_s": time.perf_counter() - t0,
     }
@@ -346,6 +389,17 @@ def crystal_tables(crystals: dict, sr: str = "sr10") -> str:
     for r in trust["judges"]:
         lines.append(f"| {r['judge']} | {num(r['spearman'])} | {num(r['mae'])} | {num(r['precision_below'])} | "
                      f"{num(r['recall_below'])} | {r['predicted_below']} / {r['true_below']} |")
+    groups = crystals.get("edit_trust", {}).get("groups", {})
+    if groups:
+        lines += ["", "**crystals: the judges on the kept edits that have a DFT label** (distinct compositions, every "
+                  "method, budget, evaluation count and seed; by who trained on the composition)", "",
+                  "| compositions | n | judge | Spearman | MAE (eV/atom) | precision below | recall below | "
+                  "called below / truly below |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+        for name, g in groups.items():
+            for r in g["judges"]:
+                lines.append(f"| {name} | {g['n']} | {r['judge']} | {num(r['spearman'])} | {num(r['mae'])} | "
+                             f"{num(r['precision_below'])} | {num(r['recall_below'])} | "
+                             f"{r['predicted_below']} / {r['true_below']} |")
     return "\n".join(lines) + "\n"
 
 
