@@ -6,7 +6,7 @@ both B-kept budgets with 48 evaluations per source; the score is what the method
 surrogate after 16 and after 48 evaluations (BO on the first 50 dev sources, as in the benchmark).
 REO's settings were chosen on the same kind of split in issue 4.
 
-    PYTHONPATH=src python benchmarks/dev/crystal_baselines.py ../shared/data/perov_5/val.csv OUT.json
+    PYTHONPATH=src python benchmarks/dev/crystal_baselines.py ../shared/data/perov_5/val.csv OUT.json [cma:I bo:J ...]
 """
 
 import json
@@ -18,9 +18,14 @@ from flowevo.benchmarks.query_crystals import BO_ROWS, CrystalQueryTask
 task = CrystalQueryTask(sys.argv[1], None, 100, dev=True, chgnet=False, log=print)
 CMA = [{"popsize": p, "sigma0": s, "space_options": {"mask_scale": m}}
        for p in (4, 8) for s in (0.3, 0.6, 1.0) for m in (2.0, 4.0)]
-BO = [{"length_init": li, "batch": b} for li in (0.4, 0.8) for b in (4, 8)]
+BO = [{"length_init": li, "batch": b} for li in (0.4, 0.8) for b in (4, 8)] + [
+    {"length_init": 0.4, "batch": 4, "space_options": {"mask_scale": 4.0}}]
+ONLY = sys.argv[3:]  # optional: run only these settings' indices, e.g. "bo:4" (the rest were run before)
 out = []
-for method, settings in [("cma", c) for c in CMA] + [("bo", b) for b in BO]:
+todo = [("cma", i, c) for i, c in enumerate(CMA)] + [("bo", i, b) for i, b in enumerate(BO)]
+for method, i, settings in todo:
+    if ONLY and f"{method}:{i}" not in ONLY:
+        continue
     row = {"method": method, "settings": settings}
     for budget in ("k1_bkept", "k2_bkept"):
         t = time.perf_counter()
