@@ -411,6 +411,7 @@ def plot_crystal_queries(crystals: dict, path: Any, sr: str = "sr10") -> Any:
     """``sr`` against evaluations per source, one panel per budget and judge (median, band min..max over seeds);
     exhaustive as a marker at its count."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     from flowevo.report.plots import save_figure
 
@@ -429,10 +430,18 @@ def plot_crystal_queries(crystals: dict, path: Any, sr: str = "sr10") -> Any:
                     continue
                 es = sorted(cells, key=int)
                 x = [int(e) for e in es]
-                line, = ax.plot(x, [cells[e][j][sr]["median"] for e in es], marker="o", label=m)
+                label = f"{m} (first {crystals['bo_rows']} sources)" if m == "bo" else m
+                line, = ax.plot(x, [cells[e][j][sr]["median"] for e in es], marker="o", label=label)
                 ax.fill_between(x, [cells[e][j][sr]["min"] for e in es], [cells[e][j][sr]["max"] for e in es],
                                 color=line.get_color(), alpha=0.2)
             ax.set_xscale("log")
+            ticks = sorted({int(e) for cells in (per.get(b, {}) for per in crystals["summary"].values())
+                            for e in cells if e != "full"} | {round(cells["full"]["evaluations"]) for cells in
+                                                               (per.get(b, {}) for per in crystals["summary"].values())
+                                                               if "full" in cells})
+            ax.set_xticks(ticks)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set(xlabel="evaluations per source", ylabel=sr.upper(), ylim=(0, 1), title=f"{b}: by {j}")
             ax.grid(alpha=0.3, which="both")
             if r == 0 and c == 0:

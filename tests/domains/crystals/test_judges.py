@@ -10,12 +10,7 @@ import pytest
 pytest.importorskip("pymatgen")
 pytest.importorskip("sklearn")
 
-from flowevo.domains.crystals.judges import (  # noqa: E402
-    JUDGE_KINDS,
-    ElementStatsFeaturizer,
-    fit_element_judge,
-    judge_trust,
-)
+from flowevo.domains.crystals.judges import JUDGE_KINDS, ElementStatsFeaturizer, fit_element_judge, judge_trust  # noqa: E402
 
 
 def test_features_are_finite_site_order_free_and_read_structures_like_tuples(perovskite):
