@@ -98,3 +98,21 @@ def test_metrics_hold_the_crystals_task_and_its_figure(tmp_path, monkeypatch, ti
     assert saved["tasks"]["crystals"]["judge_trust"]["judges"][0]["judge"] == "surrogate"
     assert (tmp_path / "crystals_queries.png").stat().st_size > 0 and not (tmp_path / "queries.png").exists()
     assert "SR10 after e evaluations" in query_efficiency.query_tables(m)
+
+
+def test_cli_passes_the_crystal_options_and_prints_sr10_rows(tmp_path, monkeypatch, tiny):
+    from flowevo.benchmarks import query_efficiency
+
+    seen = {}
+
+    def fake(out, **kw):
+        seen.update(kw)
+        return {"tasks": {"crystals": tiny}}
+
+    monkeypatch.setattr(query_efficiency, "run_query_benchmark", fake)
+    out = runner.invoke(app, ["benchmark", "queries", "--out", str(tmp_path), "--data", str(VAL_CSV), "--seeds", "2",
+                              "--crystal-split-seed", "11", "--crystal-bo-rows", "7", "--no-chgnet", "--crystal-n", "9"])
+    assert out.exit_code == 0, out.output
+    assert seen["tasks"] == ["toy", "digits", "crystals"]  # --data adds crystals to the default tasks
+    assert seen["crystal_options"] == {"bo_rows": 7, "chgnet": False, "split_seed": 11} and seen["crystal_n"] == 9
+    assert "k2_bkept SR10: reo" in out.output and "crystals judge element vs DFT" in out.output

@@ -54,7 +54,9 @@ def _runners(data, seed: int, digits_n: int, crystals_n: int, query_seeds: int, 
         "throughput": lambda out: run_throughput_benchmark(out, seed=seed, device=device),
         "cost": lambda out: run_cost_benchmark(out, seed=seed, log=log, device=device),
         "queries": lambda out: run_query_benchmark(out, seeds=range(seed, seed + query_seeds), n=query_n, log=log,
-                                                   device=device),
+                                                   device=device, data=None if data is None else str(data),
+                                                   crystal_n=crystals_n,
+                                                   tasks=("toy", "digits") + (("crystals",) if data else ())),
         "scaling": lambda out: run_scaling_benchmark(out, seed=seed),
     }
 

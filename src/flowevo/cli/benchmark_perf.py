@@ -55,6 +55,9 @@ def bench_queries(
                                                              "others on all n; tables compare on those rows too)."),
     crystal_bo_rows: int = typer.Option(50, "--crystal-bo-rows", min=1,
                                         help="Crystals: BO runs on the first this many sources."),
+    crystal_split_seed: int = typer.Option(0, "--crystal-split-seed", min=0,
+                                           help="Crystals: seed of the data split and of the models' training (the "
+                                                "method seeds are 0..seeds-1)."),
     device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
@@ -98,7 +101,8 @@ def bench_queries(
                                             sources=digit_sources, methods=chosen, bo_rows=bo_rows,
                                             data=None if data is None else str(data), crystal_sources=crystal_sources,
                                             crystal_n=crystal_n,
-                                            crystal_options={"bo_rows": crystal_bo_rows, "chgnet": chgnet}), quiet)
+                                            crystal_options={"bo_rows": crystal_bo_rows, "chgnet": chgnet,
+                                                             "split_seed": crystal_split_seed}), quiet)
     fmt = lambda v: "never" if v is None else f"{v:g}"
     rows = [(f"{task} {goal}: {meth}", " / ".join(f"{float(r):.0%} {fmt(v)}" for r, v in s["median"].items()))
             for task, t in m["tasks"].items() for goal, g in t.get("goals", {}).items()
