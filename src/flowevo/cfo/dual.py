@@ -35,7 +35,8 @@ def weighted_rates(w: Tensor, violated: Tensor) -> Tensor:
 def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, target: Tensor, temperature: float,
                         min_ess: float, lam_max: float = 1e3, offset: Tensor | None = None, sweeps: int = 4,
                         iters: int = 30, tol: float = 1e-3, trust_region: str = "total",
-                        cap: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor, float]:
+                        cap: Callable[[Tensor], Tensor] | None = None,
+                        groups: Tensor | None = None) -> tuple[Tensor, Tensor, float]:
     """Weights and multipliers of one round.
 
     Args:
@@ -48,6 +49,8 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         lam_max: cap on each multiplier.
         offset: optional ``(N,)`` log-weight added after the temperature (e.g. a diversity term).
         cap: optional reshaping of the weights (e.g. :class:`~flowevo.cfo.diversity.GroupCap`).
+        groups: optional ``(N,)`` long key group per sample: the trust region then counts the effective number of
+            groups (:func:`~flowevo.cfo.finetune.effective_group_count`) instead of samples.
         sweeps, iters: coordinate sweeps and bisection steps per multiplier.
         tol: slack on the target (the rates are shares of N samples).
         trust_region: ``"total"``: the effective sample size floor holds for the final weights (the constraint's
@@ -68,11 +71,11 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         raise ValueError(f"trust_region must be 'total' or 'reward', got {trust_region!r}")
     lam = torch.zeros(c, dtype=torch.float64)
     if trust_region == "reward":
-        temperature = trust_region_weights(reward, temperature, min_ess, offset, cap)[1]
+        temperature = trust_region_weights(reward, temperature, min_ess, offset, cap, groups)[1]
         min_ess = 0.0
 
     def solve(lam: Tensor) -> tuple[Tensor, float]:
-        return trust_region_weights(reward - (penalty * lam).sum(1), temperature, min_ess, offset, cap)
+        return trust_region_weights(reward - (penalty * lam).sum(1), temperature, min_ess, offset, cap, groups)
 
     def rate(lam: Tensor, j: int) -> float:
         return float(weighted_rates(solve(lam)[0], violated)[j])
