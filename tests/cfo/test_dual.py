@@ -66,3 +66,19 @@ def test_trust_region_over_keys_counts_distinct_keys_not_samples():
     assert tc == pytest.approx(tk) and torch.allclose(wc, wk)
     with pytest.raises(ValueError, match="groups"):
         trust_region_weights(reward, 0.01, 0.25, groups=groups[:10])
+
+
+def test_unmet_target_takes_the_clipped_multiplier_and_keeps_the_reward():
+    """A target out of reach: at lam_max the penalty swamps the reward (the trust region raises the temperature);
+    with lam_unmet the multiplier stops there, the temperature stays lower and the weights still follow the reward
+    (among the satisfying samples too), while still violating less than the reward's weights alone."""
+    reward, pen, violated = _problem()
+    target = torch.tensor([0.0, 0.2], dtype=torch.float64)    # constraint 0: out of reach with 90% of the samples
+    w_max, lam_max, t_max = constrained_weights(reward, pen, violated, target, 0.2, 0.9, lam_max=1e3)
+    w, lam, t = constrained_weights(reward, pen, violated, target, 0.2, 0.9, lam_max=1e3, lam_unmet=2.0)
+    assert lam_max[0] == 1e3 and lam[0] == 2.0 and lam[1] == 0 and t < t_max
+    ok = ~violated[:, 0]
+    assert (w[ok] * reward[ok]).sum() / w[ok].sum() > (w_max[ok] * reward[ok]).sum() / w_max[ok].sum() + 0.1
+    assert weighted_rates(w, violated)[0] < weighted_rates(trust_region_weights(reward, 0.2, 0.9)[0], violated)[0]
+    with pytest.raises(ValueError, match="lam_unmet"):
+        constrained_weights(reward, pen, violated, target, 1.0, 0.25, lam_max=10.0, lam_unmet=20.0)

@@ -108,6 +108,9 @@ class CFOConfig:
             ``n`` own samples: a rate within ``z`` standard errors of the bound does not lower the target, and the
             target climbs back toward ``max_violation`` while the flow stays within that noise; 0: the raw rate.
         lam_max: cap on the exact dual's multipliers.
+        lam_unmet: the exact dual's multiplier for a constraint whose target the round's samples cannot meet within
+            the trust region even at ``lam_max`` (None: ``lam_max``, i.e. all the trust region's budget goes to the
+            constraint and the reward stops counting that round).
         diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
             samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
             samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
@@ -138,6 +141,7 @@ class CFOConfig:
     dual: str = "exact"
     target_share: float = 1.0
     lam_max: float = 1e3
+    lam_unmet: float | None = None
     trust_region: str = "total"
     target_feedback: float = 0.0
     target_floor: float = 0.1
@@ -168,6 +172,8 @@ class CFOConfig:
             raise ValueError("need 0 < target_floor <= 1, target_feedback >= 0 and target_tolerance >= 0")
         if not 0 < self.max_key_share <= 1:
             raise ValueError(f"max_key_share must be in (0, 1], got {self.max_key_share}")
+        if self.lam_unmet is not None and not 0 <= self.lam_unmet <= self.lam_max:
+            raise ValueError(f"lam_unmet must be in [0, lam_max], got {self.lam_unmet}")
         if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
             raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
 
@@ -462,7 +468,8 @@ class ConstrainedFlowOptimiser:
                 target = self._update_target(rate, own_v.shape[0])
                 w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
                                                   cfg.min_ess, lam_max=cfg.lam_max, offset=offset,
-                                                  trust_region=cfg.trust_region, cap=cap, groups=tr_groups)
+                                                  trust_region=cfg.trust_region, cap=cap, groups=tr_groups,
+                                                  lam_unmet=cfg.lam_unmet)
                 self.multipliers.lam = mu.clone()
             else:
                 if cfg.fixed_multiplier is None:
