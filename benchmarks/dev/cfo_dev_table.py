@@ -37,6 +37,7 @@ F = {  # label: ({seed: file}, CFO setting, round)
  "adopted + CFO multiplier 30 where the target is out of reach (`lam_unmet`)":
      ({11: "c5_s11", 12: "c5_s12", 13: "c7_s13", 14: "c7_s14"}, "unmet30", "8"),
  "adopted + CFO multiplier 10 where the target is out of reach": ({11: "c5_s11", 12: "c5_s12"}, "unmet10", "8"),
+ "adopted + CFO penalty over 2 neighbours (4 before)": ({12: "c11_s12", 14: "c11_s14"}, "nb2", "8"),
  "adopted + CFO penalty over 8 neighbours (4 before)": ({11: "c6_s11", 12: "c6_s12"}, "nb8", "8"),
  "adopted + CFO 8 neighbours, multiplier 30 where out of reach": ({11: "c6_s11", 12: "c6_s12"}, "nb8_unmet30", "8"),
 }
