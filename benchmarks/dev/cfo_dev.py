@@ -1,6 +1,6 @@
 """Dev-seed screening of CFO settings on the constrained benchmark's crystals task (issue 16).
 
-One process per development seed (11, 12, 13; never the benchmark's 0, 1, 2): builds the crystals task once, runs the
+One process per development seed (11, 12, 13, 14, 15; never the benchmark's 0, 1, 2): builds the crystals task once, runs the
 baselines (unconstrained, fixed_small, fixed_large) with the schedule given, then CFO once per setting (overrides of
 the benchmark's crystals ``CFOConfig``), and writes the benchmark's bar check at every round listed in ``--at`` (the
 records of round k of a longer run are those of a k-round run: every round draws from generators seeded by the config
@@ -21,7 +21,7 @@ from flowevo.benchmarks.constrained import FIXED, CrystalSetup, bar_check, defau
 from flowevo.benchmarks.machine import load_average  # noqa: E402
 from flowevo.domains.crystals.diversity import composition_key  # noqa: E402
 
-DEV_SEEDS = (11, 12, 13)
+DEV_SEEDS = (11, 12, 13, 14, 15)
 p = argparse.ArgumentParser()
 p.add_argument("out")
 p.add_argument("--seed", type=int, required=True)
@@ -64,7 +64,7 @@ def compact(res):
     return [{"round": r.round, "reward": r.reward_mean, "sat": r.satisfaction, "judge": r.monitored.get("judge_mean"),
              "dft": r.monitored.get("dft_mean_labelled"), "fd": r.monitored.get("feasible_distinct"),
              "fts": r.monitored.get("feasible_top_share"), "lam": r.multipliers, "targets": r.targets,
-             "ess": r.ess, "T": r.temperature, "kl": r.kl} for r in res.records]
+             "ess": r.ess, "ess_keys": r.ess_keys, "T": r.temperature, "kl": r.kl} for r in res.records]
 
 
 out = {"seed": a.seed, "rounds": a.rounds, "shared": a.shared, "steps": cfg.finetune.steps, "at": at,

@@ -24,6 +24,22 @@ F = {  # label: ({seed: file}, CFO setting, round)
  "adopted + CFO diversity weight 0.5": ({11: "b6_s11", 12: "b6_s12"}, "div05", "8"),
  "adopted + CFO ESS floor 10%": ({11: "b6_s11", 12: "b6_s12"}, "ess10", "8"),
  "adopted + CFO composition cap 10%": ({12: "b6_s12"}, "cap10", "8"),
+ "adopted, re-run with the issue-16 fourth-pass code": ({11: "c2_s11", 12: "c2_s12", 14: "c7_s14"}, "base", "8"),
+ "adopted, 12 rounds for every variant": ({12: "c10_s12", 14: "c10_s14"}, "base", "12"),
+ "adopted + CFO trust region over compositions, >= 20% (51) effective, T 0.05": ({11: "c1_s11", 12: "c1_s12"}, "k20", "8"),
+ "adopted + CFO trust region over compositions, >= 10% (26) effective, T 0.05": ({11: "c2_s11", 12: "c2_s12"}, "k10", "8"),
+ "adopted + CFO trust region over compositions, >= 8% (20) effective, T 0.05": ({11: "c2_s11", 12: "c2_s12"}, "k08", "8"),
+ "adopted + CFO 400 fine-tuning steps per round": ({11: "c3_s11", 12: "c3_s12"}, "steps400", "8"),
+ "adopted + CFO without the velocity anchor": ({11: "c3_s11", 12: "c3_s12"}, "anchor0", "8"),
+ "adopted + CFO multiplier cap 30 (1000 before)": ({11: "c3_s11", 12: "c3_s12", 13: "c7_s13", 14: "c8_s14"}, "lmax30", "8"),
+ "adopted + CFO multiplier cap 50": ({11: "c9_s11", 14: "c8_s14"}, "lmax50", "8"),
+ "adopted + CFO multiplier cap 100": ({11: "c4_s11", 12: "c4_s12"}, "lmax100", "8"),
+ "adopted + CFO multiplier 30 where the target is out of reach (`lam_unmet`)":
+     ({11: "c5_s11", 12: "c5_s12", 13: "c7_s13", 14: "c7_s14"}, "unmet30", "8"),
+ "adopted + CFO multiplier 10 where the target is out of reach": ({11: "c5_s11", 12: "c5_s12"}, "unmet10", "8"),
+ "adopted + CFO penalty over 2 neighbours (4 before)": ({12: "c11_s12", 14: "c11_s14"}, "nb2", "8"),
+ "adopted + CFO penalty over 8 neighbours (4 before)": ({11: "c6_s11", 12: "c6_s12"}, "nb8", "8"),
+ "adopted + CFO 8 neighbours, multiplier 30 where out of reach": ({11: "c6_s11", 12: "c6_s12"}, "nb8_unmet30", "8"),
 }
 CHECKS = (("satisfaction_met", "sat"), ("surrogate_half_gain_met", "surrogate"), ("judge_half_gain_met", "judge"),
           ("dft_above_pretrained", "DFT"), ("diverse", "diversity"))
@@ -38,9 +54,10 @@ def cell(b: dict) -> str:
     return head + ("met" if b["met"] else "**miss: " + ", ".join(miss) + "**")
 
 
-print("| setting | seed 11 | seed 12 | seed 13 |")
-print("|---|---|---|---|")
+SEEDS = (11, 12, 13, 14)
+print("| setting | " + " | ".join(f"seed {sd}" for sd in SEEDS) + " |")
+print("|---" * (len(SEEDS) + 1) + "|")
 for label, (files, name, k) in F.items():
     cells = [cell(json.load(open(f"{root}/{files[sd]}.json"))["cfo"][name]["bars"][k]) if sd in files else "not run"
-             for sd in (11, 12, 13)]
+             for sd in SEEDS]
     print(f"| {label} | " + " | ".join(cells) + " |")

@@ -159,6 +159,10 @@ def test_diversity_term_spreads_the_weight_over_keys(task):
         ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(diversity=1.0))
     with pytest.raises(ValueError, match="neighbours"):
         config(neighbours=-1)
+    with pytest.raises(ValueError, match="diversity_key"):
+        ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(ess_over="keys"))
+    with pytest.raises(ValueError, match="ess_over"):
+        config(ess_over="compositions")
 
     def key(cands):
         r = ev.objectives[0](cands)
@@ -174,6 +178,12 @@ def test_diversity_term_spreads_the_weight_over_keys(task):
                                    diversity_key=key).run()
     plain = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg).run()
     assert res.records[1].reward_mean != plain.records[1].reward_mean
+    assert plain.records[0].ess_keys is None and res.records[0].ess_keys <= res.records[0].ess
+    # a key-level trust region at a low temperature keeps >= 25% of the samples' count in effective keys
+    keyed = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                     replace(cfg, ess_over="keys", temperature=0.01, min_ess=0.25),
+                                     diversity_key=key).run()
+    assert keyed.records[0].ess_keys >= 0.25 * 128 * (1 - 1e-3) and keyed.records[0].temperature > 0.01
 
 
 def test_local_mean_over_nearest_samples():

@@ -12,7 +12,9 @@ instead of being stepped toward them: a reward whose spread grows as the flow mo
 Each ``lambda_j`` is the smallest value that meets its target given the others (bisection on
 ``log(1 + lambda_j)``, a few coordinate sweeps). Where the target cannot be met within the trust
 region (too few satisfying samples), ``lambda_j`` ends at ``lam_max``: the weights then favour
-satisfying samples as far as the trust region allows.
+satisfying samples as far as the trust region allows; with ``lam_unmet`` it ends there instead (a clipped
+multiplier for rounds whose target is out of reach: at ``lam_max`` the penalty swamps the reward and the trust
+region raises the temperature until the reward no longer counts).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def weighted_rates(w: Tensor, violated: Tensor) -> Tensor:
 def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, target: Tensor, temperature: float,
                         min_ess: float, lam_max: float = 1e3, offset: Tensor | None = None, sweeps: int = 4,
                         iters: int = 30, tol: float = 1e-3, trust_region: str = "total",
-                        cap: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor, float]:
+                        cap: Callable[[Tensor], Tensor] | None = None,
+                        groups: Tensor | None = None, lam_unmet: float | None = None) -> tuple[Tensor, Tensor, float]:
     """Weights and multipliers of one round.
 
     Args:
@@ -46,8 +49,11 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         temperature: softmax temperature (raised where needed for the trust region).
         min_ess: the weights' effective sample size stays >= ``min_ess`` times the finite samples.
         lam_max: cap on each multiplier.
+        lam_unmet: the multiplier of a constraint whose target is not met even at ``lam_max`` (None: ``lam_max``).
         offset: optional ``(N,)`` log-weight added after the temperature (e.g. a diversity term).
         cap: optional reshaping of the weights (e.g. :class:`~flowevo.cfo.diversity.GroupCap`).
+        groups: optional ``(N,)`` long key group per sample: the trust region then counts the effective number of
+            groups (:func:`~flowevo.cfo.finetune.effective_group_count`) instead of samples.
         sweeps, iters: coordinate sweeps and bisection steps per multiplier.
         tol: slack on the target (the rates are shares of N samples).
         trust_region: ``"total"``: the effective sample size floor holds for the final weights (the constraint's
@@ -63,16 +69,18 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
     if reward.shape != (n,) or violated.shape != (n, c) or target.shape != (c,):
         raise ValueError(f"shapes: reward {tuple(reward.shape)}, penalty {tuple(penalty.shape)}, "
                          f"violated {tuple(violated.shape)}, target {tuple(target.shape)}")
+    if lam_unmet is not None and not 0 <= lam_unmet <= lam_max:
+        raise ValueError(f"lam_unmet must be in [0, lam_max = {lam_max}], got {lam_unmet}")
     reward, penalty, target = reward.double(), penalty.double(), target.double()
     if trust_region not in ("total", "reward"):
         raise ValueError(f"trust_region must be 'total' or 'reward', got {trust_region!r}")
     lam = torch.zeros(c, dtype=torch.float64)
     if trust_region == "reward":
-        temperature = trust_region_weights(reward, temperature, min_ess, offset, cap)[1]
+        temperature = trust_region_weights(reward, temperature, min_ess, offset, cap, groups)[1]
         min_ess = 0.0
 
     def solve(lam: Tensor) -> tuple[Tensor, float]:
-        return trust_region_weights(reward - (penalty * lam).sum(1), temperature, min_ess, offset, cap)
+        return trust_region_weights(reward - (penalty * lam).sum(1), temperature, min_ess, offset, cap, groups)
 
     def rate(lam: Tensor, j: int) -> float:
         return float(weighted_rates(solve(lam)[0], violated)[j])
@@ -87,7 +95,7 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
             else:
                 trial[j] = lam_max
                 if rate(trial, j) > target[j] + tol:
-                    new = lam_max
+                    new = lam_max if lam_unmet is None else lam_unmet
                 else:
                     lo, hi = 0.0, math.log1p(lam_max)
                     for _ in range(iters):

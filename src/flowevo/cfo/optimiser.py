@@ -52,7 +52,13 @@ from torch import Tensor, nn
 from flowevo.cfo.density import kl_divergence
 from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
 from flowevo.cfo.dual import constrained_weights
-from flowevo.cfo.finetune import FinetuneConfig, effective_sample_size, finetune_round, trust_region_weights
+from flowevo.cfo.finetune import (
+    FinetuneConfig,
+    effective_group_count,
+    effective_sample_size,
+    finetune_round,
+    trust_region_weights,
+)
 from flowevo.cfo.sampling import batch_condition, condition_to_dict, finite_mean, null_condition, residual_shape, sample_flow
 from flowevo.evolve.constraints import Multipliers, finite_std
 from flowevo.flow import Condition, Encoder, FixedGrid, save_checkpoint
@@ -70,6 +76,10 @@ class CFOConfig:
         temperature: softmax temperature on the pseudo-reward (reward in units of its pretrained std).
         min_ess: the weights' effective sample size is kept at or above this share of the samples by
             raising the temperature where needed (heavy-tailed rewards otherwise put all weight on a few).
+        ess_over: what the ``min_ess`` floor counts: ``"samples"`` (default) or ``"keys"``: the effective number of
+            distinct ``diversity_key`` values in the weights (``1 / sum_g W_g^2`` over the keys' weight masses,
+            :func:`~flowevo.cfo.finetune.effective_group_count`), so a low temperature can sharpen the weights
+            toward high reward as long as they stay spread over that many keys.
         max_violation: allowed violation rate per constraint (the bound ``b`` of ``E[g] <= b``).
         lam0: initial multiplier.
         rho: initial dual step / penalty parameter.
@@ -98,6 +108,9 @@ class CFOConfig:
             ``n`` own samples: a rate within ``z`` standard errors of the bound does not lower the target, and the
             target climbs back toward ``max_violation`` while the flow stays within that noise; 0: the raw rate.
         lam_max: cap on the exact dual's multipliers.
+        lam_unmet: the exact dual's multiplier for a constraint whose target the round's samples cannot meet within
+            the trust region even at ``lam_max`` (None: ``lam_max``, i.e. all the trust region's budget goes to the
+            constraint and the reward stops counting that round).
         diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
             samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
             samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
@@ -113,6 +126,7 @@ class CFOConfig:
     samples: int = 512
     temperature: float = 1.0
     min_ess: float = 0.25
+    ess_over: str = "samples"
     max_violation: float = 0.02
     lam0: float = 0.0
     rho: float = 1.0
@@ -127,6 +141,7 @@ class CFOConfig:
     dual: str = "exact"
     target_share: float = 1.0
     lam_max: float = 1e3
+    lam_unmet: float | None = None
     trust_region: str = "total"
     target_feedback: float = 0.0
     target_floor: float = 0.1
@@ -149,12 +164,16 @@ class CFOConfig:
             raise ValueError(f"kl_samples must be 0 or >= 2, got {self.kl_samples}")
         if self.trust_region not in ("total", "reward"):
             raise ValueError(f"trust_region must be 'total' or 'reward', got {self.trust_region!r}")
+        if self.ess_over not in ("samples", "keys"):
+            raise ValueError(f"ess_over must be 'samples' or 'keys', got {self.ess_over!r}")
         if self.dual not in ("exact", "ascent"):
             raise ValueError(f"dual must be 'exact' or 'ascent', got {self.dual!r}")
         if not 0 < self.target_floor <= 1 or self.target_feedback < 0 or self.target_tolerance < 0:
             raise ValueError("need 0 < target_floor <= 1, target_feedback >= 0 and target_tolerance >= 0")
         if not 0 < self.max_key_share <= 1:
             raise ValueError(f"max_key_share must be in (0, 1], got {self.max_key_share}")
+        if self.lam_unmet is not None and not 0 <= self.lam_unmet <= self.lam_max:
+            raise ValueError(f"lam_unmet must be in [0, lam_max], got {self.lam_unmet}")
         if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
             raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
 
@@ -172,6 +191,8 @@ class RoundRecord:
             for the last round, the values it would use next.
         kl / kl_stderr: ``KL(p_round || p_pretrained)`` in nats (Monte Carlo, exact log-densities), 0 at round 0.
         ess: effective sample size of the fine-tuning weights (None on the last round).
+        ess_keys: the weights' effective number of distinct ``diversity_key`` values (None without a key or on the
+            last round).
         temperature: the softmax temperature used (>= the configured one; None on the last round).
         train_loss: mean loss of the last 50 fine-tuning steps (None on the last round).
         evaluations: black-box evaluations so far; wall_s: seconds since the start.
@@ -202,6 +223,7 @@ class RoundRecord:
     targets: dict[str, float] = field(default_factory=dict)
     weighted_reward: float | None = None
     weighted_satisfaction: float | None = None
+    ess_keys: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict (what history.json / trace.json hold)."""
@@ -279,9 +301,9 @@ class ConstrainedFlowOptimiser:
         self.meta = dict(meta or {})
         self.monitor = monitor
         self.diversity_key = diversity_key
-        if (config.diversity > 0 or config.max_key_share < 1) and diversity_key is None:
-            raise ValueError("config.diversity > 0 or max_key_share < 1 needs a diversity_key (what counts as the same "
-                             "sample)")
+        if (config.diversity > 0 or config.max_key_share < 1 or config.ess_over == "keys") and diversity_key is None:
+            raise ValueError("config.diversity > 0, max_key_share < 1 or ess_over='keys' needs a diversity_key (what "
+                             "counts as the same sample)")
         lam0 = config.lam0 if config.fixed_multiplier is None else config.fixed_multiplier
         self.multipliers = Multipliers.full(len(self.names), lam0, config.rho, growth=config.rho_growth,
                                             rho_max=config.rho_max)
@@ -429,22 +451,25 @@ class ConstrainedFlowOptimiser:
             est = kl_divergence(self.model, self.pretrained, cfg.kl_samples, self.condition.to(self.device),
                                 torch.Generator(device=self.device).manual_seed(self._seed(k, 2)), cfg.kl_grid)
             kl, stderr = est.value, est.stderr
-        ess = loss = temp = weighted_reward = weighted_satisfaction = None
+        ess = ess_keys = loss = temp = weighted_reward = weighted_satisfaction = None
         ckpt = None
         if k < cfg.rounds:
             pen, viol = self._penalty(g, violated), violated.double()
             if cfg.neighbours > 1:
                 pen, viol = local_mean(z, pen, cfg.neighbours), local_mean(z, viol, cfg.neighbours)
-            offset = cap = None
-            if self.diversity_key is not None and (cfg.diversity > 0 or cfg.max_key_share < 1):
+            offset = cap = groups = None
+            if self.diversity_key is not None:
                 keys = list(self.diversity_key(cands))
+                groups = key_groups(keys)
                 offset = diversity_offset(keys, cfg.diversity) if cfg.diversity > 0 else None
-                cap = GroupCap(key_groups(keys), cfg.max_key_share) if cfg.max_key_share < 1 else None
+                cap = GroupCap(groups, cfg.max_key_share) if cfg.max_key_share < 1 else None
+            tr_groups = groups if cfg.ess_over == "keys" else None
             if cfg.fixed_multiplier is None and cfg.dual == "exact" and len(self.names):
                 target = self._update_target(rate, own_v.shape[0])
                 w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
                                                   cfg.min_ess, lam_max=cfg.lam_max, offset=offset,
-                                                  trust_region=cfg.trust_region, cap=cap)
+                                                  trust_region=cfg.trust_region, cap=cap, groups=tr_groups,
+                                                  lam_unmet=cfg.lam_unmet)
                 self.multipliers.lam = mu.clone()
             else:
                 if cfg.fixed_multiplier is None:
@@ -452,8 +477,9 @@ class ConstrainedFlowOptimiser:
                 else:
                     mu = self.multipliers.lam.clone()
                 pseudo = reward / self.reward_scale - (pen * mu).sum(1)
-                w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset, cap)
+                w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset, cap, tr_groups)
             ess = effective_sample_size(w[:n]) if self.seeds is None else effective_sample_size(w)
+            ess_keys = None if groups is None else effective_group_count(w, groups)
             ok = torch.isfinite(reward)
             weighted_reward = self.sign * float((w[ok] * reward[ok]).sum() / w[ok].sum())
             weighted_satisfaction = float((w * (~violated.any(1)).double()).sum()) if violated.shape[1] else None
@@ -473,6 +499,7 @@ class ConstrainedFlowOptimiser:
             rho=dict(zip(self.names, self.multipliers.rho.tolist())), kl=kl, kl_stderr=stderr, ess=ess,
             temperature=temp, train_loss=loss, evaluations=self.evaluations, wall_s=time.perf_counter() - self._start,
             monitored=monitored, weighted_reward=weighted_reward, weighted_satisfaction=weighted_satisfaction,
+            ess_keys=ess_keys,
             targets={} if self.target is None or k == cfg.rounds else dict(zip(self.names, self.target.tolist())),
         )
         self.records.append(rec)
