@@ -6,7 +6,8 @@ hypervolume per source after 16-384 evaluations. Each REO variant's kept edits a
 black box alone (plain) and preferring edits the flow reads as the target by an energy margin of 0, 1 or 2.
 
 usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/reo_ablation.py OUT.json VARIANT[,...] [n=100] [seeds=100,101]
-variants: default (population 8, anchor ladder nearest the swap edit first, pre-screening 4), ps8, ps1 (no
+variants: default (population 8, ranked seed pool, pre-screening 4), ladder (the anchor ladder nearest the swap
+edit first, the default before), p4_ps8, p4, ladder_p4_ps8, ps8, ps1 (no
 screening), p4, ladder_asc (anchor first), anchor (target anchor only), p24, pool, cma_p4, cma_p8
 """
 import json
@@ -40,7 +41,11 @@ def ascending_ladder(cf):
 
 
 VARIANTS = {
-    "default": lambda cf: cf.reo(tau), "ps8": lambda cf: cf.reo(tau, prescreen=8),
+    "default": lambda cf: cf.reo(tau),
+    "ladder": lambda cf: cf.reo(tau, extra_seeds=cf.anchor_ladder()),
+    "p4_ps8": lambda cf: cf.reo(tau, population=4, prescreen=8),
+    "p4": lambda cf: cf.reo(tau, population=4),
+    "ladder_p4_ps8": lambda cf: cf.reo(tau, population=4, prescreen=8, extra_seeds=cf.anchor_ladder()), "ps8": lambda cf: cf.reo(tau, prescreen=8),
     "ps1": lambda cf: cf.reo(tau, prescreen=1), "p4": lambda cf: cf.reo(tau, population=4),
     "ladder_asc": lambda cf: cf.reo(tau, extra_seeds=ascending_ladder(cf)),
     "anchor": lambda cf: cf.reo(tau, extra_seeds=cf.target_seeds), "p24": lambda cf: cf.reo(tau, population=24),
