@@ -26,7 +26,7 @@ from flowevo.evolve import slerp_ladder  # noqa: E402
 out, names = sys.argv[1], sys.argv[2].split(",")
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 100
 seeds = [int(s) for s in sys.argv[4].split(",")] if len(sys.argv) > 4 else [100, 101]
-tau, rules = 0.9, {"plain": None, "fm0": 0.0, "fm1": 1.0, "fm2": 2.0}
+tau, rules = 0.9, {"plain": None, "fm0": 0.0, "fm1": 1.0, "fm2": 2.0, "fm4": 4.0, "fm6": 6.0}
 models = load_digit_models()
 close = leap_threshold(models, 24, 15, tau, dev=DEV)
 split = load_builtin_digits()
@@ -45,8 +45,11 @@ VARIANTS = {
     "ladder": lambda cf: cf.reo(tau, extra_seeds=cf.anchor_ladder()),
     "p4_ps8": lambda cf: cf.reo(tau, population=4, prescreen=8),
     "p4": lambda cf: cf.reo(tau, population=4),
-    "ladder_p4_ps8": lambda cf: cf.reo(tau, population=4, prescreen=8, extra_seeds=cf.anchor_ladder()), "ps8": lambda cf: cf.reo(tau, prescreen=8),
-    "ps1": lambda cf: cf.reo(tau, prescreen=1), "p4": lambda cf: cf.reo(tau, population=4),
+    "o4": lambda cf: cf.reo(tau, offspring=4), "o4_ps8": lambda cf: cf.reo(tau, offspring=4, prescreen=8),
+    "o2": lambda cf: cf.reo(tau, offspring=2),
+    "p6": lambda cf: cf.reo(tau, population=6), "p6_ps8": lambda cf: cf.reo(tau, population=6, prescreen=8),
+    "ladder_p4_ps8": lambda cf: cf.reo(tau, population=4, prescreen=8, extra_seeds=cf.anchor_ladder()),
+    "ps8": lambda cf: cf.reo(tau, prescreen=8), "ps1": lambda cf: cf.reo(tau, prescreen=1),
     "ladder_asc": lambda cf: cf.reo(tau, extra_seeds=ascending_ladder(cf)),
     "anchor": lambda cf: cf.reo(tau, extra_seeds=cf.target_seeds), "p24": lambda cf: cf.reo(tau, population=24),
     "pool": lambda cf: cf.reo(tau, pool=True),
