@@ -36,8 +36,6 @@ for seed in (100, 101):
             "ladder": lambda cf=cf: cf.reo(0.5, extra_seeds=cf.anchor_ladder()),
             "p4_ps8": lambda cf=cf: cf.reo(0.5, population=4, prescreen=8),
             "p4": lambda cf=cf: cf.reo(0.5, population=4), "ps8": lambda cf=cf: cf.reo(0.5, prescreen=8),
-            "o4": lambda cf=cf: cf.reo(0.5, offspring=4), "o4_ps8": lambda cf=cf: cf.reo(0.5, offspring=4, prescreen=8),
-            "o2": lambda cf=cf: cf.reo(0.5, offspring=2),
             "p6": lambda cf=cf: cf.reo(0.5, population=6), "p6_ps8": lambda cf=cf: cf.reo(0.5, population=6, prescreen=8)}
     for name in names:
         run = runs[name]

@@ -45,8 +45,6 @@ VARIANTS = {
     "ladder": lambda cf: cf.reo(tau, extra_seeds=cf.anchor_ladder()),
     "p4_ps8": lambda cf: cf.reo(tau, population=4, prescreen=8),
     "p4": lambda cf: cf.reo(tau, population=4),
-    "o4": lambda cf: cf.reo(tau, offspring=4), "o4_ps8": lambda cf: cf.reo(tau, offspring=4, prescreen=8),
-    "o2": lambda cf: cf.reo(tau, offspring=2),
     "p6": lambda cf: cf.reo(tau, population=6), "p6_ps8": lambda cf: cf.reo(tau, population=6, prescreen=8),
     "ladder_p4_ps8": lambda cf: cf.reo(tau, population=4, prescreen=8, extra_seeds=cf.anchor_ladder()),
     "ps8": lambda cf: cf.reo(tau, prescreen=8), "ps1": lambda cf: cf.reo(tau, prescreen=1),

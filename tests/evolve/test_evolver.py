@@ -149,14 +149,3 @@ def test_generation_zero_without_the_source_residual_starts_with_the_seeds_in_or
     assert not torch.allclose(res[:, 3], own)  # the fourth is a variant, not the own residual
     with pytest.raises(ValueError, match="include_source=False needs extra_seeds"):
         Evolver(codec, task, ev, population_size=4, include_source=False)
-
-
-def test_fewer_offspring_than_survivors_spend_fewer_evaluations_per_generation(toy16):
-    toy, codec, task = make(toy16, rows=2)
-    ev = LocalEvaluator([goal_objective(toy)])
-    res = Evolver(codec, task, ev, population_size=6, offspring_size=2, termination=[MaxGenerations(3)]).run()
-    assert res.evaluations_per_row.tolist() == [6 + 3 * 2] * 2  # generation 0 is the population, then 2 per generation
-    assert len(res.population) == 2 * 6  # still 6 survivors per row
-    assert [r.evaluations for r in res.history] == [12, 16, 20, 24]  # both rows
-    with pytest.raises(ValueError, match="offspring_size"):
-        Evolver(codec, task, ev, population_size=6, offspring_size=0)

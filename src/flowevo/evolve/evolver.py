@@ -61,9 +61,6 @@ class Evolver:
         termination: criteria; the run stops when any says so.
         seed: seed of the run's generator (same seed, same result).
         extra_seeds: optional ``(B, P, *S)`` residuals per row added to generation 0.
-        offspring_size: children per row per generation (default ``population_size``; fewer: a
-            (mu + lambda) scheme that keeps ``population_size`` survivors while spending fewer evaluations
-            per generation).
         include_source: generation 0 starts with each row's own residual (then ``extra_seeds``, in order);
             False: ``extra_seeds`` alone lead it (e.g. seeds already ranked by a prior). Either way a row's
             generation 0 is filled up to ``population_size`` with the variation's initial variants.
@@ -97,7 +94,6 @@ class Evolver:
         seed: int = 0,
         extra_seeds: Tensor | None = None,
         include_source: bool = True,
-        offspring_size: int | None = None,
         hv_reference: Tensor | None = None,
         payload: Callable[[Tensor], dict] | None = None,
         penalty: LagrangianPenalty | None = None,
@@ -106,9 +102,6 @@ class Evolver:
             raise ValueError(f"population_size must be >= 1, got {population_size}")
         self.codec, self.task, self.evaluator = codec, task, evaluator
         self.k, self.rows = int(population_size), len(task)
-        self.offspring_size = self.k if offspring_size is None else int(offspring_size)
-        if self.offspring_size < 1:
-            raise ValueError(f"offspring_size must be >= 1, got {offspring_size}")
         self.variation = variation if variation is not None else Variation()
         n_obj = len(evaluator.objectives)
         self.survival = survival if survival is not None else (Elitist() if n_obj == 1 else RankAndCrowding())
@@ -165,8 +158,7 @@ class Evolver:
             if self.population is None:
                 pop = self._seed_population()
             else:
-                pop = self.variation.offspring(self.population, self.rows, self.offspring_size, self.generator,
-                                               self.step_scale)
+                pop = self.variation.offspring(self.population, self.rows, self.k, self.generator, self.step_scale)
             target = self.task.target_condition.to(self.device)[pop.row]
             # a strategy that decoded its children already (e.g. to screen them) hands them over decoded
             decoded = pop.decoded.to(self.device) if pop.decoded is not None else self.codec.decode(pop.residuals, target)
@@ -206,8 +198,7 @@ class Evolver:
             self.penalty.update(self.population.constraint_values)
         if pop.generation > 0:  # 1/5th success rule: widen steps where offspring keep winning, narrow where not
             won = (self.population.born == pop.generation).double()
-            rate = torch.zeros(self.rows, dtype=torch.float64).index_add_(0, self.population.row.cpu(), won)
-            rate = rate / min(self.k, self.offspring_size)
+            rate = torch.zeros(self.rows, dtype=torch.float64).index_add_(0, self.population.row.cpu(), won) / self.k
             self.step_scale = (self.step_scale * torch.exp((rate - 0.2) / 0.8 * self.STEP_RATE)).clamp(0.05, 10.0)
         self.generation = pop.generation
         self.history.append(self._record(pop))

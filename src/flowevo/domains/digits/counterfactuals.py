@@ -6,9 +6,11 @@ digit, the shipped or user models) and runs each method on it, returning an
 
 - :meth:`~DigitCounterfactuals.reo`: REO with two objectives (:func:`shape_distance` to the
   source's VAE reconstruction, min; the black box's target probability, max) under the confidence
-  constraint: 8 residuals per digit, generation 0 seeded with a ladder from the swap edit toward the
-  target anchor (the source inverted under the *target* class), offspring pre-screened by a
-  surrogate (4 decoded per one scored), cross-pollination donors from digits with the same target.
+  constraint: 8 residuals per digit; generation 0 ranked without a black-box call from a pool of
+  candidates (the swap edit, a ladder toward the target anchor, i.e. the source inverted under the
+  *target* class, and lift/land edits at several depths): those the flow itself reads as the target
+  first, least-changed first; offspring pre-screened by a surrogate (several decoded per one
+  scored); cross-pollination donors from digits with the same target.
   The edit kept at confidence tau (:meth:`~DigitCounterfactuals.kept`) is the least-changed one with
   target probability >= tau, preferring those the flow itself reads as the target.
 - :meth:`~DigitCounterfactuals.search`: CMA-ES or random search on the same evaluator (they rank by
@@ -46,8 +48,7 @@ from flowevo.evolve import EditResult, EditTask, Evolver, MaxGenerations, PreScr
 from flowevo.flow import Condition, FixedGrid
 from flowevo.objectives import Evaluator, LocalEvaluator, target_margin
 
-__all__ = ["CROSS_RATE", "DigitCounterfactuals", "FLOW_MARGIN", "REO_OFFSPRING", "REO_POPULATION", "REO_PRESCREEN",
-           "SEARCH_METHODS", "STEPS"]
+__all__ = ["CROSS_RATE", "DigitCounterfactuals", "FLOW_MARGIN", "REO_POPULATION", "REO_PRESCREEN", "SEARCH_METHODS", "STEPS"]
 
 STEPS = 5  # rk4 steps of every method's codec (round-trip relative latent error ~6e-4 on the test digits)
 CROSS_RATE = 0.3
@@ -56,7 +57,6 @@ CROSS_RATE = 0.3
 # and the energy margin by which the flow must read a kept edit as its target (None: no flow reading)
 REO_POPULATION = 8
 REO_PRESCREEN = 4
-REO_OFFSPRING: int | None = None  # children per digit and generation (None: the population)
 FLOW_MARGIN: float | None = 4.0
 LIFT_DEPTHS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # lift/land depths of the generation-0 seed pool
 SEARCH_METHODS = {"cma": cma_search, "random": random_search, "nsga2": nsga2_search, "bo": bo_search}
@@ -158,11 +158,10 @@ class DigitCounterfactuals:
     def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
             same_target_donors: bool = True, population: int = REO_POPULATION, generations: int | None = None,
             extra_seeds: Tensor | None = None, prescreen: int = REO_PRESCREEN, pool: bool = False,
-            offspring: int | None = REO_OFFSPRING, show_progress: bool = False) -> EditResult:
+            show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
         box labels as the target with probability >= ``tau``, with the task's budget per digit
-        (:attr:`budget`: ``generations`` defaults to ``(budget - population) // offspring``; ``offspring``
-        children per digit and generation, None: ``population``). Generation 0: by default
+        (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). Generation 0: by default
         :meth:`ranked_seeds` (``population`` of them, best first; the own residual only if ranked among them);
         given ``extra_seeds (N, P, *S)``, the own residual then those. ``prescreen > 1``: offspring through
         :class:`~flowevo.evolve.PreScreen` (that many children decoded and ranked per child scored; a per-digit
@@ -172,13 +171,11 @@ class DigitCounterfactuals:
         variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
         if prescreen > 1:
             variation = PreScreen(variation, factor=prescreen, pool=pool, seed=self.seed if seed is None else seed)
-        offspring = population if offspring is None else offspring
-        generations = (self.budget - population) // offspring if generations is None else generations
+        generations = self.budget // population - 1 if generations is None else generations
         ranked = extra_seeds is None
         evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population, variation=variation,
                           termination=[MaxGenerations(generations)], seed=self.seed if seed is None else seed,
-                          extra_seeds=self.ranked_seeds(population) if ranked else extra_seeds, include_source=not ranked,
-                          offspring_size=offspring)
+                          extra_seeds=self.ranked_seeds(population) if ranked else extra_seeds, include_source=not ranked)
         return evolver.run(show_progress=show_progress)
 
     def search(self, method: str, tau: float = 0.9, sigma0: float = 0.3, **settings) -> EditResult:
