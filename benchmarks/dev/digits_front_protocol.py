@@ -5,9 +5,12 @@ Training digits 1000-1099, targets from seeds 100 and 101. Writes
 benchmarks/results/queries_dev/issue15/digits_front_protocol.json: per setting, (independent agreement,
 morphology change) per seed.
 
-usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_front_protocol.py
+usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_front_protocol.py [OUT.json] [SETTING,...]
+settings: new (the library default), old (REO before issue 15), ladder (the anchor ladder, the default before the
+ranked seed pool), p4_ps8 (population 4, pre-screening 8), p4 (population 4)
 """
 import json
+import sys
 
 import torch
 
@@ -22,19 +25,26 @@ split = load_builtin_digits()
 n = 100
 x = images_to_tensor(split.train_images[DEV][:n])
 labels = torch.as_tensor(split.train_labels[DEV][:n], dtype=torch.long)
+path = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/queries_dev/issue15/digits_front_protocol.json"
+names = sys.argv[2].split(",") if len(sys.argv) > 2 else ["new", "old"]
 out: dict[str, list] = {}
 for seed in (100, 101):
     targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
     cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15)
     runs = {"new": lambda cf=cf: cf.reo(0.5),
-            "old": lambda cf=cf: cf.reo(0.5, population=24, extra_seeds=cf.target_seeds, prescreen=1)}
-    for name, run in runs.items():
+            "old": lambda cf=cf: cf.reo(0.5, population=24, extra_seeds=cf.target_seeds, prescreen=1),
+            "ladder": lambda cf=cf: cf.reo(0.5, extra_seeds=cf.anchor_ladder()),
+            "p4_ps8": lambda cf=cf: cf.reo(0.5, population=4, prescreen=8),
+            "p4": lambda cf=cf: cf.reo(0.5, population=4), "ps8": lambda cf=cf: cf.reo(0.5, prescreen=8),
+            "p6": lambda cf=cf: cf.reo(0.5, population=6), "p6_ps8": lambda cf=cf: cf.reo(0.5, population=6, prescreen=8)}
+    for name in names:
+        run = runs[name]
         res = run()
         for fm in (None, 2.0, 4.0, 6.0):
             for tau in (0.9, 0.95):
                 s = cf.score(cf.kept(res, tau, flow_margin=fm)[0])
                 out.setdefault(f"{name} fm{fm} tau{tau}", []).append((s["acc_independent"], round(s["morph_mean"], 4)))
         print(seed, name, {k: v[-1] for k, v in out.items() if k.startswith(name)}, flush=True)
-json.dump(out, open("benchmarks/results/queries_dev/issue15/digits_front_protocol.json", "w"), indent=1)
+json.dump(out, open(path, "w"), indent=1)
 for k, v in out.items():
     print(k, v)

@@ -6,7 +6,8 @@ hypervolume per source after 16-384 evaluations. Each REO variant's kept edits a
 black box alone (plain) and preferring edits the flow reads as the target by an energy margin of 0, 1 or 2.
 
 usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/reo_ablation.py OUT.json VARIANT[,...] [n=100] [seeds=100,101]
-variants: default (population 8, anchor ladder nearest the swap edit first, pre-screening 4), ps8, ps1 (no
+variants: default (population 8, ranked seed pool, pre-screening 4), ladder (the anchor ladder nearest the swap
+edit first, the default before), p4_ps8, p4, ladder_p4_ps8, ps8, ps1 (no
 screening), p4, ladder_asc (anchor first), anchor (target anchor only), p24, pool, cma_p4, cma_p8
 """
 import json
@@ -25,7 +26,7 @@ from flowevo.evolve import slerp_ladder  # noqa: E402
 out, names = sys.argv[1], sys.argv[2].split(",")
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 100
 seeds = [int(s) for s in sys.argv[4].split(",")] if len(sys.argv) > 4 else [100, 101]
-tau, rules = 0.9, {"plain": None, "fm0": 0.0, "fm1": 1.0, "fm2": 2.0}
+tau, rules = 0.9, {"plain": None, "fm0": 0.0, "fm1": 1.0, "fm2": 2.0, "fm4": 4.0, "fm6": 6.0}
 models = load_digit_models()
 close = leap_threshold(models, 24, 15, tau, dev=DEV)
 split = load_builtin_digits()
@@ -40,8 +41,13 @@ def ascending_ladder(cf):
 
 
 VARIANTS = {
-    "default": lambda cf: cf.reo(tau), "ps8": lambda cf: cf.reo(tau, prescreen=8),
-    "ps1": lambda cf: cf.reo(tau, prescreen=1), "p4": lambda cf: cf.reo(tau, population=4),
+    "default": lambda cf: cf.reo(tau),
+    "ladder": lambda cf: cf.reo(tau, extra_seeds=cf.anchor_ladder()),
+    "p4_ps8": lambda cf: cf.reo(tau, population=4, prescreen=8),
+    "p4": lambda cf: cf.reo(tau, population=4),
+    "p6": lambda cf: cf.reo(tau, population=6), "p6_ps8": lambda cf: cf.reo(tau, population=6, prescreen=8),
+    "ladder_p4_ps8": lambda cf: cf.reo(tau, population=4, prescreen=8, extra_seeds=cf.anchor_ladder()),
+    "ps8": lambda cf: cf.reo(tau, prescreen=8), "ps1": lambda cf: cf.reo(tau, prescreen=1),
     "ladder_asc": lambda cf: cf.reo(tau, extra_seeds=ascending_ladder(cf)),
     "anchor": lambda cf: cf.reo(tau, extra_seeds=cf.target_seeds), "p24": lambda cf: cf.reo(tau, population=24),
     "pool": lambda cf: cf.reo(tau, pool=True),

@@ -135,3 +135,17 @@ def test_extra_seeds_enter_generation_zero(toy16):
     evo.ask()
     res = evo.pending.residuals.reshape(2, 5, 16)
     assert torch.allclose(res[:, 1:3], seeds)
+
+
+def test_generation_zero_without_the_source_residual_starts_with_the_seeds_in_order(toy16):
+    toy, codec, task = make(toy16, rows=2)
+    ev = LocalEvaluator([goal_objective(toy)])
+    seeds = torch.randn(2, 3, 16, generator=torch.Generator().manual_seed(0))
+    evo = Evolver(codec, task, ev, population_size=4, extra_seeds=seeds, include_source=False)
+    evo.ask()
+    res = evo.pending.residuals.reshape(2, 4, 16)
+    assert torch.allclose(res[:, :3], seeds)
+    own = codec.invert(task.sources, task.source_condition)
+    assert not torch.allclose(res[:, 3], own)  # the fourth is a variant, not the own residual
+    with pytest.raises(ValueError, match="include_source=False needs extra_seeds"):
+        Evolver(codec, task, ev, population_size=4, include_source=False)

@@ -61,6 +61,9 @@ class Evolver:
         termination: criteria; the run stops when any says so.
         seed: seed of the run's generator (same seed, same result).
         extra_seeds: optional ``(B, P, *S)`` residuals per row added to generation 0.
+        include_source: generation 0 starts with each row's own residual (then ``extra_seeds``, in order);
+            False: ``extra_seeds`` alone lead it (e.g. seeds already ranked by a prior). Either way a row's
+            generation 0 is filled up to ``population_size`` with the variation's initial variants.
         hv_reference: ``(M,)`` hypervolume reference in minimisation form (default: from generation 0).
         payload: optional ``fn(x (N, *D)) -> {name: list of N}`` turning decoded tensors into domain
             objects once per batch (e.g. crystal structures), handed to objectives as ``Candidates.extra``.
@@ -90,6 +93,7 @@ class Evolver:
         termination: Sequence[Termination] = (MaxGenerations(20),),
         seed: int = 0,
         extra_seeds: Tensor | None = None,
+        include_source: bool = True,
         hv_reference: Tensor | None = None,
         payload: Callable[[Tensor], dict] | None = None,
         penalty: LagrangianPenalty | None = None,
@@ -107,7 +111,9 @@ class Evolver:
         self.device = codec.device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.sign = sense_sign(evaluator.objectives)
-        self.extra_seeds = extra_seeds
+        if not include_source and extra_seeds is None:
+            raise ValueError("include_source=False needs extra_seeds (generation 0 would have no seeds)")
+        self.extra_seeds, self.include_source = extra_seeds, bool(include_source)
         self.hv_reference = hv_reference
         self.payload = payload
         self.penalty = copy.deepcopy(penalty)
@@ -130,7 +136,7 @@ class Evolver:
     def _seed_population(self) -> Population:
         task, k = self.task, self.k
         r = self.codec.invert(task.sources.to(self.device), task.source_condition.to(self.device))
-        seeds = [r[:, None]]
+        seeds = [r[:, None]] if self.include_source else []
         if self.extra_seeds is not None:
             if self.extra_seeds.shape[0] != self.rows or self.extra_seeds.shape[2:] != r.shape[1:]:
                 raise ValueError(f"extra_seeds must have shape ({self.rows}, P, {tuple(r.shape[1:])})")

@@ -82,3 +82,27 @@ def test_kept_prefers_edits_the_flow_reads_as_the_target(task):
                 i = torch.nonzero(pool).flatten()[torch.argmin(pop.values[pool, 0])]
                 assert torch.equal(edits[b], pop.decoded[i])
     assert torch.equal(task.kept(res, 0.5, flow_margin=-1e9)[0], task.kept(res, 0.5, flow_margin=None)[0])
+
+
+def test_ranked_seeds_put_edits_the_flow_reads_as_the_target_first_least_changed_first(task):
+    from flowevo.domains.digits.objectives import shape_distance
+    from flowevo.flow import Condition
+    from flowevo.objectives import target_margin
+
+    pool = task.seed_pool(rungs=4, depths=(0.5, 0.8))
+    assert pool.shape[:2] == (4, 1 + 1 + 4 + 2)  # own, anchor, 4 rungs, 2 lifts
+    seeds = task.ranked_seeds(5, margin=2.0, pool=pool)
+    assert seeds.shape == (4, 5, *pool.shape[2:])
+    rows = torch.arange(4).repeat_interleave(5)
+    decoded = task.codec.decode(seeds.flatten(0, 1), Condition.from_labels(task.targets[rows]))
+    dist = shape_distance(decoded, task.recon[rows]).reshape(4, 5)
+    read = (target_margin(task.codec, decoded, task.targets[rows], 10) > 2.0).reshape(4, 5)
+    for b in range(4):
+        k = int(read[b].sum())
+        assert read[b, :k].all() and not read[b, k:].any()  # read ones lead
+        assert (dist[b, :k].diff() >= -1e-5).all()  # least-changed first among them
+    assert torch.equal(task.ranked_seeds(5, margin=2.0, pool=pool), seeds)  # no randomness
+    with pytest.raises(ValueError, match="pool of 8"):
+        task.ranked_seeds(9, pool=pool)
+    res = task.reo(0.9, population=4)  # the default generation 0: ranked seeds, no own residual forced first
+    assert res.evaluations_per_row.tolist() == [16] * 4  # 4 x (18 // 4), within the budget of 18

@@ -6,9 +6,11 @@ digit, the shipped or user models) and runs each method on it, returning an
 
 - :meth:`~DigitCounterfactuals.reo`: REO with two objectives (:func:`shape_distance` to the
   source's VAE reconstruction, min; the black box's target probability, max) under the confidence
-  constraint: 8 residuals per digit, generation 0 seeded with a ladder from the swap edit toward the
-  target anchor (the source inverted under the *target* class), offspring pre-screened by a
-  surrogate (4 decoded per one scored), cross-pollination donors from digits with the same target.
+  constraint: 8 residuals per digit; generation 0 ranked without a black-box call from a pool of
+  candidates (the swap edit, a ladder toward the target anchor, i.e. the source inverted under the
+  *target* class, and lift/land edits at several depths): those the flow itself reads as the target
+  first, least-changed first; offspring pre-screened by a surrogate (several decoded per one
+  scored); cross-pollination donors from digits with the same target.
   The edit kept at confidence tau (:meth:`~DigitCounterfactuals.kept`) is the least-changed one with
   target probability >= tau, preferring those the flow itself reads as the target.
 - :meth:`~DigitCounterfactuals.search`: CMA-ES or random search on the same evaluator (they rank by
@@ -56,6 +58,7 @@ CROSS_RATE = 0.3
 REO_POPULATION = 8
 REO_PRESCREEN = 4
 FLOW_MARGIN: float | None = 4.0
+LIFT_DEPTHS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # lift/land depths of the generation-0 seed pool
 SEARCH_METHODS = {"cma": cma_search, "random": random_search, "nsga2": nsga2_search, "bo": bo_search}
 
 
@@ -114,25 +117,65 @@ class DigitCounterfactuals:
         with torch.inference_mode():
             return slerp_ladder(self.target_seeds[:, 0], self.codec.invert(self.x, self.src_c)).flip(1)
 
+    def seed_pool(self, rungs: int = 20, depths: tuple[float, ...] = LIFT_DEPTHS) -> Tensor:
+        """``(N, 1 + rungs + len(depths), *S)`` candidate generation-0 residuals found without a black-box call:
+        the source's own residual (the swap edit), a finer anchor ladder (slerps from the target anchor toward
+        the own residual, ``rungs`` of them) and lift/land edits (the source lifted to depth ``d`` under its own
+        class, landed under the target, re-inverted under the target) at each of ``depths``."""
+        with torch.inference_mode():
+            own = self.codec.invert(self.x, self.src_c)
+            weights = [i / (rungs + 1) for i in range(1, rungs + 1)]
+            ladder = slerp_ladder(self.target_seeds[:, 0], own, weights)
+            lifts = []
+            for d in depths:
+                partial = self.codec.with_strength(d)
+                landed = partial.decode(partial.invert(self.x, self.src_c), self.tgt_c)
+                lifts.append(self.codec.invert(landed, self.tgt_c))
+            return torch.cat([own[:, None], ladder, torch.stack(lifts, 1)], dim=1)
+
+    def ranked_seeds(self, count: int, margin: float | None = FLOW_MARGIN, pool: Tensor | None = None) -> Tensor:
+        """``(N, count, *S)`` generation-0 seeds from :meth:`seed_pool` (or ``pool (N, P, *S)``), best first, ranked
+        with no black-box call: those the flow reads as the target by more than ``margin``
+        (:func:`~flowevo.objectives.target_margin`), least-changed first (:func:`shape_distance` to the source's
+        reconstruction), then the rest by the flow's margin (``margin`` None: every candidate least-changed first)."""
+        pool = self.seed_pool() if pool is None else pool.to(self.device)
+        n, p = pool.shape[:2]
+        if count > p:
+            raise ValueError(f"{count} seeds asked from a pool of {p}")
+        rows = torch.arange(n, device=self.device).repeat_interleave(p)
+        with torch.inference_mode():
+            decoded = self.codec.decode(pool.flatten(0, 1), Condition.from_labels(self.targets[rows]))
+        dist = shape_distance(decoded, self.recon[rows]).reshape(n, p).double().cpu()
+        if margin is None:
+            key = dist
+        else:
+            m = target_margin(self.codec, decoded, self.targets[rows], 10).reshape(n, p)
+            # read as the target: by distance, all before any unread one; unread: by decreasing margin
+            key = torch.where(m > margin, dist, dist.max() + 1.0 + (m.max() - m))
+        order = torch.argsort(key, dim=1, stable=True)[:, :count].to(self.device)
+        return torch.gather(pool, 1, order.reshape(n, count, *([1] * (pool.dim() - 2))).expand(n, count, *pool.shape[2:]))
+
     def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
             same_target_donors: bool = True, population: int = REO_POPULATION, generations: int | None = None,
             extra_seeds: Tensor | None = None, prescreen: int = REO_PRESCREEN, pool: bool = False,
             show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
         box labels as the target with probability >= ``tau``, with the task's budget per digit
-        (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). ``extra_seeds (N, P, *S)``
-        default to :meth:`anchor_ladder`. ``prescreen > 1``: offspring through :class:`~flowevo.evolve.PreScreen`
-        (that many children decoded and ranked per child scored; a per-digit GP of the black box's columns, the
-        shape distance exact); 1: off. ``pool``: the GP of each target class is fitted on the pooled evaluations
-        of every digit with that target (the black box reads the decoded candidate alone, and digits with one
-        target share the decoder)."""
+        (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). Generation 0: by default
+        :meth:`ranked_seeds` (``population`` of them, best first; the own residual only if ranked among them);
+        given ``extra_seeds (N, P, *S)``, the own residual then those. ``prescreen > 1``: offspring through
+        :class:`~flowevo.evolve.PreScreen` (that many children decoded and ranked per child scored; a per-digit
+        GP of the black box's columns, the shape distance exact); 1: off. ``pool``: the GP of each target class
+        is fitted on the pooled evaluations of every digit with that target (the black box reads the decoded
+        candidate alone, and digits with one target share the decoder)."""
         variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
         if prescreen > 1:
             variation = PreScreen(variation, factor=prescreen, pool=pool, seed=self.seed if seed is None else seed)
         generations = self.budget // population - 1 if generations is None else generations
+        ranked = extra_seeds is None
         evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population, variation=variation,
                           termination=[MaxGenerations(generations)], seed=self.seed if seed is None else seed,
-                          extra_seeds=self.anchor_ladder() if extra_seeds is None else extra_seeds)
+                          extra_seeds=self.ranked_seeds(population) if ranked else extra_seeds, include_source=not ranked)
         return evolver.run(show_progress=show_progress)
 
     def search(self, method: str, tau: float = 0.9, sigma0: float = 0.3, **settings) -> EditResult:
