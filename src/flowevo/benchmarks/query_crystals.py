@@ -188,10 +188,13 @@ class CrystalQueryTask:
 
     # -- methods ---------------------------------------------------------------------------------
     def run(self, method: str, budget: str, seed: int, evaluations: int, bo_rows: int,
-            cma: dict[str, Any] | None = None, bo: dict[str, Any] | None = None) -> tuple[dict, dict]:
+            cma: dict[str, Any] | None = None, bo: dict[str, Any] | None = None,
+            reo: dict[str, Any] | None = None) -> tuple[dict, dict]:
         """``({e: scores}, info)`` of one method at one budget and seed (exhaustive: ``{"full": scores}``);
         ``cma`` / ``bo``: keyword arguments of ``cma_search`` / ``bo_search`` (default :data:`CMA_SETTINGS`,
-        :data:`BO_SETTINGS`), ``space_options`` among them go to ``site_masked_space``."""
+        :data:`BO_SETTINGS`), ``space_options`` among them go to ``site_masked_space``; ``reo``: keyword
+        arguments of ``site_masked_reo`` for ``reo`` (``population`` among them; default the library's defaults
+        at :data:`POPULATION`)."""
         from flowevo.baselines import bo_search, cma_search
         from flowevo.domains.crystals import (
             RandomRegions,
@@ -207,7 +210,9 @@ class CrystalQueryTask:
         from flowevo.evolve import EditTask
         from flowevo.objectives import QueryCounter, best_within
 
-        check = CompositionCheck(SMACT_SET)
+        if not hasattr(self, "check"):  # one SMACT cache (by composition, deterministic) for every run of the task
+            self.check = CompositionCheck(SMACT_SET)
+        check = self.check
         t0 = time.perf_counter()
         if method == "exhaustive":
             search = ExhaustiveSearch(self.models.surrogate, SiteVocabulary.from_table(self.model_rows), self.rep)
@@ -222,9 +227,10 @@ class CrystalQueryTask:
         counter = QueryCounter(evaluator, rows, {}, keep=lambda c: c.extra["structures"])
         target = float(self.models.lowest)
         if method in ("reo", "masked_random"):
-            generations = math.ceil(evaluations / POPULATION) - 1
-            site_masked_reo(self.model, x, src_values, target, counter, POPULATION, generations, seed,
-                            **({"move": RandomRegions()} if method == "masked_random" else {}))
+            opts = {"move": RandomRegions()} if method == "masked_random" else dict(reo or {})
+            population = int(opts.pop("population", POPULATION))
+            generations = math.ceil(evaluations / population) - 1
+            site_masked_reo(self.model, x, src_values, target, counter, population, generations, seed, **opts)
         elif method in ("cma", "bo"):
             codec = SiteMaskedCodec(self.model)
             task = EditTask(x, self.model.condition(src_values), self.model.condition([target] * rows))

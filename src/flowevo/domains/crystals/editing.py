@@ -48,6 +48,7 @@ from .objectives import (
     structures_payload,
 )
 from .representation import CrystalRepresentation
+from .screening import feasible_seeds, site_prescreen
 from .site_edit import RandomRegions, SiteMaskedCodec, SiteMove, SiteMutation, SiteVariation, seed_genomes, seed_masks
 from .validity import SMACT_SET, CompositionCheck
 
@@ -114,7 +115,9 @@ def _values(v: float | Values, n: int, name: str) -> list[float]:
 def site_masked_evolver(model: CrystalModel, sources: Tensor, source_values: Values, target: float | Values,
                         evaluator: Evaluator, population: int = 8, generations: int = 5, seed: int = 0,
                         move: SiteMove = SiteMutation(), masks: Sequence[Sequence[bool]] | None = None,
-                        discretisation: Discretisation = FixedGrid("rk4", 10), retries: int = 4) -> Evolver:
+                        discretisation: Discretisation = FixedGrid("rk4", 10), retries: int = 4,
+                        screen: int = 1, screen_options: dict[str, Any] | None = None,
+                        screen_seeds: bool = False) -> Evolver:
     """The site-masked REO run of :func:`site_masked_reo` as an :class:`~flowevo.evolve.Evolver` (not started).
 
     Drive it with ``run()`` or ask/tell; :func:`~flowevo.evolve.save_run_state` checkpoints it (the
@@ -129,9 +132,19 @@ def site_masked_evolver(model: CrystalModel, sources: Tensor, source_values: Val
     task = EditTask(sources, model.condition(_values(source_values, n, "source_values")),
                     model.condition(_values(target, n, "target")))
     codec = SiteMaskedCodec(model, discretisation)
-    extra = seed_genomes(codec, task.sources, task.source_condition, seed_masks() if masks is None else masks)
-    return Evolver(codec, task, evaluator, population_size=population,
-                   variation=SiteVariation(codec, task.target_condition, move=move, retries=retries),
+    masks = seed_masks() if masks is None else masks
+    if screen_seeds:  # generation 0: the first population - 1 regions (and variants) that pass the cheap checks
+        extra = feasible_seeds(codec, task, list(getattr(evaluator, "constraints", [])),
+                               structures_payload(model.representation), masks, population - 1, seed=seed)
+    else:
+        extra = seed_genomes(codec, task.sources, task.source_condition, masks)
+    if screen < 1:
+        raise ValueError(f"screen must be >= 1 (1: no pre-screening), got {screen}")
+    variation: Any = SiteVariation(codec, task.target_condition, move=move, retries=retries,
+                                   archive="proposed" if screen == 1 else "scored")
+    if screen > 1:
+        variation = site_prescreen(variation, model, screen, seed=seed, **(screen_options or {}))
+    return Evolver(codec, task, evaluator, population_size=population, variation=variation,
                    termination=[MaxGenerations(generations)], seed=seed, extra_seeds=extra,
                    payload=structures_payload(model.representation))
 
@@ -141,7 +154,8 @@ def site_masked_reo(model: CrystalModel, sources: Tensor, source_values: Values,
                     move: SiteMove = SiteMutation(), masks: Sequence[Sequence[bool]] | None = None,
                     discretisation: Discretisation = FixedGrid("rk4", 10), retries: int = 4,
                     callbacks: Sequence[Callable[[Evolver], None]] = (), num_threads: int | None = 1,
-                    show_progress: bool = False) -> EditResult:
+                    show_progress: bool = False, screen: int = 1,
+                    screen_options: dict[str, Any] | None = None, screen_seeds: bool = False) -> EditResult:
     """Edit crystals by REO on site-masked genomes (see the module doc); one call.
 
     Args:
@@ -162,6 +176,14 @@ def site_masked_reo(model: CrystalModel, sources: Tensor, source_values: Values,
         callbacks: called with the Evolver after every generation.
         num_threads: torch intra-op threads during the run (None: leave as is).
         show_progress: a progress bar.
+        screen: pre-screening factor (:func:`~.screening.site_prescreen`): from generation 1 on, ``screen``
+            times the children sent are decoded, the cheap constraints (validity, budget) called exactly and
+            the rest ranked by a GP on the decoded compositions, pooled over rows of the same target; only
+            the best ``population`` per row are scored. 1: none.
+        screen_options: keywords of :func:`~.screening.site_prescreen` (``features``, ``pool``, ...).
+        screen_seeds: generation 0's extra seeds are the first ``population - 1`` edit regions of ``masks``
+            (then self-pollinated variants) whose decoded crystal passes the evaluator's cheap constraints
+            with a new composition (:func:`~.screening.feasible_seeds`; no black-box call).
 
     Returns:
         an :class:`~flowevo.evolve.EditResult` named ``"reo"`` (``"masked_random"`` for
@@ -170,7 +192,8 @@ def site_masked_reo(model: CrystalModel, sources: Tensor, source_values: Values,
     """
     with torch_threads(num_threads):
         evolver = site_masked_evolver(model, sources, source_values, target, evaluator, population, generations, seed,
-                                      move, masks, discretisation, retries)
+                                      move, masks, discretisation, retries, screen, screen_options,
+                                      screen_seeds)
         result = evolver.run(callbacks=callbacks, show_progress=show_progress)
     return dataclasses.replace(result, method="masked_random" if isinstance(move, RandomRegions) else "reo")
 
