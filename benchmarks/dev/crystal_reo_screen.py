@@ -18,6 +18,7 @@ import sys
 import time
 
 from flowevo.benchmarks.query_crystals import BO_ROWS, CrystalQueryTask
+from flowevo.domains.crystals import RandomRegions
 
 
 class Flat:
@@ -50,6 +51,14 @@ SETTINGS = {
     "reo8_seeds": {"screen_seeds": True},
     "scr8_p4_flat": {"population": 4, "screen": 8, "screen_options": {"surrogate": Flat()}},
     "scr32_p4": {"population": 4, "screen": 32},
+    "mr_p4_seeds": {"population": 4, "screen_seeds": True, "move": RandomRegions()},
+    "mr_p2_seeds": {"population": 2, "screen_seeds": True, "move": RandomRegions()},
+    "mr_p8_seeds": {"population": 8, "screen_seeds": True, "move": RandomRegions()},
+    "scr8_p4_seeds_onehot": {"population": 4, "screen": 8, "screen_seeds": True,
+                             "screen_options": {"features": "onehot"}},
+    "scr16_p4_seeds_onehot": {"population": 4, "screen": 16, "screen_seeds": True,
+                              "screen_options": {"features": "onehot"}},
+    "scr8_p4_seeds_flat": {"population": 4, "screen": 8, "screen_seeds": True, "screen_options": {"surrogate": Flat()}},
     "scr8_p4_seeds_row": {"population": 4, "screen": 8, "screen_seeds": True, "screen_options": {"pool": False}},
 }
 JUDGES = ("surrogate", "independent", "element")
@@ -73,6 +82,6 @@ for name in names:
         for e in runs[0]:
             row[e] = {j: statistics.median(r[e][j]["sr10"] for r in runs) for j in JUDGES}
             row[e]["spread_surrogate"] = [r[e]["surrogate"]["sr10"] for r in runs]
-        print(json.dumps(row), flush=True)
+        print(json.dumps(row, default=str), flush=True)
         out.append(row)
-json.dump(out, open(out_path, "w"), indent=1)
+json.dump(out, open(out_path, "w"), indent=1, default=str)

@@ -138,7 +138,8 @@ class Prepared:
                                    variation=variation,
                                    termination=[MaxGenerations(o.generations)], seed=config.seed, payload=d.payload,
                                    penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None,
-                                   extra_seeds=d.extra_seeds)
+                                   extra_seeds=d.extra_seeds(self.constraints) if callable(d.extra_seeds)
+                                   else d.extra_seeds)
         except BaseException:
             self.close()
             raise
