@@ -140,7 +140,7 @@ def site_masked_evolver(model: CrystalModel, sources: Tensor, source_values: Val
                     model.condition(_values(target, n, "target")))
     codec = SiteMaskedCodec(model, discretisation)
     variation = site_masked_variation(codec, task, move, retries, screen, screen_options)
-    screen_seeds = (not isinstance(move, RandomRegions)) if screen_seeds is None else bool(screen_seeds)
+    screen_seeds = True if screen_seeds is None else bool(screen_seeds)
     count = max(population - 1, len(seed_masks() if masks is None else masks))
     extra = site_masked_seeds(codec, task, list(getattr(evaluator, "constraints", [])), masks, screen_seeds, count)
     return Evolver(codec, task, evaluator, population_size=population, variation=variation,
@@ -219,8 +219,9 @@ def site_masked_reo(model: CrystalModel, sources: Tensor, source_values: Values,
         screen_options: keywords of :func:`~.screening.site_prescreen` (``features``, ``pool``, ...).
         screen_seeds: generation 0's extra seeds are the first ``population - 1`` edit regions of ``masks``
             (then self-pollinated variants) whose decoded crystal passes the evaluator's cheap constraints
-            with a new composition (:func:`~.screening.feasible_seeds`; no black-box call). None (default): on
-            for REO's move, off for :class:`~.site_edit.RandomRegions` (the source residual with each region).
+            with a new composition (:func:`~.screening.feasible_seeds`; no black-box call). None (default): on,
+            for both moves (``masked_random`` shares REO's generation 0); False: the source residual with each
+            region in order.
 
     Defaults (population 4, 11 generations, pre-screening factor 8, screened seeds) were chosen on the
     development split (``benchmarks/dev/crystal_reo_screen.py``; docs/benchmarks.md, issue 15).

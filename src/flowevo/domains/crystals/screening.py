@@ -93,7 +93,7 @@ def feasible_seeds(codec: Any, task: Any, constraints: Sequence[Any], payload: C
     self-pollinated by ``angle`` (shell-repaired). All are decoded under the row's target and the
     ``cheap=True`` ``constraints`` called exactly; each row takes the first ``count`` whose violation is 0 and
     whose composition is new (neither the source's nor an earlier pick's), then, if too few, the first of the
-    rest (repeats last).
+    rest: feasible before infeasible, new compositions before repeats.
 
     Args:
         codec: the :class:`~.site_edit.SiteMaskedCodec`.
@@ -154,7 +154,8 @@ def feasible_seeds(codec: Any, task: Any, constraints: Sequence[Any], payload: C
                 if len(taken) == count:
                     break
         rest = [q for q in range(Q) if q not in taken]
-        rest.sort(key=lambda q: keys[b * Q + q] in used)  # stable: new compositions first, then repeats
+        # stable: feasible ones (a repeat, e.g. the source's own composition) before infeasible, new before repeats
+        rest.sort(key=lambda q: (bool(violation[b * Q + q] > 0), keys[b * Q + q] in used))
         pick = (taken + rest)[:count]
         out[b] = pool[b, pick]
     return out
