@@ -210,3 +210,16 @@ def test_baseline_strategy_searches_the_site_masked_genome_space(model_dir, tmp_
     assert m["strategy"] == "cma" and m["evaluations_per_source"] == 4 * 2 and m["evaluations"] == 2 * 4 * 2
     rows = json.loads((tmp_path / "cma" / "crystals.json").read_text())
     assert len(rows) == 2
+
+
+def test_the_crystal_reo_is_pre_screened_and_refuses_a_second_screen(model_dir, tmp_path):
+    from flowevo.domains import RunRequest
+    from flowevo.domains.crystals.registration import load_run
+    from flowevo.evolve import PreScreen
+
+    out, _ = model_dir
+    run = load_run(RunRequest(model_dir=out, sources=out / "holdout.csv", rows=2))
+    assert isinstance(run.variation, PreScreen) and run.variation.pool and run.variation.inner.archive == "scored"
+    bad = runner.invoke(app, ["optimize", "--model", str(out), "--sources", str(out / "holdout.csv"), "--rows", "2",
+                              "--prescreen", "4", "--run-dir", str(tmp_path / "r"), "--quiet"])
+    assert bad.exit_code == 2 and "pre-screens already" in bad.output

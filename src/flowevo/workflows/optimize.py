@@ -133,6 +133,9 @@ class Prepared:
         try:
             variation = d.variation if d.variation is not None else Variation(cross_rate=o.cross_rate)
             if o.prescreen > 1:
+                if isinstance(variation, PreScreen):
+                    raise ConfigError(f"optimize.prescreen: the {d.kind} domain's REO pre-screens already "
+                                      f"(factor {variation.factor}); leave optimize.prescreen at 1")
                 variation = PreScreen(variation, factor=o.prescreen, seed=config.seed)
             self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
                                    variation=variation,
