@@ -72,10 +72,10 @@ def test_optimize_defaults_edits_csv_pictures_and_success_rates(model_dir, tmp_p
                        "--constraint", BUDGET, "--run-dir", tmp_path / "run", "--quiet", "--json").stdout)
     run = tmp_path / "run"
     resolved = json.loads((run / "config.resolved.json").read_text())["optimize"]
-    assert resolved["population"] == 8 and resolved["generations"] == 2 and resolved["target"] is None
+    assert resolved["population"] == 4 and resolved["generations"] == 2 and resolved["target"] is None
     assert [c["use"] for c in resolved["constraints"]] == ["crystals.structure_valid", "crystals.composition_valid",
                                                            "crystals.budget"]
-    assert [o["name"] for o in m["objectives"]] == ["crystals.surrogate"] and m["evaluations"] == 4 * 8 * 3
+    assert [o["name"] for o in m["objectives"]] == ["crystals.surrogate"] and m["evaluations"] == 4 * 4 * 3
     info = json.loads((out / "training.json").read_text())
     assert m["target_value"] == pytest.approx(info["lowest"]) and m["thresholds"] == info["thresholds"]
     with (run / "edits.csv").open(newline="") as fh:
@@ -125,7 +125,7 @@ def test_optimize_is_the_library_site_masked_reo(model_dir, tmp_path):
     src = load_cdvae_csv(out / "holdout.csv").subset(range(5))
     evaluator = edit_evaluator(m.surrogate, canonical_sources(src, m.representation), "k2_bkept")
     ref = site_masked_reo(m.model, m.model.encode(src.structures, src.formulas), src.properties["heat_ref"], m.lowest,
-                          evaluator, population=8, generations=2, seed=3)
+                          evaluator, population=4, generations=2, seed=3)
     assert np.array_equal(np.array(metrics["best_values"]), ref.best.values.numpy())
     pop = np.load(tmp_path / "run" / "population.npz")
     assert np.array_equal(pop["values"], ref.population.values.numpy())
@@ -158,7 +158,7 @@ def test_interrupted_crystal_run_resumes_to_the_same_result(model_dir, tmp_path)
     import torch
 
     state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
-    assert state["state"]["variation"]["seen"], "the SiteVariation archive is checkpointed"
+    assert state["state"]["variation"]["inner"]["seen"], "the SiteVariation archive is checkpointed"
 
 
 def test_loader_options_targets_and_bad_inputs(model_dir, tmp_path):
@@ -169,7 +169,7 @@ def test_loader_options_targets_and_bad_inputs(model_dir, tmp_path):
     req = dict(model_dir=out, sources=out / "holdout.csv", rows=2)
     run = load_run(RunRequest(**req, options={"budget": "k1"}))
     assert run.default_constraints[-1] == {"use": "crystals.budget", "params": {"budget": "k1"}, "upper": 0}
-    assert run.optimize_defaults == {"population": 8, "generations": 5} and run.extra_seeds.shape == (2, 12, 49)
+    assert run.optimize_defaults == {"population": 4, "generations": 11} and run.extra_seeds([]).shape == (2, 12, 49)
     assert len(load_run(RunRequest(**req)).default_constraints) == 2  # budget "any": validity only
     assert load_run(RunRequest(**req, target_values=[0.25])).extra["target_value"] == 0.25
     for bad, words in (({"options": {"budget": "k9"}}, "k9"), ({"options": {"colour": 1}}, "colour"),
@@ -210,3 +210,16 @@ def test_baseline_strategy_searches_the_site_masked_genome_space(model_dir, tmp_
     assert m["strategy"] == "cma" and m["evaluations_per_source"] == 4 * 2 and m["evaluations"] == 2 * 4 * 2
     rows = json.loads((tmp_path / "cma" / "crystals.json").read_text())
     assert len(rows) == 2
+
+
+def test_the_crystal_reo_is_pre_screened_and_refuses_a_second_screen(model_dir, tmp_path):
+    from flowevo.domains import RunRequest
+    from flowevo.domains.crystals.registration import load_run
+    from flowevo.evolve import PreScreen
+
+    out, _ = model_dir
+    run = load_run(RunRequest(model_dir=out, sources=out / "holdout.csv", rows=2))
+    assert isinstance(run.variation, PreScreen) and run.variation.pool and run.variation.inner.archive == "scored"
+    bad = runner.invoke(app, ["optimize", "--model", str(out), "--sources", str(out / "holdout.csv"), "--rows", "2",
+                              "--prescreen", "4", "--run-dir", str(tmp_path / "r"), "--quiet"])
+    assert bad.exit_code == 2 and "pre-screens already" in bad.output

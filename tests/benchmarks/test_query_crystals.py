@@ -116,3 +116,11 @@ def test_cli_passes_the_crystal_options_and_prints_sr10_rows(tmp_path, monkeypat
     assert seen["tasks"] == ["toy", "digits", "crystals"]  # --data adds crystals to the default tasks
     assert seen["crystal_options"] == {"bo_rows": 7, "chgnet": False, "split_seed": 11} and seen["crystal_n"] == 9
     assert "k2_bkept SR10: reo" in out.output and "crystals judge element vs DFT" in out.output
+
+
+def test_reo_and_masked_random_run_at_the_library_population():
+    from flowevo.benchmarks import query_crystals
+    from flowevo.domains.crystals import editing
+
+    assert query_crystals.POPULATION == editing.POPULATION
+    assert editing.POPULATION * (editing.GENERATIONS + 1) == query_crystals.AT[-1]  # 48 evaluations per source

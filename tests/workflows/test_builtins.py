@@ -66,3 +66,18 @@ def test_bands_and_commands(tmp_path):
 
     cmd = build_objective(ObjectiveSpec(command=[sys.executable, str(script), "{input}"], name="total", sense="max"), ctx)
     assert cmd(b).tolist() == [0.0, 7.0, 14.0]
+
+
+def test_a_cheap_builtin_makes_its_spec_cheap():
+    """The crystals' validity and budget built-ins are cheap (pre-screening calls them exactly); others are not
+    unless the spec says so."""
+    table = builtins()
+    assert table["crystals.budget"].cheap and table["crystals.structure_valid"].cheap
+    assert not table["distance_to_source"].cheap and not table["crystals.surrogate"].cheap
+    ctx = BuiltinContext(kind="crystals", data_kind="vectors", shape=(56,),
+                         extra={"representation": None, "source_structures": []})
+    assert build_constraint(ConstraintSpec(use="crystals.budget", params={"budget": "k2"}, upper=0), ctx).cheap
+    assert build_constraint(ConstraintSpec(use="crystals.composition_valid", upper=0), ctx).cheap
+    plain = _ctx((4,), "vectors")
+    assert not build_constraint(ConstraintSpec(use="distance_to_source", upper=1.0), plain).cheap
+    assert build_constraint(ConstraintSpec(use="distance_to_source", upper=1.0, cheap=True), plain).cheap

@@ -5,8 +5,10 @@ Task: the crystals benchmark's (lower ``heat_ref`` of held-out Perov-5 crystals 
 settings. Every method searches the same site-masked genome space (residual + which sites may change,
 decoded by flow inpainting under the lowest training ``heat_ref``):
 
-* ``reo``: :func:`~flowevo.domains.crystals.editing.site_masked_reo` (the library default);
-* ``masked_random``: the same call with :class:`~flowevo.domains.crystals.site_edit.RandomRegions`;
+* ``reo``: :func:`~flowevo.domains.crystals.editing.site_masked_reo` with the library's defaults (population 4,
+  pre-screened: :mod:`~flowevo.domains.crystals.screening`);
+* ``masked_random``: the same call with :class:`~flowevo.domains.crystals.site_edit.RandomRegions` (REO's
+  generation 0, then fresh residuals with random edit regions, no selection: no screening);
 * ``cma``: :func:`~flowevo.baselines.cma_search` on :func:`~flowevo.domains.crystals.genome_space.site_masked_space`;
 * ``bo``: :func:`~flowevo.baselines.bo_search` (TuRBO-style, Thompson sampling) on the same space, on the first
   ``bo_rows`` sources (a GP per source);
@@ -53,7 +55,7 @@ QUERY_METHODS = ("reo", "masked_random", "cma", "bo", "exhaustive")
 BUDGETS = ("k1_bkept", "k2_bkept")
 AT = (8, 16, 24, 48)
 JUDGES = ("surrogate", "independent", "element", "chgnet")
-POPULATION = 8  # REO / masked_random population (the crystals benchmark's)
+POPULATION = 4  # REO / masked_random population: the library's (site_masked_reo's default, issue 15)
 # the baselines' settings, chosen on the development split (benchmarks/dev/crystal_baselines.py; SR10 by the
 # surrogate after 16 and 48 evaluations at both budgets): cma_search / bo_search keywords, "space_options" go to
 # site_masked_space
@@ -188,10 +190,13 @@ class CrystalQueryTask:
 
     # -- methods ---------------------------------------------------------------------------------
     def run(self, method: str, budget: str, seed: int, evaluations: int, bo_rows: int,
-            cma: dict[str, Any] | None = None, bo: dict[str, Any] | None = None) -> tuple[dict, dict]:
+            cma: dict[str, Any] | None = None, bo: dict[str, Any] | None = None,
+            reo: dict[str, Any] | None = None) -> tuple[dict, dict]:
         """``({e: scores}, info)`` of one method at one budget and seed (exhaustive: ``{"full": scores}``);
         ``cma`` / ``bo``: keyword arguments of ``cma_search`` / ``bo_search`` (default :data:`CMA_SETTINGS`,
-        :data:`BO_SETTINGS`), ``space_options`` among them go to ``site_masked_space``."""
+        :data:`BO_SETTINGS`), ``space_options`` among them go to ``site_masked_space``; ``reo``: keyword
+        arguments of ``site_masked_reo`` for ``reo`` (``population`` among them; default the library's defaults
+        at :data:`POPULATION`)."""
         from flowevo.baselines import bo_search, cma_search
         from flowevo.domains.crystals import (
             RandomRegions,
@@ -207,7 +212,9 @@ class CrystalQueryTask:
         from flowevo.evolve import EditTask
         from flowevo.objectives import QueryCounter, best_within
 
-        check = CompositionCheck(SMACT_SET)
+        if not hasattr(self, "check"):  # one SMACT cache (by composition, deterministic) for every run of the task
+            self.check = CompositionCheck(SMACT_SET)
+        check = self.check
         t0 = time.perf_counter()
         if method == "exhaustive":
             search = ExhaustiveSearch(self.models.surrogate, SiteVocabulary.from_table(self.model_rows), self.rep)
@@ -222,9 +229,10 @@ class CrystalQueryTask:
         counter = QueryCounter(evaluator, rows, {}, keep=lambda c: c.extra["structures"])
         target = float(self.models.lowest)
         if method in ("reo", "masked_random"):
-            generations = math.ceil(evaluations / POPULATION) - 1
-            site_masked_reo(self.model, x, src_values, target, counter, POPULATION, generations, seed,
-                            **({"move": RandomRegions()} if method == "masked_random" else {}))
+            opts = {"move": RandomRegions()} if method == "masked_random" else dict(reo or {})
+            population = int(opts.pop("population", POPULATION))
+            generations = math.ceil(evaluations / population) - 1
+            site_masked_reo(self.model, x, src_values, target, counter, population, generations, seed, **opts)
         elif method in ("cma", "bo"):
             codec = SiteMaskedCodec(self.model)
             task = EditTask(x, self.model.condition(src_values), self.model.condition([target] * rows))
@@ -292,7 +300,10 @@ def run_crystals_queries(data: str, seeds: Sequence[int], n: int = 100, sources:
         "at": [e for e in AT if e <= evaluations], "budgets": list(budgets), "judges": judges,
         "thresholds": task.thresholds, "split": task.split, "bo_rows": min(bo_rows, len(task.sources)),
         "dev": dev,
-        "settings": {"population": POPULATION, "target_heat_ref": task.models.lowest,
+        "settings": {"population": POPULATION,
+                     "reo": "site_masked_reo with the library's defaults (pre-screened; see docs/benchmarks.md)",
+                     "masked_random": "REO's generation 0, then RandomRegions children, no screening",
+                     "target_heat_ref": task.models.lowest,
                      "cma": dict(CMA_SETTINGS if cma is None else cma), "bo": dict(BO_SETTINGS if bo is None else bo),
                      "space": "site-masked genome (residual + free-site mask; the anchor is the source)",
                      "bo_method": "bo_search (TuRBO trust region per source, Thompson sampling; its defaults unless "

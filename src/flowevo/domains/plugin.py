@@ -70,12 +70,15 @@ class Builtin:
         sense: default sense as an objective (``"min"`` / ``"max"``), or None when the user must give one.
         role: for reports: ``"alignment"`` (toward the target), ``"preservation"`` (stay near the source) or ``"other"``.
         doc: one line for listings.
+        cheap: computable without the black box (e.g. a validity check or an edit budget): a spec that uses it is
+            ``cheap`` (:class:`~flowevo.objectives.Constraint`), so pre-screening calls it exactly.
     """
 
     factory: Callable[..., BatchFn]
     sense: str | None
     role: Role
     doc: str
+    cheap: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,9 @@ class DomainRun:
         extra: domain things for built-ins and the output writer.
         variation: the Evolver's variation strategy (a :class:`~flowevo.evolve.VariationStrategy`, e.g. one
             that knows the domain's genome); None: the generic ``Variation(cross_rate)`` of ``[optimize]``.
-        extra_seeds: ``(B, P, *S)`` residuals added to each row's generation 0 after its own, or None.
+        extra_seeds: ``(B, P, *S)`` residuals added to each row's generation 0 after its own, or None; or a
+            function ``fn(constraints) -> (B, P, *S)`` called with the run's constraints once they are built
+            (e.g. to keep seeds that pass the cheap ones).
         space: the per-source baselines' search space (a :class:`~flowevo.baselines.SearchSpace`, e.g. the
             crystals' site mask) for ``optimize.strategy`` other than ``"reo"``; None: the codec's residual space.
         default_constraints: constraint specs (plain dicts as in ``[[optimize.constraints]]``, e.g.
@@ -148,7 +153,7 @@ class DomainRun:
     class_names: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     variation: Any = None
-    extra_seeds: Tensor | None = None
+    extra_seeds: Tensor | Callable[[list[Any]], Tensor] | None = None
     space: Any = None
     default_constraints: list[dict[str, Any]] = field(default_factory=list)
     optimize_defaults: dict[str, Any] = field(default_factory=dict)

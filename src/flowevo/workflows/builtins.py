@@ -137,6 +137,12 @@ def objective_role(spec: ObjectiveSpec) -> str:
     return table[spec.use].role if spec.use in table else "alignment"
 
 
+def _cheap(spec: ObjectiveSpec | ConstraintSpec) -> bool:
+    """``cheap`` as given, or the built-in's own marking."""
+    table = builtins()
+    return bool(spec.cheap or (spec.use in table and table[spec.use].cheap))
+
+
 def build_objective(spec: ObjectiveSpec, ctx: BuiltinContext,
                     base_dir: Path | None = None) -> FunctionObjective | CommandObjective:
     """An objective from a configuration spec (built-in, import string or command); picklable (see the module
@@ -156,7 +162,7 @@ def build_objective(spec: ObjectiveSpec, ctx: BuiltinContext,
     sense = spec.sense or fn.sense
     if sense is None:
         raise ValueError(f"objective {spec.label!r}: give a sense ('min' or 'max')")
-    return FunctionObjective(spec.label, sense, fn, cheap=spec.cheap)
+    return FunctionObjective(spec.label, sense, fn, cheap=_cheap(spec))
 
 
 def build_constraint(spec: ConstraintSpec, ctx: BuiltinContext, base_dir: Path | None = None) -> Constraint:
@@ -165,10 +171,10 @@ def build_constraint(spec: ConstraintSpec, ctx: BuiltinContext, base_dir: Path |
     spec = _rooted(spec, base_dir)
     lo, hi = spec.lower, spec.upper
     if lo is None:
-        return Constraint(spec.label, SpecFunction(spec, ctx), bound=float(hi), cheap=spec.cheap)
+        return Constraint(spec.label, SpecFunction(spec, ctx), bound=float(hi), cheap=_cheap(spec))
     if hi is None:
-        return Constraint(spec.label, SpecFunction(spec, ctx, "lower", lower=lo), bound=-float(lo), cheap=spec.cheap)
-    return Constraint(spec.label, SpecFunction(spec, ctx, "band", lower=lo, upper=hi), bound=0.0, cheap=spec.cheap)
+        return Constraint(spec.label, SpecFunction(spec, ctx, "lower", lower=lo), bound=-float(lo), cheap=_cheap(spec))
+    return Constraint(spec.label, SpecFunction(spec, ctx, "band", lower=lo, upper=hi), bound=0.0, cheap=_cheap(spec))
 
 
 def _rooted(spec: Any, base_dir: Path | None) -> Any:

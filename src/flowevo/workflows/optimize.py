@@ -133,12 +133,16 @@ class Prepared:
         try:
             variation = d.variation if d.variation is not None else Variation(cross_rate=o.cross_rate)
             if o.prescreen > 1:
+                if isinstance(variation, PreScreen):
+                    raise ConfigError(f"optimize.prescreen: the {d.kind} domain's REO pre-screens already "
+                                      f"(factor {variation.factor}); leave optimize.prescreen at 1")
                 variation = PreScreen(variation, factor=o.prescreen, seed=config.seed)
             self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
                                    variation=variation,
                                    termination=[MaxGenerations(o.generations)], seed=config.seed, payload=d.payload,
                                    penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None,
-                                   extra_seeds=d.extra_seeds)
+                                   extra_seeds=d.extra_seeds(self.constraints) if callable(d.extra_seeds)
+                                   else d.extra_seeds)
         except BaseException:
             self.close()
             raise

@@ -4,8 +4,9 @@ Entry points: :func:`load_cdvae_csv` (data), :func:`train_crystal_flow` / :class
 (the property-conditioned flow; :func:`save_crystal_model` / :func:`load_crystal_model`),
 :func:`fit_surrogate` and :class:`PropertyPredictor` (property predictors), a judge on other features
 (:func:`fit_element_judge`) and :func:`judge_trust` (each judge against labelled truth), :class:`CHGNetEnergy`
-and :class:`FormationEnergy`, the site-masked edit (:class:`SiteMaskedCodec`, :class:`SiteVariation`; one call:
-:func:`site_masked_reo`), the models of an edit run in one call (:func:`fit_crystal_models`; a MODEL_DIR:
+and :class:`FormationEnergy`, the site-masked edit (:class:`SiteMaskedCodec`, :class:`SiteVariation`, pre-screened by default:
+:func:`site_prescreen`; one call: :func:`site_masked_reo`), the models of an edit run in one call
+(:func:`fit_crystal_models`; a MODEL_DIR:
 :func:`save_crystal_models` / :func:`load_crystal_models`), the
 baselines on crystals (:func:`leap_edit`, :func:`gradient_edit`, :class:`ExhaustiveSearch`), CIF
 outputs (:func:`write_edit_outputs`) and cell pictures (:func:`draw_cell`), the validity checks and objectives.
@@ -38,7 +39,9 @@ _EXPORTS = {
     **dict.fromkeys(("GenomeLayout", "RandomRegions", "SiteMaskedCodec", "SiteMutation", "SiteVariation", "seed_masks"),
                     "flowevo.domains.crystals.site_edit"),
     **dict.fromkeys(("best_structures", "edit_evaluator", "encodable_sources", "kept_edits", "site_masked_evolver",
-                     "site_masked_reo"), "flowevo.domains.crystals.editing"),
+                     "site_masked_reo", "site_masked_seeds", "site_masked_variation"),
+                    "flowevo.domains.crystals.editing"),
+    **dict.fromkeys(("composition_features", "feasible_seeds", "site_prescreen"), "flowevo.domains.crystals.screening"),
     **dict.fromkeys(("CrystalModels", "fit_crystal_models", "load_crystal_models", "save_crystal_models"),
                     "flowevo.domains.crystals.fitting"),
     **dict.fromkeys(("csv_columns", "edit_rows", "write_cifs", "write_edit_outputs"),

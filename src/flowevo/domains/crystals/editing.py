@@ -48,11 +48,19 @@ from .objectives import (
     structures_payload,
 )
 from .representation import CrystalRepresentation
+from .screening import feasible_seeds, site_prescreen
 from .site_edit import RandomRegions, SiteMaskedCodec, SiteMove, SiteMutation, SiteVariation, seed_genomes, seed_masks
 from .validity import SMACT_SET, CompositionCheck
 
-__all__ = ["best_structures", "edit_evaluator", "encodable_sources", "kept_edits", "site_masked_evolver",
-           "site_masked_reo"]
+__all__ = ["GENERATIONS", "POPULATION", "SCREEN", "best_structures", "edit_evaluator", "encodable_sources",
+           "kept_edits", "site_masked_evolver", "site_masked_reo", "site_masked_seeds", "site_masked_variation"]
+
+POPULATION = 4
+"""REO's default population per source on crystals (chosen on the development split, issue 15)."""
+GENERATIONS = 11
+"""Default generations after generation 0: ``POPULATION * (GENERATIONS + 1)`` = 48 evaluations per source."""
+SCREEN = 8
+"""Default pre-screening factor (children decoded and checked per child scored; :mod:`~.screening`)."""
 
 Values = Sequence[float] | np.ndarray | Tensor
 
@@ -112,9 +120,11 @@ def _values(v: float | Values, n: int, name: str) -> list[float]:
 
 
 def site_masked_evolver(model: CrystalModel, sources: Tensor, source_values: Values, target: float | Values,
-                        evaluator: Evaluator, population: int = 8, generations: int = 5, seed: int = 0,
-                        move: SiteMove = SiteMutation(), masks: Sequence[Sequence[bool]] | None = None,
-                        discretisation: Discretisation = FixedGrid("rk4", 10), retries: int = 4) -> Evolver:
+                        evaluator: Evaluator, population: int = POPULATION, generations: int = GENERATIONS,
+                        seed: int = 0, move: SiteMove = SiteMutation(), masks: Sequence[Sequence[bool]] | None = None,
+                        discretisation: Discretisation = FixedGrid("rk4", 10), retries: int = 4,
+                        screen: int | None = None, screen_options: dict[str, Any] | None = None,
+                        screen_seeds: bool | None = None) -> Evolver:
     """The site-masked REO run of :func:`site_masked_reo` as an :class:`~flowevo.evolve.Evolver` (not started).
 
     Drive it with ``run()`` or ask/tell; :func:`~flowevo.evolve.save_run_state` checkpoints it (the
@@ -129,19 +139,58 @@ def site_masked_evolver(model: CrystalModel, sources: Tensor, source_values: Val
     task = EditTask(sources, model.condition(_values(source_values, n, "source_values")),
                     model.condition(_values(target, n, "target")))
     codec = SiteMaskedCodec(model, discretisation)
-    extra = seed_genomes(codec, task.sources, task.source_condition, seed_masks() if masks is None else masks)
-    return Evolver(codec, task, evaluator, population_size=population,
-                   variation=SiteVariation(codec, task.target_condition, move=move, retries=retries),
+    variation = site_masked_variation(codec, task, move, retries, screen, screen_options)
+    screen_seeds = True if screen_seeds is None else bool(screen_seeds)
+    count = max(population - 1, len(seed_masks() if masks is None else masks))
+    extra = site_masked_seeds(codec, task, list(getattr(evaluator, "constraints", [])), masks, screen_seeds, count)
+    return Evolver(codec, task, evaluator, population_size=population, variation=variation,
                    termination=[MaxGenerations(generations)], seed=seed, extra_seeds=extra,
                    payload=structures_payload(model.representation))
 
 
+def site_masked_variation(codec: SiteMaskedCodec, task: EditTask, move: SiteMove = SiteMutation(), retries: int = 4,
+                          screen: int | None = None, screen_options: dict[str, Any] | None = None) -> Any:
+    """The variation strategy of a site-masked REO run: :class:`~.site_edit.SiteVariation`, pre-screened
+    (:func:`~.screening.site_prescreen`) when ``screen`` > 1.
+
+    ``screen`` None: the library default, :data:`SCREEN` for REO's move and 1 (none) for
+    :class:`~.site_edit.RandomRegions` (the ``masked_random`` ablation makes children without selection).
+    """
+    screen = (1 if isinstance(move, RandomRegions) else SCREEN) if screen is None else int(screen)
+    if screen < 1:
+        raise ValueError(f"screen must be >= 1 (1: no pre-screening), got {screen}")
+    variation: Any = SiteVariation(codec, task.target_condition, move=move, retries=retries,
+                                   archive="proposed" if screen == 1 else "scored")
+    if screen > 1:
+        variation = site_prescreen(variation, codec.crystal_model, screen, **(screen_options or {}))
+    return variation
+
+
+def site_masked_seeds(codec: SiteMaskedCodec, task: EditTask, constraints: Sequence[Constraint],
+                      masks: Sequence[Sequence[bool]] | None = None, screen_seeds: bool = True,
+                      count: int | None = None) -> Tensor:
+    """Generation-0 extra seeds ``(B, P, G)`` of a site-masked REO run.
+
+    ``screen_seeds``: the preferred edit regions of ``masks`` (default :func:`~.site_edit.seed_masks`; then
+    self-pollinated variants) whose decoded crystal passes the ``cheap=True`` ``constraints`` with a new
+    composition, ``count`` of them (default ``len(masks)``; the Evolver keeps the first ``population - 1``), by
+    :func:`~.screening.feasible_seeds`, without a black-box call; otherwise the source's residual with each
+    region (:func:`~.site_edit.seed_genomes`).
+    """
+    masks = seed_masks() if masks is None else masks
+    if not screen_seeds:
+        return seed_genomes(codec, task.sources, task.source_condition, masks)
+    return feasible_seeds(codec, task, list(constraints), structures_payload(codec.crystal_model.representation),
+                          masks, len(masks) if count is None else count)
+
+
 def site_masked_reo(model: CrystalModel, sources: Tensor, source_values: Values, target: float | Values,
-                    evaluator: Evaluator, population: int = 8, generations: int = 5, seed: int = 0,
-                    move: SiteMove = SiteMutation(), masks: Sequence[Sequence[bool]] | None = None,
+                    evaluator: Evaluator, population: int = POPULATION, generations: int = GENERATIONS,
+                    seed: int = 0, move: SiteMove = SiteMutation(), masks: Sequence[Sequence[bool]] | None = None,
                     discretisation: Discretisation = FixedGrid("rk4", 10), retries: int = 4,
                     callbacks: Sequence[Callable[[Evolver], None]] = (), num_threads: int | None = 1,
-                    show_progress: bool = False) -> EditResult:
+                    show_progress: bool = False, screen: int | None = None,
+                    screen_options: dict[str, Any] | None = None, screen_seeds: bool | None = None) -> EditResult:
     """Edit crystals by REO on site-masked genomes (see the module doc); one call.
 
     Args:
@@ -155,13 +204,27 @@ def site_masked_reo(model: CrystalModel, sources: Tensor, source_values: Values,
         generations: generations after generation 0; evaluations per row ``population * (generations + 1)``.
         seed: the run's seed (same seed, same result).
         move: :class:`~.site_edit.SiteMutation` (REO) or :class:`~.site_edit.RandomRegions` (``masked_random``).
-        masks: generation-0 edit regions (default :func:`~.site_edit.seed_masks`); generation 0 holds the
-            all-free genome, then these, up to ``population``.
+        masks: generation-0 edit regions, preferred first (default :func:`~.site_edit.seed_masks`); generation 0
+            holds the all-free genome, then these (see ``screen_seeds``), up to ``population``.
         discretisation: the solver grid of the decoder.
         retries: re-draws of a child that repeats a composition of its row.
         callbacks: called with the Evolver after every generation.
         num_threads: torch intra-op threads during the run (None: leave as is).
         show_progress: a progress bar.
+        screen: pre-screening factor (:func:`~.screening.site_prescreen`): from generation 1 on, ``screen``
+            times the children sent are decoded, the cheap constraints (validity, budget) called exactly and
+            the rest ranked by a GP on the decoded compositions, pooled over rows of the same target; only
+            the best ``population`` per row are scored. 1: none. None (default): :data:`SCREEN` for REO's
+            move, 1 for :class:`~.site_edit.RandomRegions` (``masked_random`` has no selection).
+        screen_options: keywords of :func:`~.screening.site_prescreen` (``features``, ``pool``, ...).
+        screen_seeds: generation 0's extra seeds are the first ``population - 1`` edit regions of ``masks``
+            (then self-pollinated variants) whose decoded crystal passes the evaluator's cheap constraints
+            with a new composition (:func:`~.screening.feasible_seeds`; no black-box call). None (default): on,
+            for both moves (``masked_random`` shares REO's generation 0); False: the source residual with each
+            region in order.
+
+    Defaults (population 4, 11 generations, pre-screening factor 8, screened seeds) were chosen on the
+    development split (``benchmarks/dev/crystal_reo_screen.py``; docs/benchmarks.md, issue 15).
 
     Returns:
         an :class:`~flowevo.evolve.EditResult` named ``"reo"`` (``"masked_random"`` for
@@ -170,7 +233,8 @@ def site_masked_reo(model: CrystalModel, sources: Tensor, source_values: Values,
     """
     with torch_threads(num_threads):
         evolver = site_masked_evolver(model, sources, source_values, target, evaluator, population, generations, seed,
-                                      move, masks, discretisation, retries)
+                                      move, masks, discretisation, retries, screen, screen_options,
+                                      screen_seeds)
         result = evolver.run(callbacks=callbacks, show_progress=show_progress)
     return dataclasses.replace(result, method="masked_random" if isinstance(move, RandomRegions) else "reo")
 

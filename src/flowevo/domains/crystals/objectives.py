@@ -138,6 +138,7 @@ def structure_validity_constraint(
     return Constraint(
         "structure_valid",
         lambda c: _per_structure(lambda s: 1.0 - structure_valid(s, min_dist, min_volume), _structures(c, representation), 1.0),
+        cheap=True,
     )
 
 
@@ -152,7 +153,8 @@ def composition_validity_constraint(
     ``oxidation_states_set``); default a new one, cached by composition for the constraint's lifetime.
     """
     check = check or CompositionCheck(oxidation_states_set)
-    return Constraint(name, lambda c: _per_structure(lambda s: 1.0 - float(check(s)), _structures(c, representation), 1.0))
+    return Constraint(name, lambda c: _per_structure(lambda s: 1.0 - float(check(s)), _structures(c, representation), 1.0),
+                      cheap=True)
 
 
 def space_group_objective(
@@ -276,4 +278,4 @@ def budget_constraint(
             dtype=torch.float64,
         )
 
-    return [Constraint(f"budget_{budget}", fn)]
+    return [Constraint(f"budget_{budget}", fn, cheap=True)]

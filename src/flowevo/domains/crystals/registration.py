@@ -7,15 +7,19 @@ trainer and the output writer.
   ``heat_ref``; the training 5/10/15th percentiles as SR thresholds) on the same 90/10 split by the seed
   (``train.holdout``, 0 = every row trains). MODEL_DIR: ``crystal_flow.pt``, ``surrogate.json``,
   ``judge.json``, ``chgnet_references.json``, ``training.json`` and the held-out rows as ``holdout.csv``.
-- **optimize** (``flowevo optimize --model MODEL_DIR --sources FILE.csv``): the site-masked REO of the benchmark
-  (:func:`~.editing.site_masked_evolver`): genomes = residual + free-site mask + anchor, decoded by flow
-  inpainting; :class:`~.site_edit.SiteVariation` (``optimize.cross_rate`` does not apply); generation 0 = each
-  source's residual with all sites free and with each small edit region. Defaults, each overridable:
+- **optimize** (``flowevo optimize --model MODEL_DIR --sources FILE.csv``): the library's site-masked REO
+  (:func:`~.editing.site_masked_strategy`, as :func:`~.editing.site_masked_evolver`): genomes = residual +
+  free-site mask + anchor, decoded by flow inpainting; :class:`~.site_edit.SiteVariation`
+  (``optimize.cross_rate`` does not apply) pre-screened (:mod:`~.screening`: 8 children decoded per child
+  scored, the cheap constraints called exactly, ranked by a GP on the decoded compositions pooled over the
+  sources; leave ``optimize.prescreen`` at 1); generation 0 = each source's residual with all sites free, then
+  the small edit regions (and variants) whose decoded crystal passes the default constraints with a new
+  composition. Defaults, each overridable:
   the target is the lowest training value of the property (the benchmark's REO target); the objective
   ``crystals.surrogate`` (min; ``crystals.surrogate_error`` when a target is given); the constraints
   ``crystals.structure_valid <= 0`` and ``crystals.composition_valid <= 0`` (SMACT ``icsd24_common``), plus the
   budget when given (``--constraint "crystals.budget@budget=k2_bkept<=0"``, or the domain option ``budget``);
-  population 8 and 5 generations (48 evaluations per source, the benchmark's at the 2-site budgets).
+  population 4 and 11 generations (48 evaluations per source). The default constraints are marked ``cheap``.
 - **outputs**: per source the kept edit (best candidate meeting every constraint) as ``cif/edit_<i>.cif`` and
   ``cif/edit_<i>.png`` next to the source's, ``edits.csv`` / ``crystals.json`` (formulas, sites changed, B kept,
   validity, surrogate / judge / CHGNet before and after) and SR5/10/15 by the saved judge in ``metrics.json``.
@@ -40,6 +44,7 @@ Imports here are light: pymatgen, chgnet and the model code load when a run or t
 from __future__ import annotations
 
 import csv
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,8 +73,9 @@ __all__ = ["BUILTINS", "CRYSTAL_CHECKPOINT", "DEFAULT_PROPERTY", "DOMAIN", "OPTI
 DEFAULT_PROPERTY = "heat_ref"
 TRAIN_DEFAULTS = {"steps": 3000, "judge_steps": 3000, "hidden": 128, "gbr_estimators": 1200, "chgnet_rows": 600}
 """``flowevo train`` defaults: the crystals benchmark's (CFM and surrogate steps, judge trees, CHGNet rows)."""
-OPTIMIZE_DEFAULTS = {"population": 8, "generations": 5}
-"""``[optimize]`` values suggested for crystal runs (the benchmark's REO: 48 evaluations per source)."""
+OPTIMIZE_DEFAULTS = {"population": 4, "generations": 11}
+"""``[optimize]`` values suggested for crystal runs (the library's REO defaults: 48 evaluations per source;
+:data:`~.editing.POPULATION`, :data:`~.editing.GENERATIONS`)."""
 PICTURES = 200
 """Sources (the first ones) drawn as pictures next to their CIFs."""
 
@@ -151,9 +157,10 @@ BUILTINS: dict[str, Builtin] = {
     "crystals.surrogate_error": Builtin(_c_surrogate_error, "min", "alignment",
                                         "|surrogate prediction - target value| of the property"),
     "crystals.structure_valid": Builtin(_c_constraint("structure_validity"), "min", "other",
-                                        "1 where distances < min_dist or volume < min_volume (constraint: <= 0)"),
+                                        "1 where distances < min_dist or volume < min_volume (constraint: <= 0)",
+                                        cheap=True),
     "crystals.composition_valid": Builtin(_c_constraint("composition_validity"), "min", "other",
-                                          "1 where SMACT rejects the composition (constraint: <= 0)"),
+                                          "1 where SMACT rejects the composition (constraint: <= 0)", cheap=True),
     "crystals.space_group": Builtin(_c_space_group(False), "max", "other", "spglib space-group number"),
     "crystals.space_group_changed": Builtin(_c_space_group(True), "min", "preservation",
                                             "1 where the space group differs from the source's"),
@@ -161,7 +168,7 @@ BUILTINS: dict[str, Builtin] = {
     "crystals.fingerprint_distance": Builtin(_c_fingerprint, "min", "preservation",
                                              "distance of lattice + species fingerprints to the source"),
     "crystals.budget": Builtin(_c_budget, "min", "other", "edit-budget violation; params: budget (k1, k2, k1_bkept, "
-                                                          "k2_bkept); constraint: <= 0"),
+                                                          "k2_bkept); constraint: <= 0", cheap=True),
 }
 
 
@@ -205,11 +212,12 @@ def load_run(request: RunRequest) -> DomainRun:
     import torch
 
     from flowevo.domains.crystals.data import load_cdvae_csv
-    from flowevo.domains.crystals.editing import encodable_sources
+    from flowevo.domains.crystals.editing import encodable_sources, site_masked_seeds, site_masked_variation
     from flowevo.domains.crystals.fitting import load_crystal_models
     from flowevo.domains.crystals.genome_space import site_masked_space
     from flowevo.domains.crystals.objectives import BUDGETS, canonical_sources, structures_payload
-    from flowevo.domains.crystals.site_edit import SiteMaskedCodec, SiteVariation, seed_genomes, seed_masks
+    from flowevo.domains.crystals.site_edit import SiteMaskedCodec
+    from flowevo.evolve import EditTask
     from flowevo.flow import FixedGrid
 
     r = request
@@ -256,9 +264,14 @@ def load_run(request: RunRequest) -> DomainRun:
                                          {"use": "crystals.composition_valid", "upper": 0}]
     if budget != "any":
         constraints.append({"use": "crystals.budget", "params": {"budget": budget}, "upper": 0})
+    # the library's site-masked REO: pre-screened variation; generation-0 seeds screened by the run's cheap
+    # constraints (the crystals.* validity and budget built-ins are cheap) once the workflow has built them
+    task = EditTask(x, source, target)
+    variation = site_masked_variation(codec, task)
+    seeds = functools.partial(site_masked_seeds, codec, task)
     return DomainRun("crystals", "crystals", (int(model.dim),), x, None, physical, source, target, codec, model,
                      payload=structures_payload(model.representation), extra=extra,
-                     variation=SiteVariation(codec, target), extra_seeds=seed_genomes(codec, x, source, seed_masks()),
+                     variation=variation, extra_seeds=seeds,
                      space=site_masked_space(codec),
                      default_constraints=constraints, optimize_defaults=dict(OPTIMIZE_DEFAULTS))
 

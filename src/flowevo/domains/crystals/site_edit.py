@@ -29,6 +29,7 @@ nothing here reads it.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -284,21 +285,32 @@ class SiteVariation:
         retries: extra rounds for children that repeat a composition.
         seed_angle, seed_repair: generation-0 variants self-pollinate each row's genome residual by this
             angle, then shell repair.
+        archive: ``"proposed"`` (default): a composition enters the row's archive when a child is proposed;
+            ``"scored"``: only when the black box scores it (every batch :meth:`observe` sees), children
+            are kept distinct from each other and from the archive. Use ``"scored"`` under pre-screening
+            (:class:`~flowevo.evolve.operators.PreScreen`), where most proposed children are never sent: a
+            screened-out composition may then be proposed again later.
     """
 
     def __init__(self, codec: SiteMaskedCodec, target: Condition, move: SiteMove = SiteMutation(), retries: int = 4,
-                 seed_angle: float = 0.5, seed_repair: ShellRepair | None = ShellRepair()) -> None:
+                 seed_angle: float = 0.5, seed_repair: ShellRepair | None = ShellRepair(),
+                 archive: str = "proposed") -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
+        if archive not in ("proposed", "scored"):
+            raise ValueError(f"archive must be 'proposed' or 'scored', got {archive!r}")
         self.codec, self.target, self.layout, self.move, self.retries = codec, target, codec.layout, move, retries
+        self.archive = archive
         self.seed_pollination, self.seed_repair = SelfPollination(seed_angle), seed_repair
         self.seen: dict[int, set[Key]] = {}
 
     # -- archive ------------------------------------------------------------------------------
-    def _keys(self, genomes: Tensor, rows: Tensor) -> list[Key]:
+    def _decode(self, genomes: Tensor, rows: Tensor) -> Tensor:
         with torch.inference_mode():
-            x = self.codec.decode(genomes, self.target.to(genomes.device)[rows])
-        return composition_keys(self.codec.crystal_model, x)
+            return self.codec.decode(genomes, self.target.to(genomes.device)[rows])
+
+    def _keys(self, genomes: Tensor, rows: Tensor) -> list[Key]:
+        return composition_keys(self.codec.crystal_model, self._decode(genomes, rows))
 
     def _add(self, rows: Sequence[int], keys: Sequence[Key]) -> None:
         for r, k in zip(rows, keys):
@@ -306,8 +318,12 @@ class SiteVariation:
 
     def observe(self, evaluated: Population) -> None:
         """The first scored batch (generation 0) enters the archive with each row's unedited source; later
-        children were archived when they were proposed."""
-        if self.seen or evaluated.decoded is None:
+        children were archived when they were proposed (``archive="scored"``: every scored batch enters it)."""
+        if evaluated.decoded is None:
+            return
+        if self.seen:
+            if self.archive == "scored":
+                self._add(evaluated.row.tolist(), composition_keys(self.codec.crystal_model, evaluated.decoded))
             return
         sources = self.codec.plain.from_flow_space(self.layout.anchor(evaluated.residuals))
         self._add(evaluated.row.tolist(), composition_keys(self.codec.crystal_model, evaluated.decoded))
@@ -346,11 +362,18 @@ class SiteVariation:
         scale = None if step is None else step.to(dev)[row]
         children = self.move(parents, self.layout, generator, scale, 0.0)
         todo = torch.arange(len(children), device=dev)
+        # "scored": siblings are kept distinct in a batch-local copy; the archive grows in observe()
+        local = self.seen if self.archive == "proposed" else {}
+        decoded = None
         for attempt in range(self.retries + 1):
-            keys = self._keys(children[todo], row[todo])
+            x = self._decode(children[todo], row[todo])
+            if self.archive == "scored":  # handed over decoded (a screening wrapper need not decode them again)
+                decoded = x.clone() if decoded is None else decoded.index_copy_(0, todo, x)
+            keys = composition_keys(self.codec.crystal_model, x)
             again = []
             for j, key in zip(todo.tolist(), keys):
-                seen = self.seen.setdefault(int(row[j]), set())
+                r = int(row[j])
+                seen = local.setdefault(r, set(self.seen.get(r, ())) if local is not self.seen else set())
                 if key in seen and attempt < self.retries:
                     again.append(j)
                 else:
@@ -362,8 +385,9 @@ class SiteVariation:
             children[todo] = self.move(parents[todo], self.layout, generator,
                                        None if scale is None else scale[todo], boldness)
         origin = torch.full((rows * per_row,), SELF, dtype=torch.long, device=dev)
-        return Population.new(children, row, origin, torch.full_like(origin, -1), population.values.shape[1],
+        kids = Population.new(children, row, origin, torch.full_like(origin, -1), population.values.shape[1],
                               population.generation + 1)
+        return kids if decoded is None else dataclasses.replace(kids, decoded=decoded)
 
 
 def seed_genomes(codec: SiteMaskedCodec, sources: Tensor, source_condition: Condition,

@@ -17,7 +17,8 @@ best value (one objective), the expected hypervolume improvement of its feasible
 objectives) or the probability of not being dominated by it (more); while a row has nothing
 feasible, the probability of feasibility alone. The ``per_row`` best children of each row are
 returned, best first (a black box that scores a batch in order meets the most promising first),
-with their decoded candidates, which the Evolver scores without decoding them again. Every
+with their decoded candidates (an inner strategy that hands its children over decoded, under their rows'
+targets, is not decoded again), which the Evolver scores without decoding them again. Every
 candidate the black box scores is an evaluation; screened-out children cost decoding and the
 cheap calls only. Wall time spent here (decoding included) is in ``stats["screen_s"]`` and in the
 run's wall time.
@@ -176,8 +177,11 @@ class PreScreen:
         row = kids.row
         dev = ctx.codec.device
         target = ctx.task.target_condition.to(dev)[row.to(dev)]
-        with torch.inference_mode():
-            decoded = ctx.codec.decode(kids.residuals.to(dev), target)
+        if kids.decoded is not None:  # the inner strategy decoded its children under their targets already
+            decoded = kids.decoded.to(dev)
+        else:
+            with torch.inference_mode():
+                decoded = ctx.codec.decode(kids.residuals.to(dev), target)
         mean, std = self._predict(kids.residuals, decoded, row, target, rows, m)
         acq = self._acquisition(mean, std)  # (rows, m)
         best = torch.argsort(-acq, dim=1, stable=True)[:, :per_row]
