@@ -101,6 +101,9 @@ class CrystalQueryTask:
         if not chgnet:
             fit["chgnet_rows"] = 0
         self.settings = dict(fit)
+        from flowevo.domains.crystals.validity import SMACT_SET, CompositionCheck
+
+        self.check = CompositionCheck(SMACT_SET)  # one SMACT cache (by composition, deterministic) for every run
         t0 = time.perf_counter()
         self.models = fit_crystal_models(self.model_rows, "heat_ref", split_seed, log=log, **fit)
         log("fitting the element-statistics judge on the judge rows")
@@ -208,12 +211,10 @@ class CrystalQueryTask:
         )
         from flowevo.domains.crystals.exhaustive import ExhaustiveSearch, SiteVocabulary
         from flowevo.domains.crystals.genome_space import site_masked_space
-        from flowevo.domains.crystals.validity import SMACT_SET, CompositionCheck, crystal_valid
+        from flowevo.domains.crystals.validity import crystal_valid
         from flowevo.evolve import EditTask
         from flowevo.objectives import QueryCounter, best_within
 
-        if not hasattr(self, "check"):  # one SMACT cache (by composition, deterministic) for every run of the task
-            self.check = CompositionCheck(SMACT_SET)
         check = self.check
         t0 = time.perf_counter()
         if method == "exhaustive":
