@@ -153,7 +153,7 @@ class DigitCounterfactuals:
             # read as the target: by distance, all before any unread one; unread: by decreasing margin
             key = torch.where(m > margin, dist, dist.max() + 1.0 + (m.max() - m))
         order = torch.argsort(key, dim=1, stable=True)[:, :count].to(self.device)
-        return torch.gather(pool, 1, order.reshape(n, count, *([1] * (pool.dim() - 2))).expand(n, count, *pool.shape[2:]))
+        return pool[torch.arange(n, device=self.device)[:, None], order]
 
     def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
             same_target_donors: bool = True, population: int = REO_POPULATION, generations: int | None = None,
