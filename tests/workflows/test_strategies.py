@@ -111,3 +111,27 @@ def test_a_baseline_run_has_a_report_and_resume_reruns_it_identically(model):
     first = np.load(model / "run_report" / "population.npz")["residuals"]
     _invoke("resume", model / "run_report", "--quiet", "--json")  # no checkpoint: run again, same seed
     assert np.array_equal(first, np.load(model / "run_report" / "population.npz")["residuals"])
+
+
+def test_ranked_init_starts_reo_from_the_flows_ranked_seed_pool(model):
+    import torch
+
+    from flowevo.evolve import rank_seeds, seed_pool
+    from flowevo.workflows import prepare
+
+    m = _optimize(model, "run_ranked", "--init", "ranked")
+    assert m["evaluations"] == ROWS * BUDGET
+    assert json.loads((model / "run_ranked" / "run.json").read_text())["init"] == "ranked"
+    cfg = load_config(flags={"optimize.model": str(model / "model"), "optimize.sources": str(model / "sources.npz"),
+                             "optimize.target": {"class": 2}, "optimize.run_dir": str(model / "run_ranked_p"),
+                             "optimize.rows": ROWS, "optimize.population": POP, "optimize.init": "ranked"})
+    p = prepare(cfg)
+    try:
+        p.evolver.ask()
+        first = p.evolver.pending.residuals.reshape(ROWS, POP, -1)
+        expected = rank_seeds(p.codec, p.task, seed_pool(p.codec, p.task), POP, classes=3)
+        assert torch.allclose(first, expected.reshape(ROWS, POP, -1))  # generation 0 is the ranked pool, best first
+    finally:
+        p.close()
+    with pytest.raises(ConfigError, match="init"):
+        load_config(flags={"optimize.strategy": "cma", "optimize.init": "ranked"})

@@ -39,6 +39,9 @@ def optimize(
                                                       "baselines get REO's evaluations per source."),
     prescreen: int | None = typer.Option(None, help="REO: children decoded and ranked by a surrogate per child "
                                                        "evaluated (default 1: off)."),
+    init: str | None = typer.Option(None, help="REO's generation 0: own (default: each source's own residual) or "
+                                                  "ranked (a seed pool ranked by the flow's reading of the target "
+                                                  "class; class targets)."),
     solver_steps: int | None = typer.Option(None, help="ODE steps for inversion and decoding (default 10)."),
     strength: float | None = typer.Option(None, help="Edit strength in (0, 1]: invert only to t = 1 - strength."),
     seed: int | None = typer.Option(None, help="Run seed (same seed, same result)."),
@@ -71,6 +74,7 @@ def optimize(
             "optimize.constraints": [parse_constraint_flag(c) for c in constraint] if constraint else None,
             "optimize.rows": rows, "optimize.generations": generations, "optimize.population": population,
             "optimize.cross_rate": cross_rate, "optimize.strategy": strategy, "optimize.prescreen": prescreen,
+            "optimize.init": init,
             "optimize.solver_steps": solver_steps, "optimize.strength": strength,
             "optimize.report": report, "optimize.device": device, "seed": seed,
             **configured.evaluation_flags(backend, workers, address, timeout_s, cache),

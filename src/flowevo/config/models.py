@@ -227,6 +227,11 @@ class OptimizeSection(Strict):
                            "CMA-ES (pycma), NSGA-II (pymoo), TuRBO-style Bayesian optimisation (botorch) or random search")
     prescreen: int = Field(1, ge=0, description="REO only: children decoded and ranked by a per-source surrogate per "
                                                 "child evaluated (flowevo.evolve.PreScreen); 0 or 1: off")
+    init: Literal["own", "ranked"] = Field(
+        "own", description="REO only: generation 0. own: each source's own residual, then its variants; ranked: the "
+                           "best population of a pool found without a black-box call (own residual, target-anchor "
+                           "ladder, lift/land edits), those the flow reads as the target class first, nearest the "
+                           "source first (flowevo.evolve.rank_seeds; class targets only)")
     generations: int = Field(15, gt=0)
     population: int = Field(16, gt=0, description="residuals kept per source (baselines: batch per step)")
     cross_rate: float = Field(0.3, ge=0, le=1, description="share of offspring made by cross-pollination")
@@ -246,6 +251,8 @@ class OptimizeSection(Strict):
         if self.prescreen > 1 and self.strategy != "reo":
             raise ValueError(f"'prescreen' applies to strategy \"reo\" only (strategy is {self.strategy!r}); "
                              "leave it out or set it to 1")
+        if self.init != "own" and self.strategy != "reo":
+            raise ValueError(f"'init' applies to strategy \"reo\" only (strategy is {self.strategy!r}); leave it out")
         return self
 
 

@@ -123,6 +123,7 @@ class DomainRun:
         codec: data <-> residuals; model: the loaded model; judge: what judge built-ins read (or None).
         payload: the Evolver's payload hook (decoded ``(N, *D)`` -> ``Candidates.extra``), or None.
         class_names: names of the class ids, if any.
+        num_classes: the number of class ids the flow's condition knows (0: not conditioned on a class).
         extra: domain things for built-ins and the output writer.
         variation: the Evolver's variation strategy (a :class:`~flowevo.evolve.VariationStrategy`, e.g. one
             that knows the domain's genome); None: the generic ``Variation(cross_rate)`` of ``[optimize]``.
@@ -151,6 +152,7 @@ class DomainRun:
     judge: nn.Module | None = None
     payload: Callable[[Tensor], dict] | None = None
     class_names: list[str] | None = None
+    num_classes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     variation: Any = None
     extra_seeds: Tensor | Callable[[list[Any]], Tensor] | None = None
@@ -189,6 +191,7 @@ class DomainFlow:
         judge / extra: what the built-ins read (:class:`BuiltinContext`); built-ins that compare with a source do
             not apply (there is none).
         class_names: names of the class ids, if any.
+        num_classes: the number of class ids the flow's condition knows (0: not conditioned on a class).
     """
 
     kind: str

@@ -19,17 +19,17 @@ from flowevo.evolve.operators import (
 )
 from flowevo.evolve.population import CROSS, ORIGINS, SEED, SELF, Population
 from flowevo.evolve.result import EditResult
-from flowevo.evolve.seeds import slerp_ladder
+from flowevo.evolve.seeds import LIFT_DEPTHS, Distance, rank_seeds, seed_pool, slerp_ladder
 from flowevo.evolve.surrogate import RowArchive, RowGP
 from flowevo.evolve.survival import Elitist, RankAndCrowding, hypervolume, non_dominated
 from flowevo.evolve.task import EditTask
 from flowevo.evolve.termination import MaxEvaluations, MaxGenerations, Stagnation
 
 __all__ = [
-    "BlockMask", "CROSS", "Checkpointer", "CrossPollination", "EditResult", "EditTask", "Elitist", "Evolver",
-    "GenerationRecord", "LagrangianPenalty", "MaxEvaluations", "MaxGenerations", "Multipliers", "ORIGINS", "Population",
-    "PreScreen", "RankAndCrowding", "RowArchive", "RowGP", "SEED", "SELF", "SearchContext", "SelfPollination",
-    "ShellRepair", "Slerp", "Stagnation", "Transfer", "UniformMask", "Variation", "VariationStrategy",
-    "hypervolume", "load_run_state", "non_dominated", "save_run_state", "slerp_ladder",
-    "summarise_generation",
+    "BlockMask", "CROSS", "Checkpointer", "CrossPollination", "Distance", "EditResult", "EditTask", "Elitist",
+    "Evolver", "GenerationRecord", "LIFT_DEPTHS", "LagrangianPenalty", "MaxEvaluations", "MaxGenerations",
+    "Multipliers", "ORIGINS", "Population", "PreScreen", "RankAndCrowding", "RowArchive", "RowGP", "SEED", "SELF",
+    "SearchContext", "SelfPollination", "ShellRepair", "Slerp", "Stagnation", "Transfer", "UniformMask", "Variation",
+    "VariationStrategy", "hypervolume", "load_run_state", "non_dominated", "rank_seeds", "save_run_state",
+    "seed_pool", "slerp_ladder", "summarise_generation",
 ]

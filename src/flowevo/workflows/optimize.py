@@ -44,7 +44,10 @@ from flowevo.evolve import (
     MaxGenerations,
     PreScreen,
     Variation,
+    rank_seeds,
+    seed_pool,
 )
+from flowevo.flow import ResidualCodec
 from flowevo.jsonio import read_json, write_json
 from flowevo.workflows.builtins import build_constraint, build_objective, default_objectives, objective_role
 from flowevo.workflows.devices import restore_run_state
@@ -137,12 +140,14 @@ class Prepared:
                     raise ConfigError(f"optimize.prescreen: the {d.kind} domain's REO pre-screens already "
                                       f"(factor {variation.factor}); leave optimize.prescreen at 1")
                 variation = PreScreen(variation, factor=o.prescreen, seed=config.seed)
+            seeds = d.extra_seeds(self.constraints) if callable(d.extra_seeds) else d.extra_seeds
+            if o.init == "ranked":
+                seeds = _ranked_generation0(d, self.task, o.population, seeds)
             self.evolver = Evolver(self.codec, self.task, self.evaluator, population_size=o.population,
                                    variation=variation,
                                    termination=[MaxGenerations(o.generations)], seed=config.seed, payload=d.payload,
                                    penalty=LagrangianPenalty() if o.constraint_handling == "lagrangian" else None,
-                                   extra_seeds=d.extra_seeds(self.constraints) if callable(d.extra_seeds)
-                                   else d.extra_seeds)
+                                   extra_seeds=seeds, include_source=o.init == "own")
         except BaseException:
             self.close()
             raise
@@ -178,12 +183,28 @@ class Prepared:
             "class_names": d.class_names, "model": str(o.model), "sources": str(o.sources),
             "rows": len(self.task), "population": o.population, "generations": o.generations,
             "strategy": o.strategy, "prescreen": o.prescreen if o.strategy == "reo" else None,
+            "init": o.init if o.strategy == "reo" else None,
             "evaluations_per_source": self.budget,
             "objectives": [{"name": ob.name, "sense": ob.sense, "role": r} for ob, r in zip(self.objectives, self.roles)],
             "constraints": [{"name": c.name, "bound": c.bound} for c in self.constraints],
             "target": o.target.model_dump(by_alias=True) if o.target else None,
             "device": o.device, "evaluation": o.evaluation.backend,
         }
+
+
+def _ranked_generation0(d: Any, task: EditTask, population: int, domain_seeds: Any) -> Any:
+    """``optimize.init = "ranked"``: the best ``population`` of each source's seed pool, ranked by the flow's reading of
+    the target class (:func:`~flowevo.evolve.rank_seeds`); a clear error where the run cannot have them."""
+    if domain_seeds is not None:
+        raise ConfigError(f'optimize.init = "ranked": the {d.kind} domain seeds generation 0 itself; leave init at "own"')
+    if not isinstance(d.codec, ResidualCodec):
+        raise ConfigError('optimize.init = "ranked" needs a flowevo flow codec (ResidualCodec) to read candidates with')
+    t = task.target_condition
+    if t.labels is None or t.values is not None or d.num_classes < 2:
+        raise ConfigError('optimize.init = "ranked" reads the flow\'s class of a candidate: it needs a class target '
+                          "(optimize.target class = ...) and a flow conditioned on classes alone")
+    pool = seed_pool(d.codec, task)
+    return rank_seeds(d.codec, task, pool, min(population, pool.shape[1]), classes=d.num_classes)
 
 
 def _domain_defaults(config: Config, settings: dict[str, Any], constraints: list[dict[str, Any]]) -> Config:

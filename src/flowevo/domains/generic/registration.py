@@ -147,7 +147,7 @@ def load_run(request: RunRequest) -> DomainRun:
         raise ValueError(f"optimize.target: {exc}") from None
     codec = model.codec(steps=r.solver_steps, method=r.solver, strength=r.strength, guidance=r.guidance)
     return DomainRun("generic", model.kind, model.shape, src.x, src.labels, src.values, source, target, codec, model,
-                     judge=model.judge, class_names=model.class_names)
+                     judge=model.judge, class_names=model.class_names, num_classes=model.num_classes)
 
 
 def load_flow(request: FlowRequest) -> DomainFlow:
