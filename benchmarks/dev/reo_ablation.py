@@ -51,11 +51,6 @@ VARIANTS = {
     "ladder_asc": lambda cf: cf.reo(tau, extra_seeds=ascending_ladder(cf)),
     "anchor": lambda cf: cf.reo(tau, extra_seeds=cf.target_seeds), "p24": lambda cf: cf.reo(tau, population=24),
     "pool": lambda cf: cf.reo(tau, pool=True),
-    "en": lambda cf: cf.reo(tau, screen_features="energies"),
-    "en_pool": lambda cf: cf.reo(tau, screen_features="energies", pool=True),
-    "en_pool_ps8": lambda cf: cf.reo(tau, screen_features="energies", pool=True, prescreen=8),
-    "en_pool_p4_ps8": lambda cf: cf.reo(tau, screen_features="energies", pool=True, population=4, prescreen=8),
-    "en_pool_p6_ps8": lambda cf: cf.reo(tau, screen_features="energies", pool=True, population=6, prescreen=8),
     "cma_p4": lambda cf: cf.search("cma", tau, popsize=4), "cma_p8": lambda cf: cf.search("cma", tau, popsize=8),
 }
 

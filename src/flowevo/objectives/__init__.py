@@ -30,11 +30,11 @@ from flowevo.objectives.evaluator import (
     evaluate_all,
     evaluate_callable,
 )
-from flowevo.objectives.flow_reading import ClassEnergyFeatures, class_energies, target_margin
+from flowevo.objectives.flow_reading import class_energies, target_margin
 from flowevo.objectives.process_pool import ProcessPoolEvaluator
 
 __all__ = [
-    "CachedEvaluator", "Candidates", "ChunkedEvaluator", "ClassEnergyFeatures", "CommandObjective", "Constraint", "DaskEvaluator",
+    "CachedEvaluator", "Candidates", "ChunkedEvaluator", "CommandObjective", "Constraint", "DaskEvaluator",
     "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LocalEvaluator", "Objective",
     "PartialFailure", "ProcessPoolEvaluator", "QueryCounter", "ScoredPoints", "Sense", "assemble", "candidate_keys",
     "check_callables", "class_energies", "evaluate_all", "evaluate_callable", "evaluations_to_rate",

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from flowevo.flow import Condition, ResidualCodec
 
-__all__ = ["ClassEnergyFeatures", "class_energies", "target_margin"]
+__all__ = ["class_energies", "target_margin"]
 
 
 @torch.inference_mode()
@@ -45,24 +45,3 @@ def target_margin(codec: ResidualCodec, x: Tensor, targets: Tensor, classes: int
     t = targets.cpu().long()
     return e.scatter(1, t[:, None], torch.inf).min(1).values - e.gather(1, t[:, None]).squeeze(1)
 
-
-class ClassEnergyFeatures:
-    """Surrogate inputs from the flow's reading: ``(residuals (N, *S), decoded (N, *D)) -> (N, classes)`` class
-    energies of the decoded candidates (:func:`class_energies`), for
-    :class:`~flowevo.evolve.PreScreen`'s ``features``.
-
-    Candidates of different sources that the flow reads alike get alike features, so a surrogate pooled over
-    the sources with one target learns the black box's answer as a function of how the flow reads a
-    candidate instead of where its residual lies. Costs ``classes`` inversions per screened candidate.
-
-    Args:
-        codec: the run's codec (class-conditional); classes: number of classes.
-    """
-
-    def __init__(self, codec: ResidualCodec, classes: int) -> None:
-        if classes < 2:
-            raise ValueError(f"classes must be >= 2, got {classes}")
-        self.codec, self.classes = codec, int(classes)
-
-    def __call__(self, residuals: Tensor, decoded: Tensor) -> Tensor:
-        return class_energies(self.codec, decoded, self.classes)

@@ -57,7 +57,7 @@ from flowevo.evolve import (
     slerp_ladder,
 )
 from flowevo.flow import Condition, FixedGrid
-from flowevo.objectives import ClassEnergyFeatures, Evaluator, LocalEvaluator, target_margin
+from flowevo.objectives import Evaluator, LocalEvaluator, target_margin
 
 __all__ = ["CROSS_RATE", "DigitCounterfactuals", "FLOW_MARGIN", "REO_POPULATION", "REO_PRESCREEN", "SEARCH_METHODS", "STEPS"]
 
@@ -68,7 +68,6 @@ CROSS_RATE = 0.3
 # and the energy margin by which the flow must read a kept edit as its target (None: no flow reading)
 REO_POPULATION = 8
 REO_PRESCREEN = 4
-SCREEN_STEPS = 1  # rk4 steps of the class-energy screening features (margin rank correlation 0.996 with 5 steps)
 FLOW_MARGIN: float | None = 4.0
 SEARCH_METHODS = {"cma": cma_search, "random": random_search, "nsga2": nsga2_search, "bo": bo_search}
 
@@ -146,7 +145,7 @@ class DigitCounterfactuals:
     def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
             same_target_donors: bool = True, population: int = REO_POPULATION, generations: int | None = None,
             extra_seeds: Tensor | None = None, prescreen: int = REO_PRESCREEN, pool: bool = False,
-            screen_features: str = "residuals", show_progress: bool = False) -> EditResult:
+            show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
         box labels as the target with probability >= ``tau``, with the task's budget per digit
         (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). Generation 0: by default
@@ -158,10 +157,7 @@ class DigitCounterfactuals:
         candidate alone, and digits with one target share the decoder)."""
         variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
         if prescreen > 1:
-            features = None if screen_features == "residuals" else ClassEnergyFeatures(
-                self.models.codec(FixedGrid("rk4", SCREEN_STEPS)), 10)
-            variation = PreScreen(variation, factor=prescreen, pool=pool, features=features,
-                                  seed=self.seed if seed is None else seed)
+            variation = PreScreen(variation, factor=prescreen, pool=pool, seed=self.seed if seed is None else seed)
         generations = self.budget // population - 1 if generations is None else generations
         ranked = extra_seeds is None
         evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population, variation=variation,
