@@ -13,7 +13,29 @@ from flowevo.objectives import Candidates, ChunkedEvaluator, FunctionObjective
 from flowevo.objectives.dispatch import WorkerLost
 from flowevo.objectives.worker import evaluate_chunk
 
-GATE = threading.Semaphore(0)  # released once per _abandon: "kills" one hanging thread
+
+class Gate:
+    """Releases hanging threads in the order they arrived, one per :meth:`release` ("kills" the oldest).
+
+    A semaphore would let a thread that arrives after a release (the retry of the culprit) take the permit meant for
+    the thread being killed: under load that race failed this test."""
+
+    def __init__(self) -> None:
+        self.cond, self.arrived, self.released = threading.Condition(), 0, 0
+
+    def wait(self, timeout: float) -> None:
+        with self.cond:
+            self.arrived += 1
+            ticket = self.arrived
+            self.cond.wait_for(lambda: self.released >= ticket, timeout=timeout)
+
+    def release(self) -> None:
+        with self.cond:
+            self.released += 1
+            self.cond.notify_all()
+
+
+GATE = Gate()  # released once per abandoned chunk holding 7
 
 
 class Killed(BaseException):
@@ -23,7 +45,7 @@ class Killed(BaseException):
 def stuck_on_seven(b: Candidates) -> torch.Tensor:
     """Blocks (until released) when a candidate equals 7."""
     if (b.x[:, 0] == 7).any():
-        GATE.acquire(timeout=30)
+        GATE.wait(timeout=30)
         raise Killed
     return b.x[:, 0].double()
 
