@@ -51,6 +51,8 @@ VARIANTS = {
     "ladder_asc": lambda cf: cf.reo(tau, extra_seeds=ascending_ladder(cf)),
     "anchor": lambda cf: cf.reo(tau, extra_seeds=cf.target_seeds), "p24": lambda cf: cf.reo(tau, population=24),
     "pool": lambda cf: cf.reo(tau, pool=True),
+    "tr3": lambda cf: cf.reo(tau, transfer=0.3), "tr5": lambda cf: cf.reo(tau, transfer=0.5),
+    "tr3_pool": lambda cf: cf.reo(tau, transfer=0.3, pool=True),
     "cma_p4": lambda cf: cf.search("cma", tau, popsize=4), "cma_p8": lambda cf: cf.search("cma", tau, popsize=8),
 }
 
