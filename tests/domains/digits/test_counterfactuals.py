@@ -106,3 +106,14 @@ def test_ranked_seeds_put_edits_the_flow_reads_as_the_target_first_least_changed
         task.ranked_seeds(9, pool=pool)
     res = task.reo(0.9, population=4)  # the default generation 0: ranked seeds, no own residual forced first
     assert res.evaluations_per_row.tolist() == [16] * 4  # 4 x (18 // 4), within the budget of 18
+
+
+def test_transfer_moves_children_by_other_digits_successful_moves(task):
+    from flowevo.evolve.population import CROSS
+
+    same = DigitCounterfactuals(task.models, task.x, task.labels, torch.full((4,), 3), seed=0, population=4,
+                                generations=3)  # one target: every digit may borrow another's move
+    plain = same.reo(0.5, population=4, prescreen=1, cross_rate=0.0)  # self-pollination only
+    moved = same.reo(0.5, population=4, prescreen=1, cross_rate=0.0, transfer=1.0)
+    assert moved.evaluations_per_row.tolist() == plain.evaluations_per_row.tolist() == [16] * 4
+    assert not (plain.population.origin == CROSS).any() and (moved.population.origin == CROSS).any()  # transfers
