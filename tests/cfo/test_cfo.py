@@ -257,3 +257,21 @@ def test_target_tolerance_ignores_rates_within_sampling_noise(task):
         cfo._update_target(rate(0.04))
     with pytest.raises(ValueError, match="target_tolerance"):
         config(target_tolerance=-1.0)
+
+
+def test_out_of_reach_feasible_weights_only_satisfying_samples(task):
+    """No violation allowed and a wide trust region: the target is out of reach in round 0. With the penalty the
+    weights keep some violating samples; with out_of_reach="feasible" (or "feasible_local") only satisfying ones."""
+    model, ev = task
+    cfg = config(rounds=1, samples=128, kl_samples=0, max_violation=0.0, min_ess=0.9)
+    runs = {m: ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), replace(cfg, out_of_reach=m)).run()
+            for m in ("penalty", "feasible")}
+    pen, feas = runs["penalty"].records[0], runs["feasible"].records[0]
+    assert pen.multipliers["halfplane"] == feas.multipliers["halfplane"] == cfg.lam_max
+    assert pen.weighted_satisfaction < 0.99 and feas.weighted_satisfaction == pytest.approx(1.0)
+    assert feas.temperature < pen.temperature
+    local = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                     replace(cfg, out_of_reach="feasible_local", neighbours=4)).run().records[0]
+    assert local.weighted_satisfaction == pytest.approx(1.0) and local.ess < feas.ess
+    with pytest.raises(ValueError, match="out_of_reach"):
+        config(out_of_reach="hard")

@@ -111,6 +111,12 @@ class CFOConfig:
         lam_unmet: the exact dual's multiplier for a constraint whose target the round's samples cannot meet within
             the trust region even at ``lam_max`` (None: ``lam_max``, i.e. all the trust region's budget goes to the
             constraint and the reward stops counting that round).
+        out_of_reach: what the exact dual does in a round where some constraint's target is out of reach within the
+            trust region even at ``lam_max``: ``"penalty"`` (default: the multiplier ``lam_max`` or ``lam_unmet``),
+            ``"feasible"``: weights ``softmax(r / T)`` over the samples that violate no constraint only, ``T`` set by
+            the trust region over those samples (feasibility first, then the reward;
+            :func:`~flowevo.cfo.dual.constrained_weights`), or ``"feasible_local"``: the same over the samples whose
+            ``neighbours`` nearest samples (itself included) all violate none.
         diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
             samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
             samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
@@ -142,6 +148,7 @@ class CFOConfig:
     target_share: float = 1.0
     lam_max: float = 1e3
     lam_unmet: float | None = None
+    out_of_reach: str = "penalty"
     trust_region: str = "total"
     target_feedback: float = 0.0
     target_floor: float = 0.1
@@ -164,6 +171,8 @@ class CFOConfig:
             raise ValueError(f"kl_samples must be 0 or >= 2, got {self.kl_samples}")
         if self.trust_region not in ("total", "reward"):
             raise ValueError(f"trust_region must be 'total' or 'reward', got {self.trust_region!r}")
+        if self.out_of_reach not in ("penalty", "feasible", "feasible_local"):
+            raise ValueError(f"out_of_reach must be 'penalty', 'feasible' or 'feasible_local', got {self.out_of_reach!r}")
         if self.ess_over not in ("samples", "keys"):
             raise ValueError(f"ess_over must be 'samples' or 'keys', got {self.ess_over!r}")
         if self.dual not in ("exact", "ascent"):
@@ -455,8 +464,11 @@ class ConstrainedFlowOptimiser:
         ckpt = None
         if k < cfg.rounds:
             pen, viol = self._penalty(g, violated), violated.double()
+            feasible = ~violated.any(1)
             if cfg.neighbours > 1:
                 pen, viol = local_mean(z, pen, cfg.neighbours), local_mean(z, viol, cfg.neighbours)
+                if cfg.out_of_reach == "feasible_local":
+                    feasible = (viol == 0).all(1)
             offset = cap = groups = None
             if self.diversity_key is not None:
                 keys = list(self.diversity_key(cands))
@@ -469,7 +481,9 @@ class ConstrainedFlowOptimiser:
                 w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
                                                   cfg.min_ess, lam_max=cfg.lam_max, offset=offset,
                                                   trust_region=cfg.trust_region, cap=cap, groups=tr_groups,
-                                                  lam_unmet=cfg.lam_unmet)
+                                                  lam_unmet=cfg.lam_unmet,
+                                                  out_of_reach="penalty" if cfg.out_of_reach == "penalty" else "feasible",
+                                                  feasible=feasible)
                 self.multipliers.lam = mu.clone()
             else:
                 if cfg.fixed_multiplier is None:
