@@ -42,7 +42,7 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
                         iters: int = 30, tol: float = 1e-3, trust_region: str = "total",
                         cap: Callable[[Tensor], Tensor] | None = None,
                         groups: Tensor | None = None, lam_unmet: float | None = None, out_of_reach: str = "penalty",
-                        feasible: Tensor | None = None) -> tuple[Tensor, Tensor, float]:
+                        feasible: Tensor | None = None, reach: str = "lam_max") -> tuple[Tensor, Tensor, float]:
     """Weights and multipliers of one round.
 
     Args:
@@ -71,6 +71,10 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
             multipliers of the unmet constraints are reported as ``lam_max``); without a feasible sample, as
             ``"penalty"``.
         feasible: ``(N,)`` bool, the samples ``out_of_reach="feasible"`` keeps (e.g. those violating no constraint).
+        reach: when ``out_of_reach="feasible"`` takes over: ``"lam_max"`` (a target not met even at ``lam_max``) or
+            ``"temperature"``: also where the multipliers that meet the targets need a higher temperature than the
+            reward's weights alone (the constraints then take trust-region budget from the reward: the reward is
+            flattened as with ``lam_max``).
 
     Returns:
         ``(weights (N,), multipliers (C,), temperature used)``.
@@ -88,6 +92,8 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         raise ValueError(f"out_of_reach must be 'penalty' or 'feasible', got {out_of_reach!r}")
     if out_of_reach == "feasible" and (feasible is None or feasible.shape != (n,)):
         raise ValueError(f"out_of_reach='feasible' needs a feasible mask of shape ({n},)")
+    if reach not in ("lam_max", "temperature"):
+        raise ValueError(f"reach must be 'lam_max' or 'temperature', got {reach!r}")
     lam = torch.zeros(c, dtype=torch.float64)
     unmet = torch.zeros(c, dtype=torch.bool)
     if trust_region == "reward":
@@ -124,12 +130,14 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
             lam[j] = new
         if not changed:
             break
+    w, temp = solve(lam)
+    if out_of_reach == "feasible" and reach == "temperature" and not unmet.any() and (lam > 0).any():
+        free = trust_region_weights(reward, temperature, min_ess, offset, cap, groups)[1]
+        unmet = (lam > 0) & (temp > free * (1 + 1e-6))
     if out_of_reach == "feasible" and unmet.any() and feasible is not None:
         ok = feasible.bool() & torch.isfinite(reward)
         if ok.any():
             masked = torch.where(ok, reward, torch.full_like(reward, math.nan))
             w, temp = trust_region_weights(masked, temperature, min_ess, offset, cap, groups)
             lam = torch.where(unmet, torch.full_like(lam, lam_max), lam)
-            return w, lam, temp
-    w, temp = solve(lam)
     return w, lam, temp

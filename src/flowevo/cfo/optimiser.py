@@ -121,6 +121,9 @@ class CFOConfig:
             the trust region over those samples (feasibility first, then the reward;
             :func:`~flowevo.cfo.dual.constrained_weights`), or ``"feasible_local"``: the same over the samples whose
             ``neighbours`` nearest samples (itself included) all violate none.
+        reach: when ``out_of_reach`` (not ``"penalty"``) takes over: ``"lam_max"`` (a target not met even at
+            ``lam_max``) or ``"temperature"``: also where meeting the targets needs a higher temperature than the
+            reward's weights alone (the constraints take the trust region's budget from the reward).
         diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
             samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
             samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
@@ -153,6 +156,7 @@ class CFOConfig:
     lam_max: float = 1e3
     lam_unmet: float | None = None
     out_of_reach: str = "penalty"
+    reach: str = "lam_max"
     trust_region: str = "total"
     target_feedback: float = 0.0
     target_floor: float = 0.1
@@ -178,6 +182,8 @@ class CFOConfig:
             raise ValueError(f"trust_region must be 'total' or 'reward', got {self.trust_region!r}")
         if self.out_of_reach not in ("penalty", "feasible", "feasible_local"):
             raise ValueError(f"out_of_reach must be 'penalty', 'feasible' or 'feasible_local', got {self.out_of_reach!r}")
+        if self.reach not in ("lam_max", "temperature"):
+            raise ValueError(f"reach must be 'lam_max' or 'temperature', got {self.reach!r}")
         if self.feedback_base not in ("target", "achieved"):
             raise ValueError(f"feedback_base must be 'target' or 'achieved', got {self.feedback_base!r}")
         if self.ess_over not in ("samples", "keys"):
@@ -496,7 +502,7 @@ class ConstrainedFlowOptimiser:
                                                   trust_region=cfg.trust_region, cap=cap, groups=tr_groups,
                                                   lam_unmet=cfg.lam_unmet,
                                                   out_of_reach="penalty" if cfg.out_of_reach == "penalty" else "feasible",
-                                                  feasible=feasible)
+                                                  feasible=feasible, reach=cfg.reach)
                 self.multipliers.lam = mu.clone()
                 self.achieved = weighted_rates(w, viol)
             else:
