@@ -111,3 +111,25 @@ def test_out_of_reach_feasible_weights_the_reward_over_feasible_samples_only():
         constrained_weights(reward, pen, violated, target, 0.2, 0.8, out_of_reach="hard")
     with pytest.raises(ValueError, match="feasible mask"):
         constrained_weights(reward, pen, violated, target, 0.2, 0.8, out_of_reach="feasible")
+
+
+def test_reach_temperature_also_takes_over_where_the_constraints_raise_the_temperature():
+    """A target met at a finite multiplier, but only at a higher temperature than the reward's weights alone need: with
+    reach="temperature" the feasibility-first weights take over; where the constraints leave the temperature alone
+    (a narrower trust region) nothing changes."""
+    reward, pen, violated = _problem()
+    feasible = ~violated.any(1)
+    target = torch.tensor([0.02, 0.15], dtype=torch.float64)
+    free = trust_region_weights(reward, 0.2, 0.6)[1]
+    w, lam, t = constrained_weights(reward, pen, violated, target, 0.2, 0.6)
+    assert 0 < lam[0] < 1e3 and t > free
+    kw = dict(out_of_reach="feasible", feasible=feasible)
+    w_l, lam_l, _ = constrained_weights(reward, pen, violated, target, 0.2, 0.6, reach="lam_max", **kw)
+    assert torch.equal(w_l, w) and torch.equal(lam_l, lam)
+    w_t, lam_t, t_t = constrained_weights(reward, pen, violated, target, 0.2, 0.6, reach="temperature", **kw)
+    assert float(w_t[~feasible].sum()) == 0.0 and lam_t[0] == 1e3 and lam_t[1] == 0 and t_t < t
+    w_n, lam_n, t_n = constrained_weights(reward, pen, violated, target, 0.2, 0.3)
+    w_m, lam_m, t_m = constrained_weights(reward, pen, violated, target, 0.2, 0.3, reach="temperature", **kw)
+    assert torch.equal(w_n, w_m) and torch.equal(lam_n, lam_m) and t_n == t_m
+    with pytest.raises(ValueError, match="reach"):
+        constrained_weights(reward, pen, violated, target, 0.2, 0.6, reach="always", **kw)
