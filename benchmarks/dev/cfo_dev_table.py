@@ -40,6 +40,18 @@ F = {  # label: ({seed: file}, CFO setting, round)
  "adopted + CFO penalty over 2 neighbours (4 before)": ({12: "c11_s12", 14: "c11_s14"}, "nb2", "8"),
  "adopted + CFO penalty over 8 neighbours (4 before)": ({11: "c6_s11", 12: "c6_s12"}, "nb8", "8"),
  "adopted + CFO 8 neighbours, multiplier 30 where out of reach": ({11: "c6_s11", 12: "c6_s12"}, "nb8_unmet30", "8"),
+ # fifth pass
+ "adopted, re-run with the issue-16 fifth-pass code": ({14: "d1_s14"}, "base", "8"),
+ "adopted + CFO feasibility first where a target is out of reach (`out_of_reach=\"feasible\"`)":
+     ({11: "d2_s11", 12: "d2_s12", 13: "d2_s13", 14: "d1_s14"}, "feas", "8"),
+ "adopted + CFO feasibility first over samples whose 4 nearest all satisfy (`\"feasible_local\"`)":
+     ({11: "d2_s11", 12: "d2_s12", 13: "d2_s13"}, "feasl", "8"),
+ "adopted + CFO feasibility first, also where the constraints raise the temperature (`reach=\"temperature\"`)":
+     ({11: "d3_s11", 12: "d3_s12", 14: "d3_s14"}, "feasT", "8"),
+ "adopted + CFO feasibility first, feedback from the reached rate (`feedback_base=\"achieved\"`)":
+     ({11: "d3_s11", 12: "d3_s12", 14: "d3_s14"}, "feas_ach", "8"),
+ "adopted + CFO feasibility first, `reach=\"temperature\"`, `feedback_base=\"achieved\"`":
+     ({11: "d3_s11", 12: "d3_s12", 14: "d3_s14"}, "feasT_ach", "8"),
 }
 CHECKS = (("satisfaction_met", "sat"), ("surrogate_half_gain_met", "surrogate"), ("judge_half_gain_met", "judge"),
           ("dft_above_pretrained", "DFT"), ("diverse", "diversity"))

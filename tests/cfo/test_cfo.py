@@ -275,6 +275,8 @@ def test_out_of_reach_feasible_weights_only_satisfying_samples(task):
     assert local.weighted_satisfaction == pytest.approx(1.0) and local.ess < feas.ess
     with pytest.raises(ValueError, match="out_of_reach"):
         config(out_of_reach="hard")
+    with pytest.raises(ValueError, match="reach"):
+        config(reach="always")
 
 
 def test_feedback_base_achieved_reads_the_rate_against_what_the_weights_reached(task):
