@@ -51,7 +51,13 @@ F = {  # label: ({seed: file}, CFO setting, round)
  "adopted + CFO feasibility first, feedback from the reached rate (`feedback_base=\"achieved\"`)":
      ({11: "d3_s11", 12: "d3_s12", 14: "d3_s14"}, "feas_ach", "8"),
  "adopted + CFO feasibility first, `reach=\"temperature\"`, `feedback_base=\"achieved\"`":
-     ({11: "d3_s11", 12: "d3_s12", 14: "d3_s14"}, "feasT_ach", "8"),
+     ({11: "d3_s11", 12: "d3_s12", 13: "d5_s13", 14: "d3_s14"}, "feasT_ach", "8"),
+ "adopted + CFO feasibility first, `reach=\"temperature\"`, `feedback_base=\"achieved\"`, target feedback 1.0":
+     ({11: "d4_s11", 12: "d4_s12", 13: "d5_s13", 14: "d4_s14"}, "feasT_ach_k1", "8"),
+ "adopted + CFO `feedback_base=\"achieved\"` (penalty where out of reach)":
+     ({11: "d4_s11", 12: "d4_s12", 13: "d5_s13", 14: "d4_s14"}, "ach", "8"),
+ "adopted + CFO target floor 0.25 (0.1 before)": ({11: "d6_s11", 12: "d6_s12", 14: "d6_s14"}, "floor25", "8"),
+ "adopted + CFO feasibility first, target floor 0.25": ({11: "d6_s11", 12: "d6_s12", 14: "d6_s14"}, "feas_floor25", "8"),
 }
 CHECKS = (("satisfaction_met", "sat"), ("surrogate_half_gain_met", "surrogate"), ("judge_half_gain_met", "judge"),
           ("dft_above_pretrained", "DFT"), ("diverse", "diversity"))
