@@ -58,6 +58,10 @@ F = {  # label: ({seed: file}, CFO setting, round)
      ({11: "d4_s11", 12: "d4_s12", 13: "d5_s13", 14: "d4_s14"}, "ach", "8"),
  "adopted + CFO target floor 0.25 (0.1 before)": ({11: "d6_s11", 12: "d6_s12", 14: "d6_s14"}, "floor25", "8"),
  "adopted + CFO feasibility first, target floor 0.25": ({11: "d6_s11", 12: "d6_s12", 14: "d6_s14"}, "feas_floor25", "8"),
+ "adopted, CFO's own seed 101 (task and baselines unchanged)": ({11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}, "base_rs1", "8"),
+ "adopted, CFO's own seed 202": ({11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}, "base_rs2", "8"),
+ "adopted + CFO feasibility first, CFO's own seed 101": ({11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}, "feas_rs1", "8"),
+ "adopted + CFO feasibility first, CFO's own seed 202": ({11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}, "feas_rs2", "8"),
 }
 CHECKS = (("satisfaction_met", "sat"), ("surrogate_half_gain_met", "surrogate"), ("judge_half_gain_met", "judge"),
           ("dft_above_pretrained", "DFT"), ("diverse", "diversity"))
