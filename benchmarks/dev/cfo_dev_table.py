@@ -6,6 +6,7 @@ import json
 import sys
 
 root = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/constrained_dev"
+RS = {11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}  # CFO's own seed varied, task and baselines fixed
 F = {  # label: ({seed: file}, CFO setting, round)
  "T 1.0 (before; 8 rounds)": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "default", "8"),
  "T 1.0, 12 rounds": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "default", "12"),
@@ -58,10 +59,12 @@ F = {  # label: ({seed: file}, CFO setting, round)
      ({11: "d4_s11", 12: "d4_s12", 13: "d5_s13", 14: "d4_s14"}, "ach", "8"),
  "adopted + CFO target floor 0.25 (0.1 before)": ({11: "d6_s11", 12: "d6_s12", 14: "d6_s14"}, "floor25", "8"),
  "adopted + CFO feasibility first, target floor 0.25": ({11: "d6_s11", 12: "d6_s12", 14: "d6_s14"}, "feas_floor25", "8"),
- "adopted, CFO's own seed 101 (task and baselines unchanged)": ({11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}, "base_rs1", "8"),
- "adopted, CFO's own seed 202": ({11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}, "base_rs2", "8"),
- "adopted + CFO feasibility first, CFO's own seed 101": ({11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}, "feas_rs1", "8"),
- "adopted + CFO feasibility first, CFO's own seed 202": ({11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}, "feas_rs2", "8"),
+ "adopted, CFO's own seed 101 (task and baselines unchanged)": (RS, "base_rs1", "8"),
+ "adopted, CFO's own seed 202": (RS, "base_rs2", "8"),
+ "adopted + CFO feasibility first, CFO's own seed 101": (RS, "feas_rs1", "8"),
+ "adopted + CFO feasibility first, CFO's own seed 202": (RS, "feas_rs2", "8"),
+ "adopted, CFO's own seed 303": ({sd: f"d9_s{sd}" for sd in RS}, "base_rs3", "8"),
+ "adopted + CFO feasibility first, CFO's own seed 303": ({sd: f"d9_s{sd}" for sd in RS}, "feas_rs3", "8"),
 }
 CHECKS = (("satisfaction_met", "sat"), ("surrogate_half_gain_met", "surrogate"), ("judge_half_gain_met", "judge"),
           ("dft_above_pretrained", "DFT"), ("diverse", "diversity"))
@@ -83,3 +86,29 @@ for label, (files, name, k) in F.items():
     cells = [cell(json.load(open(f"{root}/{files[sd]}.json"))["cfo"][name]["bars"][k]) if sd in files else "not run"
              for sd in SEEDS]
     print(f"| {label} | " + " | ".join(cells) + " |")
+
+# CFO's own seed varied (task, pretrained flow and baselines fixed): per dev seed, each run's surrogate / judge ratio,
+# and the mean over runs and seeds, for the adopted setting and feasibility first (fifth pass).
+RUNS = {"adopted": [({11: "c2_s11", 12: "c2_s12", 13: "b5_s13", 14: "d1_s14"}, {13: "t05shared"}, "base"),
+                    (RS, {}, "base_rs1"), (RS, {}, "base_rs2"), ({sd: f"d9_s{sd}" for sd in RS}, {}, "base_rs3")],
+        "feasibility first": [({11: "d2_s11", 12: "d2_s12", 13: "d2_s13", 14: "d1_s14"}, {}, "feas"),
+                              (RS, {}, "feas_rs1"), (RS, {}, "feas_rs2"), ({sd: f"d9_s{sd}" for sd in RS}, {}, "feas_rs3")]}
+print("\n| setting, CFO seeds (dev seed, 101, 202, 303) | " + " | ".join(f"seed {sd}" for sd in SEEDS) + " | mean | met |")
+print("|---" * (len(SEEDS) + 3) + "|")
+for label, runs in RUNS.items():
+    cells, rs_all, rj_all, met = [], [], [], 0
+    for sd in SEEDS:
+        parts = []
+        for files, names, name in runs:
+            try:
+                b = json.load(open(f"{root}/{files[sd]}.json"))["cfo"][names.get(sd, name)]["bars"]["8"]
+            except (FileNotFoundError, KeyError):
+                continue
+            rs, rj = b["surrogate_gain"] / b["surrogate_gain_unconstrained"], b["judge_gain"] / b["judge_gain_unconstrained"]
+            rs_all.append(rs)
+            rj_all.append(rj)
+            met += bool(b["met"])
+            parts.append(f"{rs:.2f} / {rj:.2f}")
+        cells.append(", ".join(parts) or "not run")
+    mean = f"{sum(rs_all) / len(rs_all):.2f} / {sum(rj_all) / len(rj_all):.2f}" if rs_all else "-"
+    print(f"| {label} | " + " | ".join(cells) + f" | {mean} | {met} of {len(rs_all)} |")
