@@ -6,6 +6,7 @@ import json
 import sys
 
 root = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/constrained_dev"
+RS = {11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}  # CFO's own seed varied, task and baselines fixed
 F = {  # label: ({seed: file}, CFO setting, round)
  "T 1.0 (before; 8 rounds)": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "default", "8"),
  "T 1.0, 12 rounds": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "default", "12"),
@@ -40,6 +41,30 @@ F = {  # label: ({seed: file}, CFO setting, round)
  "adopted + CFO penalty over 2 neighbours (4 before)": ({12: "c11_s12", 14: "c11_s14"}, "nb2", "8"),
  "adopted + CFO penalty over 8 neighbours (4 before)": ({11: "c6_s11", 12: "c6_s12"}, "nb8", "8"),
  "adopted + CFO 8 neighbours, multiplier 30 where out of reach": ({11: "c6_s11", 12: "c6_s12"}, "nb8_unmet30", "8"),
+ # fifth pass
+ "adopted, re-run with the issue-16 fifth-pass code": ({14: "d1_s14"}, "base", "8"),
+ "adopted + CFO feasibility first where a target is out of reach (`out_of_reach=\"feasible\"`)":
+     ({11: "d2_s11", 12: "d2_s12", 13: "d2_s13", 14: "d1_s14"}, "feas", "8"),
+ "adopted + CFO feasibility first over samples whose 4 nearest all satisfy (`\"feasible_local\"`)":
+     ({11: "d2_s11", 12: "d2_s12", 13: "d2_s13"}, "feasl", "8"),
+ "adopted + CFO feasibility first, also where the constraints raise the temperature (`reach=\"temperature\"`)":
+     ({11: "d3_s11", 12: "d3_s12", 14: "d3_s14"}, "feasT", "8"),
+ "adopted + CFO feasibility first, feedback from the reached rate (`feedback_base=\"achieved\"`)":
+     ({11: "d3_s11", 12: "d3_s12", 14: "d3_s14"}, "feas_ach", "8"),
+ "adopted + CFO feasibility first, `reach=\"temperature\"`, `feedback_base=\"achieved\"`":
+     ({11: "d3_s11", 12: "d3_s12", 13: "d5_s13", 14: "d3_s14"}, "feasT_ach", "8"),
+ "adopted + CFO feasibility first, `reach=\"temperature\"`, `feedback_base=\"achieved\"`, target feedback 1.0":
+     ({11: "d4_s11", 12: "d4_s12", 13: "d5_s13", 14: "d4_s14"}, "feasT_ach_k1", "8"),
+ "adopted + CFO `feedback_base=\"achieved\"` (penalty where out of reach)":
+     ({11: "d4_s11", 12: "d4_s12", 13: "d5_s13", 14: "d4_s14"}, "ach", "8"),
+ "adopted + CFO target floor 0.25 (0.1 before)": ({11: "d6_s11", 12: "d6_s12", 14: "d6_s14"}, "floor25", "8"),
+ "adopted + CFO feasibility first, target floor 0.25": ({11: "d6_s11", 12: "d6_s12", 14: "d6_s14"}, "feas_floor25", "8"),
+ "adopted, CFO's own seed 101 (task and baselines unchanged)": (RS, "base_rs1", "8"),
+ "adopted, CFO's own seed 202": (RS, "base_rs2", "8"),
+ "adopted + CFO feasibility first, CFO's own seed 101": (RS, "feas_rs1", "8"),
+ "adopted + CFO feasibility first, CFO's own seed 202": (RS, "feas_rs2", "8"),
+ "adopted, CFO's own seed 303": ({sd: f"d9_s{sd}" for sd in RS}, "base_rs3", "8"),
+ "adopted + CFO feasibility first, CFO's own seed 303": ({sd: f"d9_s{sd}" for sd in RS}, "feas_rs3", "8"),
 }
 CHECKS = (("satisfaction_met", "sat"), ("surrogate_half_gain_met", "surrogate"), ("judge_half_gain_met", "judge"),
           ("dft_above_pretrained", "DFT"), ("diverse", "diversity"))
@@ -61,3 +86,29 @@ for label, (files, name, k) in F.items():
     cells = [cell(json.load(open(f"{root}/{files[sd]}.json"))["cfo"][name]["bars"][k]) if sd in files else "not run"
              for sd in SEEDS]
     print(f"| {label} | " + " | ".join(cells) + " |")
+
+# CFO's own seed varied (task, pretrained flow and baselines fixed): per dev seed, each run's surrogate / judge ratio,
+# and the mean over runs and seeds, for the adopted setting and feasibility first (fifth pass).
+RUNS = {"adopted": [({11: "c2_s11", 12: "c2_s12", 13: "b5_s13", 14: "d1_s14"}, {13: "t05shared"}, "base"),
+                    (RS, {}, "base_rs1"), (RS, {}, "base_rs2"), ({sd: f"d9_s{sd}" for sd in RS}, {}, "base_rs3")],
+        "feasibility first": [({11: "d2_s11", 12: "d2_s12", 13: "d2_s13", 14: "d1_s14"}, {}, "feas"),
+                              (RS, {}, "feas_rs1"), (RS, {}, "feas_rs2"), ({sd: f"d9_s{sd}" for sd in RS}, {}, "feas_rs3")]}
+print("\n| setting, CFO seeds (dev seed, 101, 202, 303) | " + " | ".join(f"seed {sd}" for sd in SEEDS) + " | mean | met |")
+print("|---" * (len(SEEDS) + 3) + "|")
+for label, runs in RUNS.items():
+    cells, rs_all, rj_all, met = [], [], [], 0
+    for sd in SEEDS:
+        parts = []
+        for files, names, name in runs:
+            try:
+                b = json.load(open(f"{root}/{files[sd]}.json"))["cfo"][names.get(sd, name)]["bars"]["8"]
+            except (FileNotFoundError, KeyError):
+                continue
+            rs, rj = b["surrogate_gain"] / b["surrogate_gain_unconstrained"], b["judge_gain"] / b["judge_gain_unconstrained"]
+            rs_all.append(rs)
+            rj_all.append(rj)
+            met += bool(b["met"])
+            parts.append(f"{rs:.2f} / {rj:.2f}")
+        cells.append(", ".join(parts) or "not run")
+    mean = f"{sum(rs_all) / len(rs_all):.2f} / {sum(rj_all) / len(rj_all):.2f}" if rs_all else "-"
+    print(f"| {label} | " + " | ".join(cells) + f" | {mean} | {met} of {len(rs_all)} |")

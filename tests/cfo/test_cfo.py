@@ -257,3 +257,48 @@ def test_target_tolerance_ignores_rates_within_sampling_noise(task):
         cfo._update_target(rate(0.04))
     with pytest.raises(ValueError, match="target_tolerance"):
         config(target_tolerance=-1.0)
+
+
+def test_out_of_reach_feasible_weights_only_satisfying_samples(task):
+    """No violation allowed and a wide trust region: the target is out of reach in round 0. With the penalty the
+    weights keep some violating samples; with out_of_reach="feasible" (or "feasible_local") only satisfying ones."""
+    model, ev = task
+    cfg = config(rounds=1, samples=128, kl_samples=0, max_violation=0.0, min_ess=0.9)
+    runs = {m: ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), replace(cfg, out_of_reach=m)).run()
+            for m in ("penalty", "feasible")}
+    pen, feas = runs["penalty"].records[0], runs["feasible"].records[0]
+    assert pen.multipliers["halfplane"] == feas.multipliers["halfplane"] == cfg.lam_max
+    assert pen.weighted_satisfaction < 0.99 and feas.weighted_satisfaction == pytest.approx(1.0)
+    assert feas.temperature < pen.temperature
+    local = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                     replace(cfg, out_of_reach="feasible_local", neighbours=4)).run().records[0]
+    assert local.weighted_satisfaction == pytest.approx(1.0) and local.ess < feas.ess
+    with pytest.raises(ValueError, match="out_of_reach"):
+        config(out_of_reach="hard")
+    with pytest.raises(ValueError, match="reach"):
+        config(reach="always")
+
+
+def test_feedback_base_achieved_reads_the_rate_against_what_the_weights_reached(task):
+    """An out-of-reach round: the weights reached a reweighted rate of 0.1 against a target of 0.02, and the flow then
+    violated 0.4. The default feedback lowers the missed target (0.02 x sqrt(0.02 / 0.4)); "achieved" lowers what the
+    weights reached (0.1 x sqrt(0.02 / 0.4), capped at max_violation); a round in reach (its rate within the dual's
+    tolerance of the target) feeds back as before. A run records the reached rate in its state."""
+    model, ev = task
+    rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731
+    make = lambda base: ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(  # noqa: E731
+        max_violation=0.05, target_feedback=0.5, target_floor=0.1, feedback_base=base))
+    plain, ach = make("target"), make("achieved")
+    for cfo in (plain, ach):
+        cfo._update_target(rate(0.5))                                  # first target: 0.05
+        cfo.achieved = rate(0.1)
+    assert plain._update_target(rate(0.4)).item() == pytest.approx(0.05 * math.sqrt(0.05 / 0.4))
+    assert ach._update_target(rate(0.4)).item() == pytest.approx(0.1 * math.sqrt(0.05 / 0.4))
+    ach.target, ach.achieved = rate(0.01), rate(0.0105)                # in reach: the target is the base
+    assert ach._update_target(rate(0.1)).item() == pytest.approx(0.01 * math.sqrt(0.05 / 0.1))
+    with pytest.raises(ValueError, match="feedback_base"):
+        config(feedback_base="weights")
+    run = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                   config(rounds=1, samples=64, kl_samples=0, feedback_base="achieved"))
+    run.run()
+    assert run.state_dict()["achieved"] is not None and len(run.state_dict()["achieved"]) == 1

@@ -82,3 +82,54 @@ def test_unmet_target_takes_the_clipped_multiplier_and_keeps_the_reward():
     assert weighted_rates(w, violated)[0] < weighted_rates(trust_region_weights(reward, 0.2, 0.9)[0], violated)[0]
     with pytest.raises(ValueError, match="lam_unmet"):
         constrained_weights(reward, pen, violated, target, 1.0, 0.25, lam_max=10.0, lam_unmet=20.0)
+
+
+def test_out_of_reach_feasible_weights_the_reward_over_feasible_samples_only():
+    """A target out of reach: the penalty at lam_max makes the trust region ignore the reward; with
+    out_of_reach="feasible" the round weights the satisfying samples alone, by reward, with the trust region's floor
+    counted over them (lexicographic: feasibility first, then the reward). Where every target is in reach it changes
+    nothing."""
+    from flowevo.cfo import effective_sample_size
+
+    reward, pen, violated = _problem()
+    feasible = ~violated.any(1)
+    target = torch.tensor([0.0, 0.0], dtype=torch.float64)     # 37% of the samples violate: out of reach at ESS 80%
+    w_pen, lam_pen, t_pen = constrained_weights(reward, pen, violated, target, 0.2, 0.8)
+    w, lam, t = constrained_weights(reward, pen, violated, target, 0.2, 0.8, out_of_reach="feasible",
+                                    feasible=feasible)
+    assert lam_pen[0] == 1e3 and lam[0] == 1e3
+    assert float(w[~feasible].sum()) == 0.0 and float(w_pen[~feasible].sum()) > 0
+    assert effective_sample_size(w) >= 0.8 * int(feasible.sum()) * (1 - 1e-6) and t < t_pen
+    mean = lambda v: float((v[feasible] * reward[feasible]).sum() / v[feasible].sum())  # noqa: E731
+    assert mean(w) > mean(w_pen) + 0.1                                 # among the feasible, the reward counts
+    reach = torch.tensor([0.05, 0.15], dtype=torch.float64)
+    w_a, lam_a, t_a = constrained_weights(reward, pen, violated, reach, 1.0, 0.25)
+    w_b, lam_b, t_b = constrained_weights(reward, pen, violated, reach, 1.0, 0.25, out_of_reach="feasible",
+                                          feasible=feasible)
+    assert torch.equal(w_a, w_b) and torch.equal(lam_a, lam_b) and t_a == t_b
+    with pytest.raises(ValueError, match="out_of_reach"):
+        constrained_weights(reward, pen, violated, target, 0.2, 0.8, out_of_reach="hard")
+    with pytest.raises(ValueError, match="feasible mask"):
+        constrained_weights(reward, pen, violated, target, 0.2, 0.8, out_of_reach="feasible")
+
+
+def test_reach_temperature_also_takes_over_where_the_constraints_raise_the_temperature():
+    """A target met at a finite multiplier, but only at a higher temperature than the reward's weights alone need: with
+    reach="temperature" the feasibility-first weights take over; where the constraints leave the temperature alone
+    (a narrower trust region) nothing changes."""
+    reward, pen, violated = _problem()
+    feasible = ~violated.any(1)
+    target = torch.tensor([0.02, 0.15], dtype=torch.float64)
+    free = trust_region_weights(reward, 0.2, 0.6)[1]
+    w, lam, t = constrained_weights(reward, pen, violated, target, 0.2, 0.6)
+    assert 0 < lam[0] < 1e3 and t > free
+    kw = dict(out_of_reach="feasible", feasible=feasible)
+    w_l, lam_l, _ = constrained_weights(reward, pen, violated, target, 0.2, 0.6, reach="lam_max", **kw)
+    assert torch.equal(w_l, w) and torch.equal(lam_l, lam)
+    w_t, lam_t, t_t = constrained_weights(reward, pen, violated, target, 0.2, 0.6, reach="temperature", **kw)
+    assert float(w_t[~feasible].sum()) == 0.0 and lam_t[0] == 1e3 and lam_t[1] == 0 and t_t < t
+    w_n, lam_n, t_n = constrained_weights(reward, pen, violated, target, 0.2, 0.3)
+    w_m, lam_m, t_m = constrained_weights(reward, pen, violated, target, 0.2, 0.3, reach="temperature", **kw)
+    assert torch.equal(w_n, w_m) and torch.equal(lam_n, lam_m) and t_n == t_m
+    with pytest.raises(ValueError, match="reach"):
+        constrained_weights(reward, pen, violated, target, 0.2, 0.6, reach="always", **kw)

@@ -14,7 +14,10 @@ Each ``lambda_j`` is the smallest value that meets its target given the others (
 region (too few satisfying samples), ``lambda_j`` ends at ``lam_max``: the weights then favour
 satisfying samples as far as the trust region allows; with ``lam_unmet`` it ends there instead (a clipped
 multiplier for rounds whose target is out of reach: at ``lam_max`` the penalty swamps the reward and the trust
-region raises the temperature until the reward no longer counts).
+region raises the temperature until the reward no longer counts). With ``out_of_reach="feasible"`` such a round's
+weights are instead ``q_i ∝ exp(r_i / T)`` on the samples marked ``feasible`` (0 elsewhere), ``T`` set by the trust
+region over those samples alone: lexicographic, feasibility first and then the reward, so the round moves toward
+samples that are both feasible and good rather than toward feasible ones whatever their reward.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
                         min_ess: float, lam_max: float = 1e3, offset: Tensor | None = None, sweeps: int = 4,
                         iters: int = 30, tol: float = 1e-3, trust_region: str = "total",
                         cap: Callable[[Tensor], Tensor] | None = None,
-                        groups: Tensor | None = None, lam_unmet: float | None = None) -> tuple[Tensor, Tensor, float]:
+                        groups: Tensor | None = None, lam_unmet: float | None = None, out_of_reach: str = "penalty",
+                        feasible: Tensor | None = None, reach: str = "lam_max") -> tuple[Tensor, Tensor, float]:
     """Weights and multipliers of one round.
 
     Args:
@@ -61,6 +65,16 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
             weights alone (``lambda = 0``) and the multipliers then move weight off violating samples on top (a
             projection after the reward step: the effective sample size may fall below the floor by the share
             the constraints remove).
+        out_of_reach: what a round does when some target is out of reach even at ``lam_max``: ``"penalty"`` (the
+            multipliers above: ``lam_max`` or ``lam_unmet``) or ``"feasible"``: weights ``softmax(r / T + offset)``
+            over the samples where ``feasible`` is true only (the trust region's floor counts those samples; the
+            multipliers of the unmet constraints are reported as ``lam_max``); without a feasible sample, as
+            ``"penalty"``.
+        feasible: ``(N,)`` bool, the samples ``out_of_reach="feasible"`` keeps (e.g. those violating no constraint).
+        reach: when ``out_of_reach="feasible"`` takes over: ``"lam_max"`` (a target not met even at ``lam_max``) or
+            ``"temperature"``: also where the multipliers that meet the targets need a higher temperature than the
+            reward's weights alone (the constraints then take trust-region budget from the reward: the reward is
+            flattened as with ``lam_max``).
 
     Returns:
         ``(weights (N,), multipliers (C,), temperature used)``.
@@ -74,7 +88,14 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
     reward, penalty, target = reward.double(), penalty.double(), target.double()
     if trust_region not in ("total", "reward"):
         raise ValueError(f"trust_region must be 'total' or 'reward', got {trust_region!r}")
+    if out_of_reach not in ("penalty", "feasible"):
+        raise ValueError(f"out_of_reach must be 'penalty' or 'feasible', got {out_of_reach!r}")
+    if out_of_reach == "feasible" and (feasible is None or feasible.shape != (n,)):
+        raise ValueError(f"out_of_reach='feasible' needs a feasible mask of shape ({n},)")
+    if reach not in ("lam_max", "temperature"):
+        raise ValueError(f"reach must be 'lam_max' or 'temperature', got {reach!r}")
     lam = torch.zeros(c, dtype=torch.float64)
+    unmet = torch.zeros(c, dtype=torch.bool)
     if trust_region == "reward":
         temperature = trust_region_weights(reward, temperature, min_ess, offset, cap, groups)[1]
         min_ess = 0.0
@@ -90,12 +111,14 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         for j in range(c):
             trial = lam.clone()
             trial[j] = 0.0
+            unmet[j] = False
             if rate(trial, j) <= target[j] + tol:
                 new = 0.0
             else:
                 trial[j] = lam_max
                 if rate(trial, j) > target[j] + tol:
                     new = lam_max if lam_unmet is None else lam_unmet
+                    unmet[j] = True
                 else:
                     lo, hi = 0.0, math.log1p(lam_max)
                     for _ in range(iters):
@@ -108,4 +131,13 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         if not changed:
             break
     w, temp = solve(lam)
+    if out_of_reach == "feasible" and reach == "temperature" and not unmet.any() and (lam > 0).any():
+        free = trust_region_weights(reward, temperature, min_ess, offset, cap, groups)[1]
+        unmet = (lam > 0) & (temp > free * (1 + 1e-6))
+    if out_of_reach == "feasible" and unmet.any() and feasible is not None:
+        ok = feasible.bool() & torch.isfinite(reward)
+        if ok.any():
+            masked = torch.where(ok, reward, torch.full_like(reward, math.nan))
+            w, temp = trust_region_weights(masked, temperature, min_ess, offset, cap, groups)
+            lam = torch.where(unmet, torch.full_like(lam, lam_max), lam)
     return w, lam, temp

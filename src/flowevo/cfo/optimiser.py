@@ -51,7 +51,7 @@ from torch import Tensor, nn
 
 from flowevo.cfo.density import kl_divergence
 from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
-from flowevo.cfo.dual import constrained_weights
+from flowevo.cfo.dual import constrained_weights, weighted_rates
 from flowevo.cfo.finetune import (
     FinetuneConfig,
     effective_group_count,
@@ -103,6 +103,10 @@ class CFOConfig:
         target_feedback: ``kappa``: after each round the target is multiplied by ``(max_violation / rate) ** kappa``
             (``rate``: the flow's measured violation rate), within ``[target_floor, 1] * max_violation``; 0: fixed.
         target_floor: the lowest target, as a share of ``max_violation``.
+        feedback_base: what the feedback multiplies: ``"target"`` (default: the last target) or ``"achieved"``: where
+            the last round's target was out of reach (its weights' reweighted violation rate above the target and
+            the dual's tolerance), that rate instead: the flow's rate is then read against what the weights did,
+            not against a target they missed, so one out-of-reach round does not drive the next targets down.
         target_tolerance: ``z``: the feedback reads the measured rate as ``max(0, rate - z * se)``,
             ``se = sqrt(b (1 - b) / n)`` the binomial standard error of a rate ``b = max_violation`` over the round's
             ``n`` own samples: a rate within ``z`` standard errors of the bound does not lower the target, and the
@@ -111,6 +115,15 @@ class CFOConfig:
         lam_unmet: the exact dual's multiplier for a constraint whose target the round's samples cannot meet within
             the trust region even at ``lam_max`` (None: ``lam_max``, i.e. all the trust region's budget goes to the
             constraint and the reward stops counting that round).
+        out_of_reach: what the exact dual does in a round where some constraint's target is out of reach within the
+            trust region even at ``lam_max``: ``"penalty"`` (default: the multiplier ``lam_max`` or ``lam_unmet``),
+            ``"feasible"``: weights ``softmax(r / T)`` over the samples that violate no constraint only, ``T`` set by
+            the trust region over those samples (feasibility first, then the reward;
+            :func:`~flowevo.cfo.dual.constrained_weights`), or ``"feasible_local"``: the same over the samples whose
+            ``neighbours`` nearest samples (itself included) all violate none.
+        reach: when ``out_of_reach`` (not ``"penalty"``) takes over: ``"lam_max"`` (a target not met even at
+            ``lam_max``) or ``"temperature"``: also where meeting the targets needs a higher temperature than the
+            reward's weights alone (the constraints take the trust region's budget from the reward).
         diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
             samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
             samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
@@ -142,9 +155,12 @@ class CFOConfig:
     target_share: float = 1.0
     lam_max: float = 1e3
     lam_unmet: float | None = None
+    out_of_reach: str = "penalty"
+    reach: str = "lam_max"
     trust_region: str = "total"
     target_feedback: float = 0.0
     target_floor: float = 0.1
+    feedback_base: str = "target"
     target_tolerance: float = 0.0
     diversity: float = 0.0
     max_key_share: float = 1.0
@@ -164,6 +180,12 @@ class CFOConfig:
             raise ValueError(f"kl_samples must be 0 or >= 2, got {self.kl_samples}")
         if self.trust_region not in ("total", "reward"):
             raise ValueError(f"trust_region must be 'total' or 'reward', got {self.trust_region!r}")
+        if self.out_of_reach not in ("penalty", "feasible", "feasible_local"):
+            raise ValueError(f"out_of_reach must be 'penalty', 'feasible' or 'feasible_local', got {self.out_of_reach!r}")
+        if self.reach not in ("lam_max", "temperature"):
+            raise ValueError(f"reach must be 'lam_max' or 'temperature', got {self.reach!r}")
+        if self.feedback_base not in ("target", "achieved"):
+            raise ValueError(f"feedback_base must be 'target' or 'achieved', got {self.feedback_base!r}")
         if self.ess_over not in ("samples", "keys"):
             raise ValueError(f"ess_over must be 'samples' or 'keys', got {self.ess_over!r}")
         if self.dual not in ("exact", "ascent"):
@@ -309,6 +331,7 @@ class ConstrainedFlowOptimiser:
                                             rho_max=config.rho_max)
         self.reward_scale: float | None = None
         self.target: Tensor | None = None
+        self.achieved: Tensor | None = None
         self.g_scale: Tensor | None = None
         self.records: list[RoundRecord] = []
         self.failures: list[Failure] = []
@@ -349,12 +372,15 @@ class ConstrainedFlowOptimiser:
         if self.target is None:
             self.target = torch.full_like(rate, b * cfg.target_share)
         elif cfg.target_feedback > 0 and b > 0:
+            base = self.target
+            if cfg.feedback_base == "achieved" and self.achieved is not None:
+                base = torch.where(self.achieved > self.target + 1e-3, self.achieved, self.target)  # out of reach
             if cfg.target_tolerance > 0:
                 if not n or n < 1:
                     raise ValueError("target_tolerance > 0 needs the number of samples behind the rate")
                 rate = (rate - cfg.target_tolerance * math.sqrt(b * (1 - b) / n)).clamp_min(0.0)
             ratio = (b / rate.clamp_min(b * cfg.target_floor)) ** cfg.target_feedback
-            self.target = (self.target * ratio).clamp(b * cfg.target_floor, b)
+            self.target = (base * ratio).clamp(b * cfg.target_floor, b)
         return self.target.clone()
 
     def _seed(self, k: int, offset: int) -> int:
@@ -377,7 +403,8 @@ class ConstrainedFlowOptimiser:
         return {"records": [r.to_dict() for r in self.records], "lam": m.lam.tolist(), "rho": m.rho.tolist(),
                 "last_violation": m.last_violation.tolist(), "reward_scale": self.reward_scale,
                 "g_scale": None if self.g_scale is None else self.g_scale.tolist(),
-                "target": None if self.target is None else self.target.tolist(), "evaluations": self.evaluations}
+                "target": None if self.target is None else self.target.tolist(), "evaluations": self.evaluations,
+                "achieved": None if self.achieved is None else self.achieved.tolist()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (the model's weights are restored separately, see :meth:`resume`)."""
@@ -387,6 +414,7 @@ class ConstrainedFlowOptimiser:
         m.lam, m.rho, m.last_violation = f64(state["lam"]), f64(state["rho"]), f64(state["last_violation"])
         self.reward_scale = state["reward_scale"]
         self.g_scale, self.target = f64(state["g_scale"]), f64(state["target"])
+        self.achieved = f64(state.get("achieved"))
         self.evaluations = int(state["evaluations"])
 
     def resume(self, checkpoint: str | Path) -> int:
@@ -455,8 +483,11 @@ class ConstrainedFlowOptimiser:
         ckpt = None
         if k < cfg.rounds:
             pen, viol = self._penalty(g, violated), violated.double()
+            feasible = ~violated.any(1)
             if cfg.neighbours > 1:
                 pen, viol = local_mean(z, pen, cfg.neighbours), local_mean(z, viol, cfg.neighbours)
+                if cfg.out_of_reach == "feasible_local":
+                    feasible = (viol == 0).all(1)
             offset = cap = groups = None
             if self.diversity_key is not None:
                 keys = list(self.diversity_key(cands))
@@ -469,8 +500,11 @@ class ConstrainedFlowOptimiser:
                 w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
                                                   cfg.min_ess, lam_max=cfg.lam_max, offset=offset,
                                                   trust_region=cfg.trust_region, cap=cap, groups=tr_groups,
-                                                  lam_unmet=cfg.lam_unmet)
+                                                  lam_unmet=cfg.lam_unmet,
+                                                  out_of_reach="penalty" if cfg.out_of_reach == "penalty" else "feasible",
+                                                  feasible=feasible, reach=cfg.reach)
                 self.multipliers.lam = mu.clone()
+                self.achieved = weighted_rates(w, viol)
             else:
                 if cfg.fixed_multiplier is None:
                     mu = self.multipliers.update(rate - cfg.max_violation)
