@@ -11,6 +11,8 @@ import torch
 
 pytest.importorskip("pymatgen")
 
+from edit_inputs import edit_inputs  # noqa: E402
+
 from flowevo.domains.crystals.editing import (  # noqa: E402
     best_structures,
     edit_evaluator,
@@ -19,7 +21,6 @@ from flowevo.domains.crystals.editing import (  # noqa: E402
     site_masked_evolver,
     site_masked_reo,
 )
-from flowevo.domains.crystals.objectives import canonical_sources  # noqa: E402
 from flowevo.domains.crystals.site_edit import RandomRegions, seed_masks  # noqa: E402
 from flowevo.domains.crystals.validity import CompositionCheck, crystal_valid, sites_changed  # noqa: E402
 from flowevo.evolve import load_run_state, save_run_state  # noqa: E402
@@ -30,10 +31,7 @@ GRID = FixedGrid("rk4", 6)
 
 
 def _inputs(model, table, surrogate, n=4, budget="k2"):
-    src = table.subset(range(n))
-    x = model.encode(src.structures, src.formulas)
-    structures = canonical_sources(src, model.representation)
-    return src, x, structures, edit_evaluator(surrogate, structures, budget)
+    return edit_inputs(model, table, surrogate, n, budget)
 
 
 def _same(a, b):

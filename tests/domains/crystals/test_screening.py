@@ -8,8 +8,9 @@ import torch
 
 pytest.importorskip("pymatgen")
 
-from flowevo.domains.crystals.editing import edit_evaluator, site_masked_evolver, site_masked_reo  # noqa: E402
-from flowevo.domains.crystals.objectives import canonical_sources  # noqa: E402
+from edit_inputs import edit_inputs  # noqa: E402
+
+from flowevo.domains.crystals.editing import site_masked_evolver, site_masked_reo  # noqa: E402
 from flowevo.domains.crystals.screening import composition_features  # noqa: E402
 from flowevo.domains.crystals.site_edit import SiteMaskedCodec, SiteVariation, composition_keys  # noqa: E402
 from flowevo.evolve import PreScreen, load_run_state, save_run_state  # noqa: E402
@@ -20,10 +21,7 @@ GRID = FixedGrid("rk4", 6)
 
 
 def _inputs(model, table, surrogate, n=6, budget="k2"):
-    src = table.subset(range(n))
-    x = model.encode(src.structures, src.formulas)
-    structures = canonical_sources(src, model.representation)
-    return src, x, structures, edit_evaluator(surrogate, structures, budget)
+    return edit_inputs(model, table, surrogate, n, budget)
 
 
 def test_every_crystal_edit_constraint_is_cheap(site_surrogate, site_table, site_model):
