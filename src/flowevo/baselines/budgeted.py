@@ -1,8 +1,8 @@
 """Shared loop for budgeted baseline searches: propose a batch per row, decode once, score, archive.
 
 A baseline proposes ``batch`` residuals for every row each step; all rows are decoded in one
-batched codec call and scored by the evaluator. An :class:`Archive` keeps, per row, the best
-candidate (feasible first, then the first objective in its sense) and the feasible
+batched codec call and scored by the evaluator. An :class:`~flowevo.evolve.Archive` keeps, per
+row, the best candidate (feasible first, then the first objective in its sense) and the feasible
 non-dominated set of everything scored, and the loop returns them as an
 :class:`~flowevo.evolve.EditResult` with one history record per step.
 """
@@ -15,52 +15,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from flowevo.evolve.archive import Archive
 from flowevo.evolve.history import GenerationRecord, summarise_generation
 from flowevo.evolve.population import SEED, Population
 from flowevo.evolve.result import EditResult
-from flowevo.evolve.survival import non_dominated
 from flowevo.evolve.task import EditTask
 from flowevo.flow.codec import Codec
 from flowevo.objectives import Candidates, Evaluation, Evaluator, Failure, sense_sign
 
 __all__ = ["Archive", "Payload", "Recorder", "decode_and_score", "final_edits", "run_budgeted", "scored_population"]
-
-
-class Archive:
-    """Per row: the best candidate scored so far and the feasible non-dominated set (several objectives).
-
-    Args:
-        rows: number of task rows.
-        sign: ``(M,)`` +1 for ``min`` and -1 for ``max`` objectives.
-    """
-
-    def __init__(self, rows: int, sign: Tensor) -> None:
-        self.rows, self.sign = rows, sign
-        self.population: Population | None = None
-
-    def add(self, scored: Population) -> None:
-        """Fold in a scored batch (``values``, ``violation``, ``decoded`` filled in)."""
-        pool = scored if self.population is None else Population.cat([self.population, scored])
-        self.population = pool.take(self._keep(pool))
-
-    def _keep(self, pool: Population) -> Tensor:
-        row, v = pool.row.cpu(), pool.violation.double().cpu()
-        F = pool.values * self.sign
-        f = torch.nan_to_num(F[:, 0], nan=float("inf")) if F.shape[1] else torch.zeros(len(pool), dtype=torch.float64)
-        order = torch.argsort(f, stable=True)
-        order = order[torch.argsort(v[order], stable=True)]
-        order = order[torch.argsort(row[order], stable=True)]
-        counts = torch.bincount(row, minlength=self.rows)
-        present = counts > 0
-        keep = torch.zeros(len(pool), dtype=torch.bool)
-        keep[order[(torch.cumsum(counts, 0) - counts)[present]]] = True
-        if F.shape[1] > 1:
-            feasible = pool.feasible.cpu()
-            for b in torch.nonzero(present).flatten().tolist():
-                idx = torch.nonzero((row == b) & feasible).flatten()
-                if len(idx) > 1:
-                    keep[idx[non_dominated(F[idx])]] = True
-        return torch.nonzero(keep).flatten()
 
 
 Payload = Callable[[Tensor], dict]

@@ -1,5 +1,6 @@
 """Evolution layer: population, operators, survival, termination and the ask/tell Evolver."""
 
+from flowevo.evolve.archive import Archive
 from flowevo.evolve.checkpoint import Checkpointer, load_run_state, save_run_state
 from flowevo.evolve.constraints import LagrangianPenalty, Multipliers
 from flowevo.evolve.evolver import Evolver
@@ -26,7 +27,7 @@ from flowevo.evolve.task import EditTask
 from flowevo.evolve.termination import MaxEvaluations, MaxGenerations, Stagnation
 
 __all__ = [
-    "BlockMask", "CROSS", "Checkpointer", "CrossPollination", "Distance", "EditResult", "EditTask", "Elitist",
+    "Archive", "BlockMask", "CROSS", "Checkpointer", "CrossPollination", "Distance", "EditResult", "EditTask", "Elitist",
     "Evolver", "GenerationRecord", "LIFT_DEPTHS", "LagrangianPenalty", "MaxEvaluations", "MaxGenerations",
     "Multipliers", "ORIGINS", "Population", "PreScreen", "RankAndCrowding", "RowArchive", "RowGP", "SEED", "SELF",
     "SearchContext", "SelfPollination", "ShellRepair", "Slerp", "Stagnation", "Transfer", "UniformMask", "Variation",

@@ -7,7 +7,9 @@ batched population, so each solver step is one velocity-model call for everyone.
 Generation 0 is the source's own residual (inverted under its own condition), any extra
 seeds, and the variation strategy's variants of it. Each later generation makes
 ``population_size`` offspring per row, decodes them under the row's target condition,
-has them scored, and keeps the best ``population_size`` of parents and offspring per row.
+has them scored, and keeps the best ``population_size`` of parents and offspring per row. An
+:class:`~flowevo.evolve.Archive` keeps every row's feasible non-dominated set of everything scored,
+so the result's Pareto set per row is not limited to the last generation's survivors.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
+from flowevo.evolve.archive import Archive
 from flowevo.evolve.constraints import LagrangianPenalty
 from flowevo.evolve.history import GenerationRecord, summarise_generation
 from flowevo.evolve.operators import SearchContext, Variation, VariationStrategy, bind_strategy
@@ -122,6 +125,7 @@ class Evolver:
         self.constraint_bounds = torch.tensor([float(c.bound) for c in constraints], dtype=torch.float64)
         bind_strategy(self.variation, SearchContext(codec, task, list(evaluator.objectives), constraints, payload))
         self.population: Population | None = None
+        self.archive = Archive(self.rows, self.sign)
         self.pending: Population | None = None
         self.last: Population | None = None  # the most recently evaluated batch (for callbacks)
         self.step_scale = torch.ones(self.rows, dtype=torch.float64)  # per-row angle scale (1/5th success rule)
@@ -183,6 +187,7 @@ class Evolver:
         self.pending = None
         self.last = pop
         self.variation.observe(pop)
+        self.archive.add(pop)
         self.evaluations += len(pop)
         self.failures.extend(evaluation.failures)
         pool = pop if self.population is None else Population.cat([self.population, pop])
@@ -240,13 +245,14 @@ class Evolver:
         advance(1, best=rec.best[0], feasible=rec.rows_feasible, **extra)
 
     def result(self) -> EditResult:
-        """The current state as an :class:`~flowevo.evolve.result.EditResult` (method ``"reo"``): the
-        survivors, ``population_size`` per row, best first."""
+        """The current state as an :class:`~flowevo.evolve.result.EditResult` (method ``"reo"``): per row the
+        survivors (``population_size``, best first), then every other candidate of the row's archive (its best
+        and its feasible non-dominated set of everything scored)."""
         if self.population is None:
             raise RuntimeError("nothing evaluated yet")
         objs = self.evaluator.objectives
         return EditResult(
-            method="reo", population=self.population, objective_names=[o.name for o in objs],
+            method="reo", population=self.archive.joined(self.population), objective_names=[o.name for o in objs],
             senses=[o.sense for o in objs], rows=self.rows,
             evaluations_per_row=torch.full((self.rows,), self.evaluations / self.rows, dtype=torch.float64),
             history=list(self.history), failures=list(self.failures), stop_reason=self.stop_reason or "not stopped",
@@ -273,6 +279,7 @@ class Evolver:
         return {
             "population": None if pop is None else {f: getattr(pop, f) for f in self._POP_FIELDS},
             "population_generation": None if pop is None else pop.generation,
+            "archive": None if (arc := self.archive.population) is None else {f: getattr(arc, f) for f in self._POP_FIELDS},
             "generation": self.generation, "evaluations": self.evaluations,
             "history": [h.to_dict() for h in self.history],
             "failures": [vars(f).copy() for f in self.failures],
@@ -290,10 +297,12 @@ class Evolver:
         p = state["population"]
         if (state.get("penalty") is None) != (self.penalty is None):
             raise ValueError("checkpoint and run disagree on constraint handling (a LagrangianPenalty in one only)")
-        self.population = None if p is None else Population(
-            **{f: (None if p.get(f) is None
-                   else p[f].to(self.device if f in ("residuals", "row", "origin", "donor_row", "decoded") else "cpu"))
-               for f in self._POP_FIELDS}, generation=state["population_generation"])
+        self.population = None if p is None else self._population(p, state["population_generation"])
+        self.archive = Archive(self.rows, self.sign)
+        if state.get("archive") is not None:
+            self.archive.population = self._population(state["archive"], state["population_generation"])
+        elif self.population is not None:  # a checkpoint from before the archive: start it from the survivors
+            self.archive.add(self.population)
         if self.penalty is not None:
             self.penalty.load_state_dict(state["penalty"])
         self.variation.load_state_dict(state.get("variation") or {})
@@ -302,6 +311,11 @@ class Evolver:
         self.failures = [Failure(**f) for f in state["failures"]]
         self.step_scale, self.hv_reference, self.stop_reason = state["step_scale"], state["hv_reference"], state["stop_reason"]
         self.generator.set_state(state["generator"])
+
+    def _population(self, fields: dict, generation: int) -> Population:
+        on_device = ("residuals", "row", "origin", "donor_row", "decoded")
+        return Population(**{f: (None if fields.get(f) is None else fields[f].to(self.device if f in on_device else "cpu"))
+                             for f in self._POP_FIELDS}, generation=generation)
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _record(self, new: Population) -> GenerationRecord:
