@@ -7,6 +7,8 @@ import sys
 
 root = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/constrained_dev"
 RS = {11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}  # CFO's own seed varied, task and baselines fixed
+# Rows naming ess_over, lam_unmet, "feasible_local", reach or feedback_base read runs of options since removed from
+# CFOConfig (they last exist at commit c789504 on main); their result files stay readable here.
 F = {  # label: ({seed: file}, CFO setting, round)
  "T 1.0 (before; 8 rounds)": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "default", "8"),
  "T 1.0, 12 rounds": ({11: "b1_s11", 12: "b1_s12", 13: "b2_s13"}, "default", "12"),

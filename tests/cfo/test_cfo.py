@@ -159,10 +159,6 @@ def test_diversity_term_spreads_the_weight_over_keys(task):
         ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(diversity=1.0))
     with pytest.raises(ValueError, match="neighbours"):
         config(neighbours=-1)
-    with pytest.raises(ValueError, match="diversity_key"):
-        ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(ess_over="keys"))
-    with pytest.raises(ValueError, match="ess_over"):
-        config(ess_over="compositions")
 
     def key(cands):
         r = ev.objectives[0](cands)
@@ -179,11 +175,6 @@ def test_diversity_term_spreads_the_weight_over_keys(task):
     plain = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg).run()
     assert res.records[1].reward_mean != plain.records[1].reward_mean
     assert plain.records[0].ess_keys is None and res.records[0].ess_keys <= res.records[0].ess
-    # a key-level trust region at a low temperature keeps >= 25% of the samples' count in effective keys
-    keyed = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
-                                     replace(cfg, ess_over="keys", temperature=0.01, min_ess=0.25),
-                                     diversity_key=key).run()
-    assert keyed.records[0].ess_keys >= 0.25 * 128 * (1 - 1e-3) and keyed.records[0].temperature > 0.01
 
 
 def test_local_mean_over_nearest_samples():
@@ -261,7 +252,7 @@ def test_target_tolerance_ignores_rates_within_sampling_noise(task):
 
 def test_out_of_reach_feasible_weights_only_satisfying_samples(task):
     """No violation allowed and a wide trust region: the target is out of reach in round 0. With the penalty the
-    weights keep some violating samples; with out_of_reach="feasible" (or "feasible_local") only satisfying ones."""
+    weights keep some violating samples; with out_of_reach="feasible" only satisfying ones."""
     model, ev = task
     cfg = config(rounds=1, samples=128, kl_samples=0, max_violation=0.0, min_ess=0.9)
     runs = {m: ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), replace(cfg, out_of_reach=m)).run()
@@ -270,35 +261,7 @@ def test_out_of_reach_feasible_weights_only_satisfying_samples(task):
     assert pen.multipliers["halfplane"] == feas.multipliers["halfplane"] == cfg.lam_max
     assert pen.weighted_satisfaction < 0.99 and feas.weighted_satisfaction == pytest.approx(1.0)
     assert feas.temperature < pen.temperature
-    local = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
-                                     replace(cfg, out_of_reach="feasible_local", neighbours=4)).run().records[0]
-    assert local.weighted_satisfaction == pytest.approx(1.0) and local.ess < feas.ess
     with pytest.raises(ValueError, match="out_of_reach"):
         config(out_of_reach="hard")
-    with pytest.raises(ValueError, match="reach"):
-        config(reach="always")
-
-
-def test_feedback_base_achieved_reads_the_rate_against_what_the_weights_reached(task):
-    """An out-of-reach round: the weights reached a reweighted rate of 0.1 against a target of 0.02, and the flow then
-    violated 0.4. The default feedback lowers the missed target (0.02 x sqrt(0.02 / 0.4)); "achieved" lowers what the
-    weights reached (0.1 x sqrt(0.02 / 0.4), capped at max_violation); a round in reach (its rate within the dual's
-    tolerance of the target) feeds back as before. A run records the reached rate in its state."""
-    model, ev = task
-    rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731
-    make = lambda base: ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(  # noqa: E731
-        max_violation=0.05, target_feedback=0.5, target_floor=0.1, feedback_base=base))
-    plain, ach = make("target"), make("achieved")
-    for cfo in (plain, ach):
-        cfo._update_target(rate(0.5))                                  # first target: 0.05
-        cfo.achieved = rate(0.1)
-    assert plain._update_target(rate(0.4)).item() == pytest.approx(0.05 * math.sqrt(0.05 / 0.4))
-    assert ach._update_target(rate(0.4)).item() == pytest.approx(0.1 * math.sqrt(0.05 / 0.4))
-    ach.target, ach.achieved = rate(0.01), rate(0.0105)                # in reach: the target is the base
-    assert ach._update_target(rate(0.1)).item() == pytest.approx(0.01 * math.sqrt(0.05 / 0.1))
-    with pytest.raises(ValueError, match="feedback_base"):
-        config(feedback_base="weights")
-    run = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
-                                   config(rounds=1, samples=64, kl_samples=0, feedback_base="achieved"))
-    run.run()
-    assert run.state_dict()["achieved"] is not None and len(run.state_dict()["achieved"]) == 1
+    with pytest.raises(ValueError, match="out_of_reach"):
+        config(out_of_reach="feasible_local")

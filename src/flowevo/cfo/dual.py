@@ -12,9 +12,7 @@ instead of being stepped toward them: a reward whose spread grows as the flow mo
 Each ``lambda_j`` is the smallest value that meets its target given the others (bisection on
 ``log(1 + lambda_j)``, a few coordinate sweeps). Where the target cannot be met within the trust
 region (too few satisfying samples), ``lambda_j`` ends at ``lam_max``: the weights then favour
-satisfying samples as far as the trust region allows; with ``lam_unmet`` it ends there instead (a clipped
-multiplier for rounds whose target is out of reach: at ``lam_max`` the penalty swamps the reward and the trust
-region raises the temperature until the reward no longer counts). With ``out_of_reach="feasible"`` such a round's
+satisfying samples as far as the trust region allows. With ``out_of_reach="feasible"`` such a round's
 weights are instead ``q_i ∝ exp(r_i / T)`` on the samples marked ``feasible`` (0 elsewhere), ``T`` set by the trust
 region over those samples alone: lexicographic, feasibility first and then the reward, so the round moves toward
 samples that are both feasible and good rather than toward feasible ones whatever their reward.
@@ -40,9 +38,8 @@ def weighted_rates(w: Tensor, violated: Tensor) -> Tensor:
 def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, target: Tensor, temperature: float,
                         min_ess: float, lam_max: float = 1e3, offset: Tensor | None = None, sweeps: int = 4,
                         iters: int = 30, tol: float = 1e-3, trust_region: str = "total",
-                        cap: Callable[[Tensor], Tensor] | None = None,
-                        groups: Tensor | None = None, lam_unmet: float | None = None, out_of_reach: str = "penalty",
-                        feasible: Tensor | None = None, reach: str = "lam_max") -> tuple[Tensor, Tensor, float]:
+                        cap: Callable[[Tensor], Tensor] | None = None, out_of_reach: str = "penalty",
+                        feasible: Tensor | None = None) -> tuple[Tensor, Tensor, float]:
     """Weights and multipliers of one round.
 
     Args:
@@ -53,11 +50,8 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         temperature: softmax temperature (raised where needed for the trust region).
         min_ess: the weights' effective sample size stays >= ``min_ess`` times the finite samples.
         lam_max: cap on each multiplier.
-        lam_unmet: the multiplier of a constraint whose target is not met even at ``lam_max`` (None: ``lam_max``).
         offset: optional ``(N,)`` log-weight added after the temperature (e.g. a diversity term).
         cap: optional reshaping of the weights (e.g. :class:`~flowevo.cfo.diversity.GroupCap`).
-        groups: optional ``(N,)`` long key group per sample: the trust region then counts the effective number of
-            groups (:func:`~flowevo.cfo.finetune.effective_group_count`) instead of samples.
         sweeps, iters: coordinate sweeps and bisection steps per multiplier.
         tol: slack on the target (the rates are shares of N samples).
         trust_region: ``"total"``: the effective sample size floor holds for the final weights (the constraint's
@@ -66,15 +60,11 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
             projection after the reward step: the effective sample size may fall below the floor by the share
             the constraints remove).
         out_of_reach: what a round does when some target is out of reach even at ``lam_max``: ``"penalty"`` (the
-            multipliers above: ``lam_max`` or ``lam_unmet``) or ``"feasible"``: weights ``softmax(r / T + offset)``
+            multiplier ``lam_max``) or ``"feasible"``: weights ``softmax(r / T + offset)``
             over the samples where ``feasible`` is true only (the trust region's floor counts those samples; the
             multipliers of the unmet constraints are reported as ``lam_max``); without a feasible sample, as
             ``"penalty"``.
         feasible: ``(N,)`` bool, the samples ``out_of_reach="feasible"`` keeps (e.g. those violating no constraint).
-        reach: when ``out_of_reach="feasible"`` takes over: ``"lam_max"`` (a target not met even at ``lam_max``) or
-            ``"temperature"``: also where the multipliers that meet the targets need a higher temperature than the
-            reward's weights alone (the constraints then take trust-region budget from the reward: the reward is
-            flattened as with ``lam_max``).
 
     Returns:
         ``(weights (N,), multipliers (C,), temperature used)``.
@@ -83,8 +73,6 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
     if reward.shape != (n,) or violated.shape != (n, c) or target.shape != (c,):
         raise ValueError(f"shapes: reward {tuple(reward.shape)}, penalty {tuple(penalty.shape)}, "
                          f"violated {tuple(violated.shape)}, target {tuple(target.shape)}")
-    if lam_unmet is not None and not 0 <= lam_unmet <= lam_max:
-        raise ValueError(f"lam_unmet must be in [0, lam_max = {lam_max}], got {lam_unmet}")
     reward, penalty, target = reward.double(), penalty.double(), target.double()
     if trust_region not in ("total", "reward"):
         raise ValueError(f"trust_region must be 'total' or 'reward', got {trust_region!r}")
@@ -92,16 +80,14 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         raise ValueError(f"out_of_reach must be 'penalty' or 'feasible', got {out_of_reach!r}")
     if out_of_reach == "feasible" and (feasible is None or feasible.shape != (n,)):
         raise ValueError(f"out_of_reach='feasible' needs a feasible mask of shape ({n},)")
-    if reach not in ("lam_max", "temperature"):
-        raise ValueError(f"reach must be 'lam_max' or 'temperature', got {reach!r}")
     lam = torch.zeros(c, dtype=torch.float64)
     unmet = torch.zeros(c, dtype=torch.bool)
     if trust_region == "reward":
-        temperature = trust_region_weights(reward, temperature, min_ess, offset, cap, groups)[1]
+        temperature = trust_region_weights(reward, temperature, min_ess, offset, cap)[1]
         min_ess = 0.0
 
     def solve(lam: Tensor) -> tuple[Tensor, float]:
-        return trust_region_weights(reward - (penalty * lam).sum(1), temperature, min_ess, offset, cap, groups)
+        return trust_region_weights(reward - (penalty * lam).sum(1), temperature, min_ess, offset, cap)
 
     def rate(lam: Tensor, j: int) -> float:
         return float(weighted_rates(solve(lam)[0], violated)[j])
@@ -117,7 +103,7 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
             else:
                 trial[j] = lam_max
                 if rate(trial, j) > target[j] + tol:
-                    new = lam_max if lam_unmet is None else lam_unmet
+                    new = lam_max
                     unmet[j] = True
                 else:
                     lo, hi = 0.0, math.log1p(lam_max)
@@ -131,13 +117,10 @@ def constrained_weights(reward: Tensor, penalty: Tensor, violated: Tensor, targe
         if not changed:
             break
     w, temp = solve(lam)
-    if out_of_reach == "feasible" and reach == "temperature" and not unmet.any() and (lam > 0).any():
-        free = trust_region_weights(reward, temperature, min_ess, offset, cap, groups)[1]
-        unmet = (lam > 0) & (temp > free * (1 + 1e-6))
     if out_of_reach == "feasible" and unmet.any() and feasible is not None:
         ok = feasible.bool() & torch.isfinite(reward)
         if ok.any():
             masked = torch.where(ok, reward, torch.full_like(reward, math.nan))
-            w, temp = trust_region_weights(masked, temperature, min_ess, offset, cap, groups)
+            w, temp = trust_region_weights(masked, temperature, min_ess, offset, cap)
             lam = torch.where(unmet, torch.full_like(lam, lam_max), lam)
     return w, lam, temp

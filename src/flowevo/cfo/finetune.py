@@ -67,28 +67,19 @@ def softmax_weights(pseudo: Tensor, temperature: float, offset: Tensor | None = 
 
 
 def trust_region_weights(pseudo: Tensor, temperature: float, min_ess: float, offset: Tensor | None = None,
-                         cap: Callable[[Tensor], Tensor] | None = None,
-                         groups: Tensor | None = None) -> tuple[Tensor, float]:
+                         cap: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, float]:
     """:func:`softmax_weights` at the lowest temperature ``>= temperature`` whose weights keep an effective
     sample size of at least ``min_ess`` times the finite samples (a per-round trust region: one sample with
-    an outlying reward cannot take all the weight). With ``groups (N,)`` long (e.g. from
-    :func:`~flowevo.cfo.diversity.key_groups`) the effective size is counted over the groups' weight masses
-    (:func:`effective_group_count`: an effective number of distinct keys), so the weights cannot pile onto a few
-    keys however many samples each holds. Returns ``(weights (N,), temperature used)``."""
+    an outlying reward cannot take all the weight). Returns ``(weights (N,), temperature used)``."""
     if not 0 <= min_ess <= 1:
         raise ValueError(f"min_ess must be in [0, 1], got {min_ess}")
-    if groups is not None and groups.shape != pseudo.shape:
-        raise ValueError(f"groups {tuple(groups.shape)} must match the pseudo-reward {tuple(pseudo.shape)}")
-
-    def size(w: Tensor) -> float:
-        return effective_sample_size(w) if groups is None else effective_group_count(w, groups)
 
     def ess(t: float) -> float:
-        return size(softmax_weights(pseudo, t, offset, cap))
+        return effective_sample_size(softmax_weights(pseudo, t, offset, cap))
 
     w = softmax_weights(pseudo, temperature, offset, cap)
     need = min_ess * int(torch.isfinite(pseudo).sum())
-    if size(w) >= need:
+    if effective_sample_size(w) >= need:
         return w, float(temperature)
     lo, hi = math.log(temperature), math.log(temperature) + 1.0
     while ess(math.exp(hi)) < need and hi < math.log(temperature) + 40:

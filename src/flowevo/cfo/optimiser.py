@@ -51,7 +51,7 @@ from torch import Tensor, nn
 
 from flowevo.cfo.density import kl_divergence
 from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
-from flowevo.cfo.dual import constrained_weights, weighted_rates
+from flowevo.cfo.dual import constrained_weights
 from flowevo.cfo.finetune import (
     FinetuneConfig,
     effective_group_count,
@@ -76,10 +76,6 @@ class CFOConfig:
         temperature: softmax temperature on the pseudo-reward (reward in units of its pretrained std).
         min_ess: the weights' effective sample size is kept at or above this share of the samples by
             raising the temperature where needed (heavy-tailed rewards otherwise put all weight on a few).
-        ess_over: what the ``min_ess`` floor counts: ``"samples"`` (default) or ``"keys"``: the effective number of
-            distinct ``diversity_key`` values in the weights (``1 / sum_g W_g^2`` over the keys' weight masses,
-            :func:`~flowevo.cfo.finetune.effective_group_count`), so a low temperature can sharpen the weights
-            toward high reward as long as they stay spread over that many keys.
         max_violation: allowed violation rate per constraint (the bound ``b`` of ``E[g] <= b``).
         lam0: initial multiplier.
         rho: initial dual step / penalty parameter.
@@ -103,27 +99,16 @@ class CFOConfig:
         target_feedback: ``kappa``: after each round the target is multiplied by ``(max_violation / rate) ** kappa``
             (``rate``: the flow's measured violation rate), within ``[target_floor, 1] * max_violation``; 0: fixed.
         target_floor: the lowest target, as a share of ``max_violation``.
-        feedback_base: what the feedback multiplies: ``"target"`` (default: the last target) or ``"achieved"``: where
-            the last round's target was out of reach (its weights' reweighted violation rate above the target and
-            the dual's tolerance), that rate instead: the flow's rate is then read against what the weights did,
-            not against a target they missed, so one out-of-reach round does not drive the next targets down.
         target_tolerance: ``z``: the feedback reads the measured rate as ``max(0, rate - z * se)``,
             ``se = sqrt(b (1 - b) / n)`` the binomial standard error of a rate ``b = max_violation`` over the round's
             ``n`` own samples: a rate within ``z`` standard errors of the bound does not lower the target, and the
             target climbs back toward ``max_violation`` while the flow stays within that noise; 0: the raw rate.
         lam_max: cap on the exact dual's multipliers.
-        lam_unmet: the exact dual's multiplier for a constraint whose target the round's samples cannot meet within
-            the trust region even at ``lam_max`` (None: ``lam_max``, i.e. all the trust region's budget goes to the
-            constraint and the reward stops counting that round).
         out_of_reach: what the exact dual does in a round where some constraint's target is out of reach within the
-            trust region even at ``lam_max``: ``"penalty"`` (default: the multiplier ``lam_max`` or ``lam_unmet``),
-            ``"feasible"``: weights ``softmax(r / T)`` over the samples that violate no constraint only, ``T`` set by
-            the trust region over those samples (feasibility first, then the reward;
-            :func:`~flowevo.cfo.dual.constrained_weights`), or ``"feasible_local"``: the same over the samples whose
-            ``neighbours`` nearest samples (itself included) all violate none.
-        reach: when ``out_of_reach`` (not ``"penalty"``) takes over: ``"lam_max"`` (a target not met even at
-            ``lam_max``) or ``"temperature"``: also where meeting the targets needs a higher temperature than the
-            reward's weights alone (the constraints take the trust region's budget from the reward).
+            trust region even at ``lam_max``: ``"penalty"`` (default: the multiplier ``lam_max``, i.e. all the trust
+            region's budget goes to the constraint and the reward stops counting that round) or ``"feasible"``:
+            weights ``softmax(r / T)`` over the samples that violate no constraint only, ``T`` set by the trust region
+            over those samples (feasibility first, then the reward; :func:`~flowevo.cfo.dual.constrained_weights`).
         diversity: ``gamma``: each sample's weight is divided by ``count^gamma``, ``count`` = how many of the round's
             samples share its ``diversity_key`` (1: a key's total weight no longer grows with its share of the
             samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
@@ -139,7 +124,6 @@ class CFOConfig:
     samples: int = 512
     temperature: float = 1.0
     min_ess: float = 0.25
-    ess_over: str = "samples"
     max_violation: float = 0.02
     lam0: float = 0.0
     rho: float = 1.0
@@ -154,13 +138,10 @@ class CFOConfig:
     dual: str = "exact"
     target_share: float = 1.0
     lam_max: float = 1e3
-    lam_unmet: float | None = None
     out_of_reach: str = "penalty"
-    reach: str = "lam_max"
     trust_region: str = "total"
     target_feedback: float = 0.0
     target_floor: float = 0.1
-    feedback_base: str = "target"
     target_tolerance: float = 0.0
     diversity: float = 0.0
     max_key_share: float = 1.0
@@ -180,22 +161,14 @@ class CFOConfig:
             raise ValueError(f"kl_samples must be 0 or >= 2, got {self.kl_samples}")
         if self.trust_region not in ("total", "reward"):
             raise ValueError(f"trust_region must be 'total' or 'reward', got {self.trust_region!r}")
-        if self.out_of_reach not in ("penalty", "feasible", "feasible_local"):
-            raise ValueError(f"out_of_reach must be 'penalty', 'feasible' or 'feasible_local', got {self.out_of_reach!r}")
-        if self.reach not in ("lam_max", "temperature"):
-            raise ValueError(f"reach must be 'lam_max' or 'temperature', got {self.reach!r}")
-        if self.feedback_base not in ("target", "achieved"):
-            raise ValueError(f"feedback_base must be 'target' or 'achieved', got {self.feedback_base!r}")
-        if self.ess_over not in ("samples", "keys"):
-            raise ValueError(f"ess_over must be 'samples' or 'keys', got {self.ess_over!r}")
+        if self.out_of_reach not in ("penalty", "feasible"):
+            raise ValueError(f"out_of_reach must be 'penalty' or 'feasible', got {self.out_of_reach!r}")
         if self.dual not in ("exact", "ascent"):
             raise ValueError(f"dual must be 'exact' or 'ascent', got {self.dual!r}")
         if not 0 < self.target_floor <= 1 or self.target_feedback < 0 or self.target_tolerance < 0:
             raise ValueError("need 0 < target_floor <= 1, target_feedback >= 0 and target_tolerance >= 0")
         if not 0 < self.max_key_share <= 1:
             raise ValueError(f"max_key_share must be in (0, 1], got {self.max_key_share}")
-        if self.lam_unmet is not None and not 0 <= self.lam_unmet <= self.lam_max:
-            raise ValueError(f"lam_unmet must be in [0, lam_max], got {self.lam_unmet}")
         if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
             raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
 
@@ -323,15 +296,14 @@ class ConstrainedFlowOptimiser:
         self.meta = dict(meta or {})
         self.monitor = monitor
         self.diversity_key = diversity_key
-        if (config.diversity > 0 or config.max_key_share < 1 or config.ess_over == "keys") and diversity_key is None:
-            raise ValueError("config.diversity > 0, max_key_share < 1 or ess_over='keys' needs a diversity_key (what "
-                             "counts as the same sample)")
+        if (config.diversity > 0 or config.max_key_share < 1) and diversity_key is None:
+            raise ValueError("config.diversity > 0 or max_key_share < 1 needs a diversity_key (what counts as the same "
+                             "sample)")
         lam0 = config.lam0 if config.fixed_multiplier is None else config.fixed_multiplier
         self.multipliers = Multipliers.full(len(self.names), lam0, config.rho, growth=config.rho_growth,
                                             rho_max=config.rho_max)
         self.reward_scale: float | None = None
         self.target: Tensor | None = None
-        self.achieved: Tensor | None = None
         self.g_scale: Tensor | None = None
         self.records: list[RoundRecord] = []
         self.failures: list[Failure] = []
@@ -372,15 +344,12 @@ class ConstrainedFlowOptimiser:
         if self.target is None:
             self.target = torch.full_like(rate, b * cfg.target_share)
         elif cfg.target_feedback > 0 and b > 0:
-            base = self.target
-            if cfg.feedback_base == "achieved" and self.achieved is not None:
-                base = torch.where(self.achieved > self.target + 1e-3, self.achieved, self.target)  # out of reach
             if cfg.target_tolerance > 0:
                 if not n or n < 1:
                     raise ValueError("target_tolerance > 0 needs the number of samples behind the rate")
                 rate = (rate - cfg.target_tolerance * math.sqrt(b * (1 - b) / n)).clamp_min(0.0)
             ratio = (b / rate.clamp_min(b * cfg.target_floor)) ** cfg.target_feedback
-            self.target = (base * ratio).clamp(b * cfg.target_floor, b)
+            self.target = (self.target * ratio).clamp(b * cfg.target_floor, b)
         return self.target.clone()
 
     def _seed(self, k: int, offset: int) -> int:
@@ -403,8 +372,7 @@ class ConstrainedFlowOptimiser:
         return {"records": [r.to_dict() for r in self.records], "lam": m.lam.tolist(), "rho": m.rho.tolist(),
                 "last_violation": m.last_violation.tolist(), "reward_scale": self.reward_scale,
                 "g_scale": None if self.g_scale is None else self.g_scale.tolist(),
-                "target": None if self.target is None else self.target.tolist(), "evaluations": self.evaluations,
-                "achieved": None if self.achieved is None else self.achieved.tolist()}
+                "target": None if self.target is None else self.target.tolist(), "evaluations": self.evaluations}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (the model's weights are restored separately, see :meth:`resume`)."""
@@ -414,7 +382,6 @@ class ConstrainedFlowOptimiser:
         m.lam, m.rho, m.last_violation = f64(state["lam"]), f64(state["rho"]), f64(state["last_violation"])
         self.reward_scale = state["reward_scale"]
         self.g_scale, self.target = f64(state["g_scale"]), f64(state["target"])
-        self.achieved = f64(state.get("achieved"))
         self.evaluations = int(state["evaluations"])
 
     def resume(self, checkpoint: str | Path) -> int:
@@ -486,32 +453,26 @@ class ConstrainedFlowOptimiser:
             feasible = ~violated.any(1)
             if cfg.neighbours > 1:
                 pen, viol = local_mean(z, pen, cfg.neighbours), local_mean(z, viol, cfg.neighbours)
-                if cfg.out_of_reach == "feasible_local":
-                    feasible = (viol == 0).all(1)
             offset = cap = groups = None
             if self.diversity_key is not None:
                 keys = list(self.diversity_key(cands))
                 groups = key_groups(keys)
                 offset = diversity_offset(keys, cfg.diversity) if cfg.diversity > 0 else None
                 cap = GroupCap(groups, cfg.max_key_share) if cfg.max_key_share < 1 else None
-            tr_groups = groups if cfg.ess_over == "keys" else None
             if cfg.fixed_multiplier is None and cfg.dual == "exact" and len(self.names):
                 target = self._update_target(rate, own_v.shape[0])
                 w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
                                                   cfg.min_ess, lam_max=cfg.lam_max, offset=offset,
-                                                  trust_region=cfg.trust_region, cap=cap, groups=tr_groups,
-                                                  lam_unmet=cfg.lam_unmet,
-                                                  out_of_reach="penalty" if cfg.out_of_reach == "penalty" else "feasible",
-                                                  feasible=feasible, reach=cfg.reach)
+                                                  trust_region=cfg.trust_region, cap=cap,
+                                                  out_of_reach=cfg.out_of_reach, feasible=feasible)
                 self.multipliers.lam = mu.clone()
-                self.achieved = weighted_rates(w, viol)
             else:
                 if cfg.fixed_multiplier is None:
                     mu = self.multipliers.update(rate - cfg.max_violation)
                 else:
                     mu = self.multipliers.lam.clone()
                 pseudo = reward / self.reward_scale - (pen * mu).sum(1)
-                w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset, cap, tr_groups)
+                w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset, cap)
             ess = effective_sample_size(w[:n]) if self.seeds is None else effective_sample_size(w)
             ess_keys = None if groups is None else effective_group_count(w, groups)
             ok = torch.isfinite(reward)
