@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from flowevo.benchmarks.query_efficiency import _defaults_of
-from flowevo.domains.digits.counterfactuals import FLOW_MARGIN, DigitCounterfactuals
+from flowevo.domains.digits.counterfactuals import KEPT_MARGIN, DigitCounterfactuals
 from flowevo.evolve import hypervolume, slerp_ladder
 from flowevo.objectives import Candidates, Evaluation, Goal, QueryCounter, sense_sign
 
@@ -175,7 +175,7 @@ def kept_scores(tau: float, method: Callable[[DigitCounterfactuals], object]) ->
     def run(cf: DigitCounterfactuals) -> dict:
         res = method(cf)
         plain = cf.kept(res, tau, flow_margin=None)[0]
-        flow = cf.kept(res, tau, flow_margin=FLOW_MARGIN)[0]
+        flow = cf.kept(res, tau, flow_margin=KEPT_MARGIN)[0]
         scores = {"plain": cf.score(plain), "flow": cf.score(flow)}
         own = scores["flow" if res.method == "reo" else "plain"]
         extra = {f"{k}_{rule}": scores[rule][k] for rule in scores for k in ("acc", "acc_independent", "morph_mean")}

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from flowevo.domains.digits.counterfactuals import DigitCounterfactuals
+from flowevo.domains.digits.counterfactuals import REO_POPULATION, DigitCounterfactuals
 from flowevo.domains.digits.data import load_source_digits
 from flowevo.domains.digits.models import load_digit_models
 from flowevo.objectives import QueryCounter
@@ -19,8 +19,9 @@ def test_kept_is_the_least_changed_edit_above_each_tau(task):
     res = task.reo(0.5, population=6)
     pop = res.population
     assert res.method == "reo" and res.evaluations_per_row.tolist() == [18] * 4
-    default = task.reo(0.5, prescreen=1)  # REO's own population (8) within the task's budget
-    assert default.evaluations_per_row.tolist() == [16] * 4 and len(default.population) >= 8 * 4  # survivors + archive
+    default = task.reo(0.5, prescreen=1)  # REO's own population (REO_POPULATION) within the task's budget
+    assert default.evaluations_per_row.tolist() == [16] * 4
+    assert len(default.population) >= REO_POPULATION * 4  # survivors, then the archive's other members
     for tau in (0.5, 0.9):
         edits, kept = task.kept(res, tau, flow_margin=None)
         for b in range(4):
