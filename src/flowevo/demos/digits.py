@@ -94,7 +94,7 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
     thick = _thickness_task(models, x[:6], labels[:6], seed, run_dir, thickness_band, penalty)
 
     metrics = {"demo": "digits", "n": n, "seed": seed, "device": device, "targets": targets.tolist(), "methods": results,
-               "reo_survivors_by_origin": lineage,
+               "reo_kept_by_origin": lineage,
                "pareto_points_per_digit": float(np.mean([len(res.pareto_set(b)) for b in range(n)])),
                "thickness_task": thick, "wall_s": time.perf_counter() - start}
     write_json(run_dir / "metrics.json", metrics)
@@ -145,10 +145,11 @@ def _report(run_dir: Path, m: dict) -> None:
     r.text("Morphological change is the mean relative change of area, length, thickness, width and height against "
            "the VAE reconstruction of the source (lower preserves more).", note=True)
     r.section("REO: Pareto sets and progress")
-    r.image("front.png", "feasible survivors: shape distance (blurred pixel L2 + ink change) "
+    r.image("front.png", "feasible kept candidates (survivors and archive): shape distance (blurred pixel L2 + ink change) "
                          "to the source reconstruction vs target probability")
     r.image("fitness.png", "mean best value per generation")
-    r.table([{"origin of final survivors": k, "count": v} for k, v in m["reo_survivors_by_origin"].items()])
+    r.table([{"origin of the kept candidates (survivors and archive)": k, "count": v}
+             for k, v in m["reo_kept_by_origin"].items()])
     r.section("Attribute edit: thicker strokes, same class")
     r.image("thickness.png", "REO on a non-differentiable morphometric")
     r.table(m["thickness_task"]["rows"])

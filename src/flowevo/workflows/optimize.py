@@ -368,7 +368,7 @@ def _write_outputs(p: Prepared, result: EditResult, run_dir: Path, wall_s: float
         "initial_mean_best": [_finite(v) for v in first.best], "final_mean_best": [_finite(v) for v in last.best],
         "final_hypervolume": _finite(last.hypervolume), "rows_feasible": float(feasible_rows.mean()),
         "pareto_points_per_row": float(pareto.sum() / result.rows),
-        "survivors_by_origin": {name: int((pop.origin.cpu() == code).sum()) for code, name in ORIGINS.items()},
+        "kept_by_origin": {name: int((pop.origin.cpu() == code).sum()) for code, name in ORIGINS.items()},
         "failures": len(result.failures), "best_values": best.values.tolist(), "wall_s": wall_s,
         "device": p.config.optimize.device, "evaluation": evaluator_summary(p.config.optimize.evaluation, p.evaluator),
     }
