@@ -6,8 +6,12 @@ benchmarks/results/queries_dev/issue15/digits_front_protocol.json: per setting, 
 morphology change) per seed.
 
 usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_front_protocol.py [OUT.json] [SETTING,...]
+    [FIRST_ROW=1000] [SEEDS=100,101]
 settings: new (the library default), old (REO before issue 15), ladder (the anchor ladder, the default before the
-ranked seed pool), p4_ps8 (population 4, pre-screening 8), p4 (population 4)
+ranked seed pool), p4_ps8 (population 4, pre-screening 8), p4 (population 4), p8_ps4 (population 8, pre-screening
+4: the default before issue 15's fourth pass), random (random search as the digits benchmark runs it: its
+fmNone tau0.9 rows are the reference of the quality bar). FIRST_ROW / SEEDS: another development split (training digits
+FIRST_ROW .. FIRST_ROW + 99, never the benchmark's held-out sources).
 """
 import json
 import sys
@@ -23,19 +27,23 @@ from flowevo.domains.digits.models import load_digit_models  # noqa: E402
 models = load_digit_models()
 split = load_builtin_digits()
 n = 100
-x = images_to_tensor(split.train_images[DEV][:n])
-labels = torch.as_tensor(split.train_labels[DEV][:n], dtype=torch.long)
+first = int(sys.argv[3]) if len(sys.argv) > 3 else DEV.start
+rows = slice(first, first + n)
+x = images_to_tensor(split.train_images[rows])
+labels = torch.as_tensor(split.train_labels[rows], dtype=torch.long)
 path = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/queries_dev/issue15/digits_front_protocol.json"
 names = sys.argv[2].split(",") if len(sys.argv) > 2 else ["new", "old"]
 out: dict[str, list] = {}
-for seed in (100, 101):
+for seed in ([int(v) for v in sys.argv[4].split(",")] if len(sys.argv) > 4 else (100, 101)):
     targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
     cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15)
     runs = {"new": lambda cf=cf: cf.reo(0.5),
             "old": lambda cf=cf: cf.reo(0.5, population=24, extra_seeds=cf.target_seeds, prescreen=1),
             "ladder": lambda cf=cf: cf.reo(0.5, extra_seeds=cf.anchor_ladder()),
             "p4_ps8": lambda cf=cf: cf.reo(0.5, population=4, prescreen=8),
-            "p4": lambda cf=cf: cf.reo(0.5, population=4), "ps8": lambda cf=cf: cf.reo(0.5, prescreen=8),
+            "random": lambda cf=cf: cf.search("random"),  # the benchmark's random search (p >= 0.9); read its fmNone rows
+            "p4": lambda cf=cf: cf.reo(0.5, population=4), "p8_ps4": lambda cf=cf: cf.reo(0.5, population=8, prescreen=4),
+            "ps8": lambda cf=cf: cf.reo(0.5, prescreen=8),
             "p6": lambda cf=cf: cf.reo(0.5, population=6), "p6_ps8": lambda cf=cf: cf.reo(0.5, population=6, prescreen=8)}
     for name in names:
         run = runs[name]
