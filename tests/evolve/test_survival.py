@@ -5,7 +5,7 @@ import pytest
 import torch
 from pymoo.indicators.hv import HV
 
-from flowevo.evolve import Elitist, RankAndCrowding, hypervolume, non_dominated
+from flowevo.evolve import Elitist, HypervolumeContribution, RankAndCrowding, hypervolume, non_dominated
 
 
 def test_elitist_keeps_best_per_row_feasible_first():
@@ -35,6 +35,28 @@ def test_rank_and_crowding_infeasible_after_feasible():
     F = torch.tensor([[0.0, 0.0], [5.0, 5.0], [6.0, 6.0]])
     viol = torch.tensor([2.0, 0.0, 1.0])
     assert RankAndCrowding()(F, viol, torch.zeros(3, dtype=torch.long), 1, 3).tolist() == [1, 2, 0]
+
+
+def test_hypervolume_contribution_drops_the_extreme_that_adds_least():
+    # a front whose far extreme (4, 0.4) adds little area: crowding keeps it, hypervolume contribution drops it
+    F = torch.tensor([[0.0, 4.0], [0.5, 1.0], [1.0, 0.5], [4.0, 0.4], [3.0, 3.0]])
+    none, row = torch.zeros(5), torch.zeros(5, dtype=torch.long)
+    keep = HypervolumeContribution()(F, none, row, 1, 3)
+    assert sorted(keep.tolist()) == [0, 1, 2]
+    assert keep.tolist() == [0, 1, 2]  # ordered by the first objective
+    assert 3 in RankAndCrowding()(F, none, row, 1, 3).tolist()
+    # the kept three dominate more than any other three of the front
+    best = max(hypervolume(F[list(c)], torch.tensor([4.4, 4.4])) for c in [(0, 1, 3), (0, 2, 3), (1, 2, 3)])
+    assert hypervolume(F[keep], torch.tensor([4.4, 4.4])) > best
+
+
+def test_hypervolume_contribution_rows_and_infeasible():
+    F = torch.tensor([[0.0, 0.0], [5.0, 5.0], [6.0, 6.0], [1.0, 2.0], [2.0, 1.0], [3.0, 3.0]])
+    viol = torch.tensor([2.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    row = torch.tensor([0, 0, 0, 1, 1, 1])
+    keep = HypervolumeContribution()(F, viol, row, 2, 3)
+    assert keep[:3].tolist() == [1, 2, 0]  # feasible first, then by violation
+    assert keep[3:].tolist() == [3, 4, 5]  # the front by its first objective, then the dominated point
 
 
 def test_survival_needs_enough_individuals():

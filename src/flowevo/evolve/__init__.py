@@ -22,7 +22,7 @@ from flowevo.evolve.population import CROSS, ORIGINS, SEED, SELF, Population
 from flowevo.evolve.result import EditResult
 from flowevo.evolve.seeds import LIFT_DEPTHS, Distance, rank_seeds, seed_pool, slerp_ladder
 from flowevo.evolve.surrogate import RowArchive, RowGP
-from flowevo.evolve.survival import Elitist, RankAndCrowding, hypervolume, non_dominated
+from flowevo.evolve.survival import Elitist, HypervolumeContribution, RankAndCrowding, hypervolume, non_dominated
 from flowevo.evolve.task import EditTask
 from flowevo.evolve.termination import MaxEvaluations, MaxGenerations, Stagnation
 

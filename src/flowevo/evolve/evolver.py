@@ -28,7 +28,7 @@ from flowevo.evolve.history import GenerationRecord, summarise_generation
 from flowevo.evolve.operators import SearchContext, Variation, VariationStrategy, bind_strategy
 from flowevo.evolve.population import SEED, Population
 from flowevo.evolve.result import EditResult
-from flowevo.evolve.survival import Elitist, RankAndCrowding
+from flowevo.evolve.survival import Elitist, HypervolumeContribution, RankAndCrowding
 from flowevo.evolve.task import EditTask
 from flowevo.evolve.termination import MaxGenerations
 from flowevo.flow.codec import Codec
@@ -36,7 +36,7 @@ from flowevo.objectives import Candidates, Evaluation, Evaluator, Failure, sense
 from flowevo.progress import progress_bar
 
 Callback = Callable[["Evolver"], None]
-Survival = Elitist | RankAndCrowding
+Survival = Elitist | HypervolumeContribution | RankAndCrowding
 Termination = Callable[..., "str | None"]
 
 
@@ -59,8 +59,8 @@ class Evolver:
             cross-pollination). :class:`~flowevo.evolve.operators.PreScreen` wraps any strategy to send only
             the children a surrogate ranks best. A strategy with a ``bind`` method is bound to this run
             (codec, task, objectives, constraints, payload) here.
-        survival: :class:`Elitist` or :class:`RankAndCrowding`; default: elitist for one
-            objective, rank-and-crowding for several.
+        survival: :class:`Elitist`, :class:`HypervolumeContribution` or :class:`RankAndCrowding`;
+            default: elitist for one objective, hypervolume contribution for several.
         termination: criteria; the run stops when any says so.
         seed: seed of the run's generator (same seed, same result).
         extra_seeds: optional ``(B, P, *S)`` residuals per row added to generation 0.
@@ -107,7 +107,7 @@ class Evolver:
         self.k, self.rows = int(population_size), len(task)
         self.variation = variation if variation is not None else Variation()
         n_obj = len(evaluator.objectives)
-        self.survival = survival if survival is not None else (Elitist() if n_obj == 1 else RankAndCrowding())
+        self.survival = survival if survival is not None else (Elitist() if n_obj == 1 else HypervolumeContribution())
         self.termination = list(termination)
         if not self.termination:
             raise ValueError("give at least one termination criterion (e.g. MaxGenerations(20))")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from moocore import hv_contributions
 from pymoo.indicators.hv import HV
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
@@ -69,6 +70,51 @@ class RankAndCrowding:
                     cd = calc_crowding_distance(Fn[members]) if len(members) > 2 else np.full(len(members), np.inf)
                     members = members[np.argsort(-cd, kind="stable")]
                     chosen.extend(members[: k - len(chosen)].tolist())
+                    if len(chosen) >= k:
+                        break
+            if len(chosen) < k:
+                infeas = idx[v[idx] != 0]
+                chosen.extend(infeas[np.argsort(v[infeas], kind="stable")][: k - len(chosen)].tolist())
+            out.extend(chosen)
+        return torch.as_tensor(out, dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class HypervolumeContribution:
+    """Multi-objective survival by hypervolume contribution (SMS-EMOA's rule, the default for several objectives).
+
+    A row's feasible individuals are sorted into non-dominated fronts (pymoo); fronts that fit are kept
+    whole, and the first that does not loses, one at a time, the member that adds the least hypervolume
+    to it (exact, moocore), the reference being the worst value of each objective among the row's feasible
+    individuals plus ``margin`` of its range. Unlike crowding distance, which always keeps a front's
+    extremes, this keeps the ``k`` points that together dominate the most (an extreme that adds little goes).
+    Survivors are ordered by front, then by the first objective (the order :attr:`EditResult.best`
+    uses); then infeasible individuals by violation.
+
+    Args:
+        margin: reference point beyond the worst feasible values, as a fraction of their range.
+    """
+
+    margin: float = 0.1
+
+    def __call__(self, F: Tensor, violation: Tensor, row: Tensor, rows: int, k: int) -> Tensor:
+        """``F (N, M)``, ``violation (N,)``, ``row (N,)`` -> ``(rows * k,)`` survivor indices."""
+        _check(F, violation, row, rows, k)
+        Fn, v, r = F.double().cpu().numpy(), violation.double().cpu().numpy(), row.cpu().numpy()
+        out = []
+        nds = NonDominatedSorting()
+        for b in range(rows):
+            idx = np.flatnonzero(r == b)
+            feas = idx[v[idx] == 0]
+            chosen: list[int] = []
+            if len(feas):
+                hi, lo = Fn[feas].max(0), Fn[feas].min(0)
+                ref = hi + self.margin * np.where(hi > lo, hi - lo, 1.0)
+                for front in nds.do(Fn[feas], n_stop_if_ranked=k):
+                    members = feas[front]
+                    while len(chosen) + len(members) > k:
+                        members = np.delete(members, int(np.argmin(hv_contributions(Fn[members], ref=ref))))
+                    chosen.extend(members[np.argsort(Fn[members, 0], kind="stable")].tolist())
                     if len(chosen) >= k:
                         break
             if len(chosen) < k:
