@@ -51,6 +51,7 @@ from flowevo.evolve import (
     Evolver,
     MaxGenerations,
     PreScreen,
+    Survival,
     Transfer,
     Variation,
     rank_seeds,
@@ -151,7 +152,7 @@ class DigitCounterfactuals:
     def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
             same_target_donors: bool = True, population: int = REO_POPULATION, generations: int | None = None,
             extra_seeds: Tensor | None = None, prescreen: int = REO_PRESCREEN, pool: bool = False,
-            transfer: float = 0.0, show_progress: bool = False) -> EditResult:
+            transfer: float = 0.0, survival: Survival | None = None, show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
         box labels as the target with probability >= ``tau``, with the task's budget per digit
         (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). Generation 0: by default
@@ -160,7 +161,9 @@ class DigitCounterfactuals:
         :class:`~flowevo.evolve.PreScreen` (that many children decoded and ranked per child scored; a per-digit
         GP of the black box's columns, the shape distance exact); 1: off. ``pool``: the GP of each target class
         is fitted on the pooled evaluations of every digit with that target (the black box reads the decoded
-        candidate alone, and digits with one target share the decoder)."""
+        candidate alone, and digits with one target share the decoder). ``survival``: the Evolver's (default
+        :class:`~flowevo.evolve.HypervolumeContribution`; :class:`~flowevo.evolve.RankAndCrowding` was the
+        default before issue 15's fifth pass)."""
         variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
         if transfer > 0:
             variation = Transfer(variation, rate=transfer)
@@ -169,7 +172,8 @@ class DigitCounterfactuals:
         generations = self.budget // population - 1 if generations is None else generations
         ranked = extra_seeds is None
         evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population, variation=variation,
-                          termination=[MaxGenerations(generations)], seed=self.seed if seed is None else seed,
+                          survival=survival, termination=[MaxGenerations(generations)],
+                          seed=self.seed if seed is None else seed,
                           extra_seeds=self.ranked_seeds(population) if ranked else extra_seeds, include_source=not ranked)
         return evolver.run(show_progress=show_progress)
 
