@@ -1,0 +1,38 @@
+"""The digits benchmark's quality bar at other seeds (issue 15): REO and random search as `flowevo benchmark digits
+--seed S` runs them (targets and method seeds from S, the benchmark's 200 held-out digits), nothing else.
+
+A spread check after the settings were fixed (on development splits); never used to choose them.
+
+usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_quality_seeds.py OUT.json SEED[,SEED...]
+"""
+import json
+import sys
+import time
+
+import torch
+
+torch.set_num_threads(1)
+from flowevo.benchmarks.digits import REO_DEFAULT, REO_TAUS, reo_front  # noqa: E402
+from flowevo.domains.digits.counterfactuals import DigitCounterfactuals  # noqa: E402
+from flowevo.domains.digits.data import load_source_digits  # noqa: E402
+from flowevo.domains.digits.models import load_digit_models  # noqa: E402
+
+out_path, seeds = sys.argv[1], [int(s) for s in sys.argv[2].split(",")]
+models = load_digit_models()
+x, labels = load_source_digits(None, 200)
+keys = ("acc", "acc_independent", "mean_p_target", "morph_mean", "shape_distance")
+out = {"command": " ".join(sys.argv), "runs": {}}
+for seed in seeds:
+    targets = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(seed))
+    cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15)
+    t0 = time.perf_counter()
+    reo = reo_front(cf, REO_TAUS, diversity_at=None)[REO_DEFAULT]
+    t1 = time.perf_counter()
+    rnd = cf.score(cf.search("random", REO_DEFAULT).best.decoded.cpu())
+    row = {"reo": {k: reo[k] for k in keys} | {"wall_s": t1 - t0}, "random": {k: rnd[k] for k in keys}}
+    row["morph_ratio"] = row["reo"]["morph_mean"] / row["random"]["morph_mean"]
+    row["agreement_gap"] = row["random"]["acc_independent"] - row["reo"]["acc_independent"]
+    row["bar_met"] = row["morph_ratio"] <= 0.85 and row["agreement_gap"] <= 0.02
+    out["runs"][str(seed)] = row
+    print(seed, json.dumps(row), flush=True)
+json.dump(out, open(out_path, "w"), indent=1)
