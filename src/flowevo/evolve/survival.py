@@ -8,6 +8,7 @@ after every feasible one of their row, ordered by violation; failed ones (inf) l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,9 +47,35 @@ class Elitist:
         return order[take]
 
 
+def _by_rank(F: Tensor, violation: Tensor, row: Tensor, rows: int, k: int,
+             arrange: Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]) -> Tensor:
+    """The multi-objective survivals' common frame: per row, feasible individuals front by front (pymoo's
+    non-dominated sorting), each front put in order by ``arrange(F, feasible, members, room)`` (indices into
+    ``F``; ``room``: places left) and cut to the room left; then infeasible ones by violation."""
+    _check(F, violation, row, rows, k)
+    Fn, v, r = F.double().cpu().numpy(), violation.double().cpu().numpy(), row.cpu().numpy()
+    out = []
+    nds = NonDominatedSorting()
+    for b in range(rows):
+        idx = np.flatnonzero(r == b)
+        feas = idx[v[idx] == 0]
+        chosen: list[int] = []
+        if len(feas):
+            for front in nds.do(Fn[feas], n_stop_if_ranked=k):
+                room = k - len(chosen)
+                chosen.extend(arrange(Fn, feas, feas[front], room)[:room].tolist())
+                if len(chosen) >= k:
+                    break
+        if len(chosen) < k:
+            infeas = idx[v[idx] != 0]
+            chosen.extend(infeas[np.argsort(v[infeas], kind="stable")][: k - len(chosen)].tolist())
+        out.extend(chosen)
+    return torch.as_tensor(out, dtype=torch.long)
+
+
 @dataclass(frozen=True)
 class RankAndCrowding:
-    """Multi-objective survival: non-dominated rank (pymoo), then crowding distance (pymoo).
+    """Multi-objective survival: non-dominated rank (pymoo), then crowding distance (pymoo), NSGA-II's rule.
 
     Feasible individuals of a row are sorted into fronts; within the last admitted front
     the most crowded are dropped. Then infeasible ones by violation.
@@ -56,27 +83,12 @@ class RankAndCrowding:
 
     def __call__(self, F: Tensor, violation: Tensor, row: Tensor, rows: int, k: int) -> Tensor:
         """``F (N, M)``, ``violation (N,)``, ``row (N,)`` -> ``(rows * k,)`` survivor indices."""
-        _check(F, violation, row, rows, k)
-        Fn, v, r = F.double().cpu().numpy(), violation.double().cpu().numpy(), row.cpu().numpy()
-        out = []
-        nds = NonDominatedSorting()
-        for b in range(rows):
-            idx = np.flatnonzero(r == b)
-            feas = idx[v[idx] == 0]
-            chosen: list[int] = []
-            if len(feas):
-                for front in nds.do(Fn[feas], n_stop_if_ranked=k):
-                    members = feas[front]
-                    cd = calc_crowding_distance(Fn[members]) if len(members) > 2 else np.full(len(members), np.inf)
-                    members = members[np.argsort(-cd, kind="stable")]
-                    chosen.extend(members[: k - len(chosen)].tolist())
-                    if len(chosen) >= k:
-                        break
-            if len(chosen) < k:
-                infeas = idx[v[idx] != 0]
-                chosen.extend(infeas[np.argsort(v[infeas], kind="stable")][: k - len(chosen)].tolist())
-            out.extend(chosen)
-        return torch.as_tensor(out, dtype=torch.long)
+        return _by_rank(F, violation, row, rows, k, self._arrange)
+
+    @staticmethod
+    def _arrange(F: np.ndarray, feasible: np.ndarray, members: np.ndarray, room: int) -> np.ndarray:
+        cd = calc_crowding_distance(F[members]) if len(members) > 2 else np.full(len(members), np.inf)
+        return members[np.argsort(-cd, kind="stable")]
 
 
 @dataclass(frozen=True)
@@ -99,29 +111,15 @@ class HypervolumeContribution:
 
     def __call__(self, F: Tensor, violation: Tensor, row: Tensor, rows: int, k: int) -> Tensor:
         """``F (N, M)``, ``violation (N,)``, ``row (N,)`` -> ``(rows * k,)`` survivor indices."""
-        _check(F, violation, row, rows, k)
-        Fn, v, r = F.double().cpu().numpy(), violation.double().cpu().numpy(), row.cpu().numpy()
-        out = []
-        nds = NonDominatedSorting()
-        for b in range(rows):
-            idx = np.flatnonzero(r == b)
-            feas = idx[v[idx] == 0]
-            chosen: list[int] = []
-            if len(feas):
-                hi, lo = Fn[feas].max(0), Fn[feas].min(0)
-                ref = hi + self.margin * np.where(hi > lo, hi - lo, 1.0)
-                for front in nds.do(Fn[feas], n_stop_if_ranked=k):
-                    members = feas[front]
-                    while len(chosen) + len(members) > k:
-                        members = np.delete(members, int(np.argmin(hv_contributions(Fn[members], ref=ref))))
-                    chosen.extend(members[np.argsort(Fn[members, 0], kind="stable")].tolist())
-                    if len(chosen) >= k:
-                        break
-            if len(chosen) < k:
-                infeas = idx[v[idx] != 0]
-                chosen.extend(infeas[np.argsort(v[infeas], kind="stable")][: k - len(chosen)].tolist())
-            out.extend(chosen)
-        return torch.as_tensor(out, dtype=torch.long)
+        return _by_rank(F, violation, row, rows, k, self._arrange)
+
+    def _arrange(self, F: np.ndarray, feasible: np.ndarray, members: np.ndarray, room: int) -> np.ndarray:
+        if len(members) > room:
+            hi, lo = F[feasible].max(0), F[feasible].min(0)
+            ref = hi + self.margin * np.where(hi > lo, hi - lo, 1.0)
+            while len(members) > room:
+                members = np.delete(members, int(np.argmin(hv_contributions(F[members], ref=ref))))
+        return members[np.argsort(F[members, 0], kind="stable")]
 
 
 def non_dominated(F: Tensor) -> Tensor:
