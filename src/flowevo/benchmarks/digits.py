@@ -21,7 +21,7 @@ from torch import Tensor
 from flowevo.domains.digits.counterfactuals import CROSS_RATE, STEPS, DigitCounterfactuals
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits, load_source_digits
 from flowevo.domains.digits.models import load_digit_models
-from flowevo.evolve import EditResult
+from flowevo.evolve import EditResult, Survival
 from flowevo.flow import Condition
 from flowevo.jsonio import write_json
 
@@ -32,12 +32,13 @@ FRONT_KEYS = ("acc", "mean_p_target", "acc_independent", "morph_mean")
 
 
 def reo_front(cf: DigitCounterfactuals, taus: Sequence[float], cross_rate: float = CROSS_RATE, seed: int | None = None,
-              same_target_donors: bool = True, diversity_at: float | None = REO_DEFAULT) -> dict[float, dict]:
+              same_target_donors: bool = True, diversity_at: float | None = REO_DEFAULT,
+              survival: Survival | None = None) -> dict[float, dict]:
     """One REO run under the lowest ``tau``; the least-changed kept edit at each ``tau``: ``{tau: metrics}``.
 
     Diversity (morphometrics of every kept solution: the slow part) only at ``diversity_at`` (and at the
-    only tau when there is one)."""
-    res = cf.reo(min(taus), cross_rate, seed, same_target_donors)
+    only tau when there is one). ``survival``: REO's (default: the library's)."""
+    res = cf.reo(min(taus), cross_rate, seed, same_target_donors, survival=survival)
     out = {}
     for tau in sorted(taus):
         edits, kept = cf.kept(res, tau)
