@@ -23,7 +23,8 @@ from flowevo.benchmarks.query_digits import DEV, digit_goals, hv_reference, leap
 from flowevo.benchmarks.query_efficiency import summarise  # noqa: E402
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
-from flowevo.evolve import Evolver, HypervolumeContribution, RankAndCrowding  # noqa: E402
+import flowevo.domains.digits.counterfactuals as counterfactuals  # noqa: E402
+from flowevo.evolve import Evolver, HypervolumeContribution, PreScreen, RankAndCrowding, RowGP  # noqa: E402
 
 out, names = sys.argv[1], sys.argv[2].split(",")
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 50
@@ -44,6 +45,13 @@ VARIANTS = {  # name: (reo keyword arguments, 1/5th rule rate)
     "step05": ({"survival": RC, "cross_rate": 0.3}, 0.5), "p6": ({"survival": RC, "cross_rate": 0.3, "population": 6}, 1.0),
     "now_step05": ({}, 0.5),
 }
+SCREENS = {  # name: PreScreen keyword arguments (sixth pass: the surrogate's window and lengthscale)
+    "cap64": {"capacity": 64}, "cap32": {"capacity": 32}, "ls05": {"surrogate": RowGP(lengthscale_factor=0.5)},
+    "cap256": {"capacity": 256}, "cap64_ps16": {"capacity": 64}, "cap128": {"capacity": 128}, "ls025": {"surrogate": RowGP(lengthscale_factor=0.25)},
+    "cap64_ls05": {"capacity": 64, "surrogate": RowGP(lengthscale_factor=0.5)},
+    "cap32_ls05": {"capacity": 32, "surrogate": RowGP(lengthscale_factor=0.5)}, "cap16": {"capacity": 16},
+}
+VARIANTS |= {k: ({"prescreen": 16} if k.endswith("ps16") else {}, 1.0) for k in SCREENS}
 kept: dict[str, list] = {}
 
 
@@ -51,10 +59,12 @@ def scored(name):
     def run(cf):
         settings, rate = VARIANTS[name]
         Evolver.STEP_RATE = rate
+        if name in SCREENS:
+            counterfactuals.PreScreen = lambda *a, **k: PreScreen(*a, **{**k, **SCREENS[name]})
         try:
             res = cf.reo(tau, **settings)
         finally:
-            Evolver.STEP_RATE = 1.0
+            Evolver.STEP_RATE, counterfactuals.PreScreen = 1.0, PreScreen
         s = cf.score(cf.kept(res, tau)[0])
         kept.setdefault(name, []).append({k: s[k] for k in ("acc_independent", "morph_mean", "shape_distance")})
         return {**s, "evaluations": float(res.evaluations_per_row.mean())}

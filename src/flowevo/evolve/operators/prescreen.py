@@ -91,7 +91,10 @@ class PreScreen:
         pool: fit the surrogate per group of rows with the same target condition on their pooled
             archives (assumes the non-cheap columns depend on the candidate alone, not its source;
             right for a black box scoring the decoded candidate with features that determine it).
-        capacity: most recent scored points per row the surrogate is conditioned on.
+        capacity: the surrogate's window: the most recent scored points per row it is conditioned on (the front
+            keeps every point). A small window keeps the GP local, as TuRBO's: its median-heuristic lengthscale
+            follows the search's current scale instead of the spread of early, far-apart points (32 since
+            issue 15's sixth pass, 256 before; docs/benchmarks.md).
         pool_capacity: most recent pooled points per group.
         samples: Monte-Carlo samples of the expected hypervolume improvement (two or more objectives).
         seed: seed of those samples.
@@ -103,7 +106,7 @@ class PreScreen:
     """
 
     def __init__(self, inner: VariationStrategy | None = None, factor: int = 8, surrogate: Any | None = None,
-                 features: Features | None = None, pool: bool = False, capacity: int = 256, pool_capacity: int = 512,
+                 features: Features | None = None, pool: bool = False, capacity: int = 32, pool_capacity: int = 512,
                  samples: int = 32, seed: int = 0) -> None:
         from flowevo.evolve.operators.variation import Variation
 
