@@ -195,3 +195,64 @@ def test_row_gp_interpolates_each_row_separately():
     assert (std < 1e-2).all()
     _, far = gp.predict(x[:, :1] + 50.0)  # far from the data: the prior's spread
     assert (far[:, 0, 0] > 0.5 * y.std(1)[:, 0]).all()
+
+
+class Recording:
+    """A stand-in surrogate that records what each fit is conditioned on (and predicts nothing useful)."""
+
+    def __init__(self):
+        self.fits = []
+
+    def fit(self, x, y, valid, lengthscale=None):
+        self.fits.append((x.clone(), valid.clone()))
+        self.t = y.shape[-1]
+
+    def predict(self, xs):
+        mean = torch.zeros(*xs.shape[:2], self.t, dtype=torch.float64)
+        return mean, torch.ones_like(mean)
+
+
+class Watch:
+    """Forwards to an inner strategy and keeps every scored batch, in order."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, []
+
+    def initial(self, residuals, count, generator):
+        return self.inner.initial(residuals, count, generator)
+
+    def offspring(self, population, rows, per_row, generator, step=None):
+        return self.inner.offspring(population, rows, per_row, generator, step)
+
+    def observe(self, evaluated):
+        self.seen.append(evaluated)
+        self.inner.observe(evaluated)
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def test_the_surrogate_sees_its_recent_window_and_the_front_every_point(toy16):
+    toy, codec, task = make(toy16)
+    watch, gp = Watch(Variation()), Recording()
+    screen = PreScreen(watch, factor=2, surrogate=gp, capacity=8)
+    Evolver(codec, task, evaluator(toy), population_size=4, variation=screen, termination=[MaxGenerations(5)],
+            seed=0).run()
+    x, valid = gp.fits[-1]  # the last screening, before the last generation: 20 points per row scored
+    assert valid.sum(1).tolist() == [8] * 4
+    before, scored = Population.cat(watch.seen[:-1]), Population.cat(watch.seen)
+    for b in range(4):
+        mine = before.row == b
+        recent = before.residuals[mine].reshape(int(mine.sum()), -1)[-8:].double()
+        assert int(mine.sum()) == 20 and torch.equal(x[b][valid[b]], recent)  # the 8 most recent, nothing older
+        mine = scored.row == b
+        f = torch.cat([scored.values[mine].double(), scored.constraint_values[mine].double()], 1)
+        ok = scored.feasible[mine]
+        keep = ~((f[ok, None, :2] >= f[None, ok, :2]).all(-1) & (f[ok, None, :2] > f[None, ok, :2]).any(-1)).any(1)
+        front = f[ok][keep, :2]
+        got = screen.archive.front[b]
+        assert len(got) == len(front) and torch.allclose(got.sort(0).values, front.sort(0).values)
+    assert PreScreen().capacity == 32  # the default window (issue 15, sixth pass; 256 before)
