@@ -7,7 +7,11 @@ default before this pass: rank-and-crowding survival, cross-pollination 0.3):
 
     before, now (the library default: hypervolume-contribution survival, cross-pollination 0.1),
     hvc (hypervolume contribution, cross 0.3), cr01 / cr0 / cr05 (rank-and-crowding, cross 0.1 / 0 / 0.5),
-    ps16 (pre-screening 16), step05 (the 1/5th rule at half its rate), p6 (population 6), now_step05
+    ps16 (pre-screening 16), step05 (the 1/5th rule at half its rate), p6 (population 6), now_step05;
+    sixth pass, the screening surrogate (PreScreen's keyword arguments, everything else the library default):
+    cap256 (the window before the sixth pass; "now" in window_*.json), cap128 / cap64 / cap32 / cap16 (the most
+    recent points per row the GP is conditioned on; 32 is the default since), ls05 / ls025 (the median-heuristic
+    lengthscale x 0.5 / 0.25), cap64_ls05, cap32_ls05, cap64_ps16
 
 usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/reo_late_search.py OUT.json VARIANT[,...] [n=50]
     [SEEDS=100,101] [FIRST_ROW=1000]
