@@ -9,7 +9,8 @@ usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_front_proto
     [FIRST_ROW=1000] [SEEDS=100,101]
 settings: new (the library default), old (REO before issue 15), ladder (the anchor ladder, the default before the
 ranked seed pool), p4_ps8 (population 4, pre-screening 8), p4 (population 4), p8_ps4 (population 8, pre-screening
-4: the default before issue 15's fourth pass), random (random search as the digits benchmark runs it: its
+4: the default before issue 15's fourth pass), w256 (the default with the screening window of 256 points, as
+before issue 15's sixth pass), random (random search as the digits benchmark runs it: its
 fmNone tau0.9 rows are the reference of the quality bar). FIRST_ROW / SEEDS: another development split (training digits
 FIRST_ROW .. FIRST_ROW + 99, never the benchmark's held-out sources).
 """
@@ -19,10 +20,22 @@ import sys
 import torch
 
 torch.set_num_threads(1)
+import flowevo.domains.digits.counterfactuals as counterfactuals  # noqa: E402
 from flowevo.benchmarks.query_digits import DEV  # noqa: E402
 from flowevo.domains.digits.counterfactuals import DigitCounterfactuals  # noqa: E402
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
+from flowevo.evolve import PreScreen  # noqa: E402
+
+
+def _window(cf, capacity):
+    """The library default with the screening surrogate's window set to ``capacity`` (256: before the sixth pass)."""
+    counterfactuals.PreScreen = lambda *a, **k: PreScreen(*a, **{**k, "capacity": capacity})
+    try:
+        return cf.reo(0.5)
+    finally:
+        counterfactuals.PreScreen = PreScreen
+
 
 models = load_digit_models()
 split = load_builtin_digits()
@@ -44,6 +57,7 @@ for seed in ([int(v) for v in sys.argv[4].split(",")] if len(sys.argv) > 4 else 
             "random": lambda cf=cf: cf.search("random"),  # the benchmark's random search (p >= 0.9); read its fmNone rows
             "p4": lambda cf=cf: cf.reo(0.5, population=4), "p8_ps4": lambda cf=cf: cf.reo(0.5, population=8, prescreen=4),
             "ps8": lambda cf=cf: cf.reo(0.5, prescreen=8),
+            "w256": lambda cf=cf: _window(cf, 256),
             "p6": lambda cf=cf: cf.reo(0.5, population=6), "p6_ps8": lambda cf=cf: cf.reo(0.5, population=6, prescreen=8)}
     for name in names:
         run = runs[name]

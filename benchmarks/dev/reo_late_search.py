@@ -23,11 +23,11 @@ import time
 import torch
 
 torch.set_num_threads(1)
+import flowevo.domains.digits.counterfactuals as counterfactuals  # noqa: E402
 from flowevo.benchmarks.query_digits import DEV, digit_goals, hv_reference, leap_threshold, run_methods  # noqa: E402
 from flowevo.benchmarks.query_efficiency import summarise  # noqa: E402
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
-import flowevo.domains.digits.counterfactuals as counterfactuals  # noqa: E402
 from flowevo.evolve import Evolver, HypervolumeContribution, PreScreen, RankAndCrowding, RowGP  # noqa: E402
 
 out, names = sys.argv[1], sys.argv[2].split(",")
@@ -51,7 +51,8 @@ VARIANTS = {  # name: (reo keyword arguments, 1/5th rule rate)
 }
 SCREENS = {  # name: PreScreen keyword arguments (sixth pass: the surrogate's window and lengthscale)
     "cap64": {"capacity": 64}, "cap32": {"capacity": 32}, "ls05": {"surrogate": RowGP(lengthscale_factor=0.5)},
-    "cap256": {"capacity": 256}, "cap64_ps16": {"capacity": 64}, "cap128": {"capacity": 128}, "ls025": {"surrogate": RowGP(lengthscale_factor=0.25)},
+    "cap256": {"capacity": 256}, "cap64_ps16": {"capacity": 64}, "cap128": {"capacity": 128},
+    "ls025": {"surrogate": RowGP(lengthscale_factor=0.25)},
     "cap64_ls05": {"capacity": 64, "surrogate": RowGP(lengthscale_factor=0.5)},
     "cap32_ls05": {"capacity": 32, "surrogate": RowGP(lengthscale_factor=0.5)}, "cap16": {"capacity": 16},
 }
