@@ -249,10 +249,9 @@ def test_the_surrogate_sees_its_recent_window_and_the_front_every_point(toy16):
         recent = before.residuals[mine].reshape(int(mine.sum()), -1)[-8:].double()
         assert int(mine.sum()) == 20 and torch.equal(x[b][valid[b]], recent)  # the 8 most recent, nothing older
         mine = scored.row == b
-        f = torch.cat([scored.values[mine].double(), scored.constraint_values[mine].double()], 1)
-        ok = scored.feasible[mine]
-        keep = ~((f[ok, None, :2] >= f[None, ok, :2]).all(-1) & (f[ok, None, :2] > f[None, ok, :2]).any(-1)).any(1)
-        front = f[ok][keep, :2]
+        f = scored.values[mine].double()[scored.feasible[mine]]  # both objectives are minimised
+        dominated = ((f[None] <= f[:, None]).all(-1) & (f[None] < f[:, None]).any(-1)).any(1)
+        front = f[~dominated]
         got = screen.archive.front[b]
         assert len(got) == len(front) and torch.allclose(got.sort(0).values, front.sort(0).values)
     assert PreScreen().capacity == 32  # the default window (issue 15, sixth pass; 256 before)

@@ -9,8 +9,8 @@ acquisition computed from
   budget, a validity check), called exactly on the decoded children: these calls are not
   black-box evaluations;
 - an online **surrogate** (:class:`~flowevo.evolve.surrogate.RowGP`) of every other column,
-  conditioned on what the row has had scored so far (optionally pooled over rows of the same
-  target, ``pool=True``).
+  conditioned on the row's most recent scored points (a local window, ``capacity``; optionally pooled
+  over rows of the same target, ``pool=True``).
 
 The acquisition is the probability of feasibility times the expected improvement of the row's
 best value (one objective), the expected hypervolume improvement of its feasible front (two
