@@ -20,22 +20,10 @@ import sys
 import torch
 
 torch.set_num_threads(1)
-import flowevo.domains.digits.counterfactuals as counterfactuals  # noqa: E402
 from flowevo.benchmarks.query_digits import DEV  # noqa: E402
 from flowevo.domains.digits.counterfactuals import DigitCounterfactuals  # noqa: E402
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
-from flowevo.evolve import PreScreen  # noqa: E402
-
-
-def _window(cf, capacity):
-    """The library default with the screening surrogate's window set to ``capacity`` (256: before the sixth pass)."""
-    counterfactuals.PreScreen = lambda *a, **k: PreScreen(*a, **{**k, "capacity": capacity})
-    try:
-        return cf.reo(0.5)
-    finally:
-        counterfactuals.PreScreen = PreScreen
-
 
 models = load_digit_models()
 split = load_builtin_digits()
@@ -57,7 +45,7 @@ for seed in ([int(v) for v in sys.argv[4].split(",")] if len(sys.argv) > 4 else 
             "random": lambda cf=cf: cf.search("random"),  # the benchmark's random search (p >= 0.9); read its fmNone rows
             "p4": lambda cf=cf: cf.reo(0.5, population=4), "p8_ps4": lambda cf=cf: cf.reo(0.5, population=8, prescreen=4),
             "ps8": lambda cf=cf: cf.reo(0.5, prescreen=8),
-            "w256": lambda cf=cf: _window(cf, 256),
+            "w256": lambda cf=cf: cf.reo(0.5, screen={"capacity": 256}),
             "p6": lambda cf=cf: cf.reo(0.5, population=6), "p6_ps8": lambda cf=cf: cf.reo(0.5, population=6, prescreen=8)}
     for name in names:
         run = runs[name]

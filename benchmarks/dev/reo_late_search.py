@@ -23,12 +23,11 @@ import time
 import torch
 
 torch.set_num_threads(1)
-import flowevo.domains.digits.counterfactuals as counterfactuals  # noqa: E402
 from flowevo.benchmarks.query_digits import DEV, digit_goals, hv_reference, leap_threshold, run_methods  # noqa: E402
 from flowevo.benchmarks.query_efficiency import summarise  # noqa: E402
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
-from flowevo.evolve import Evolver, HypervolumeContribution, PreScreen, RankAndCrowding, RowGP  # noqa: E402
+from flowevo.evolve import Evolver, HypervolumeContribution, RankAndCrowding, RowGP  # noqa: E402
 
 out, names = sys.argv[1], sys.argv[2].split(",")
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 50
@@ -64,12 +63,10 @@ def scored(name):
     def run(cf):
         settings, rate = VARIANTS[name]
         Evolver.STEP_RATE = rate
-        if name in SCREENS:
-            counterfactuals.PreScreen = lambda *a, **k: PreScreen(*a, **{**k, **SCREENS[name]})
         try:
-            res = cf.reo(tau, **settings)
+            res = cf.reo(tau, **settings, screen=SCREENS.get(name))
         finally:
-            Evolver.STEP_RATE, counterfactuals.PreScreen = 1.0, PreScreen
+            Evolver.STEP_RATE = 1.0
         s = cf.score(cf.kept(res, tau)[0])
         kept.setdefault(name, []).append({k: s[k] for k in ("acc_independent", "morph_mean", "shape_distance")})
         return {**s, "evaluations": float(res.evaluations_per_row.mean())}

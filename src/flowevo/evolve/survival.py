@@ -1,8 +1,8 @@
 """Survival: keep the best ``k`` individuals of every row, feasible first.
 
 Every strategy (:class:`Elitist`, :class:`HypervolumeContribution`, :class:`RankAndCrowding`) returns indices
-laid out as row blocks of size ``k``, best first within a
-row, which is what :class:`~flowevo.evolve.operators.Variation` expects. Objective values
+laid out as row blocks of size ``k``, best first within a row, which is what
+:class:`~flowevo.evolve.operators.Variation` expects. Objective values
 ``F (N, M)`` are already in minimisation form. Infeasible individuals (violation > 0) come
 after every feasible one of their row, ordered by violation; failed ones (inf) last.
 """

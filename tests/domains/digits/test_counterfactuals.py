@@ -66,6 +66,10 @@ def test_prescreened_reo_spends_the_same_evaluations_and_screens_with_the_exact_
     assert res.info["variation"]["screened"] == 4 * res.info["variation"]["sent"] == 4 * 4 * 4 * 2
     plain = counted.reo(0.9, population=4, prescreen=1)
     assert "variation" not in plain.info and not torch.equal(plain.population.residuals, res.population.residuals)
+    windowed = counted.reo(0.9, population=4, prescreen=4, screen={"capacity": 4})  # the surrogate's window
+    assert not torch.equal(windowed.population.residuals, res.population.residuals)
+    with pytest.raises(TypeError):
+        counted.reo(0.9, population=4, prescreen=4, screen={"not_an_option": 1})
 
 
 def test_kept_prefers_edits_the_flow_reads_as_the_target(task):

@@ -152,7 +152,8 @@ class DigitCounterfactuals:
     def reo(self, tau: float = 0.9, cross_rate: float = CROSS_RATE, seed: int | None = None,
             same_target_donors: bool = True, population: int = REO_POPULATION, generations: int | None = None,
             extra_seeds: Tensor | None = None, prescreen: int = REO_PRESCREEN, pool: bool = False,
-            transfer: float = 0.0, survival: Survival | None = None, show_progress: bool = False) -> EditResult:
+            transfer: float = 0.0, survival: Survival | None = None, screen: dict | None = None,
+            show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
         box labels as the target with probability >= ``tau``, with the task's budget per digit
         (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). Generation 0: by default
@@ -163,12 +164,14 @@ class DigitCounterfactuals:
         is fitted on the pooled evaluations of every digit with that target (the black box reads the decoded
         candidate alone, and digits with one target share the decoder). ``survival``: the Evolver's (default
         :class:`~flowevo.evolve.HypervolumeContribution`; :class:`~flowevo.evolve.RankAndCrowding` was the
-        default before issue 15's fifth pass)."""
+        default before issue 15's fifth pass). ``screen``: further keyword arguments of
+        :class:`~flowevo.evolve.PreScreen` (e.g. ``capacity``, the surrogate's window, or ``surrogate``)."""
         variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
         if transfer > 0:
             variation = Transfer(variation, rate=transfer)
         if prescreen > 1:
-            variation = PreScreen(variation, factor=prescreen, pool=pool, seed=self.seed if seed is None else seed)
+            variation = PreScreen(variation, factor=prescreen, pool=pool, seed=self.seed if seed is None else seed,
+                                  **(screen or {}))
         generations = self.budget // population - 1 if generations is None else generations
         ranked = extra_seeds is None
         evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population, variation=variation,
