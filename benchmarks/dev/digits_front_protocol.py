@@ -1,5 +1,6 @@
 """Development split (issue 15): REO's kept-edit rule under the digits benchmark's protocol (one run under
-p >= 0.5, the edit kept at tau 0.9 / 0.95), new defaults against REO before issue 15, flow margins None/2/4/6.
+p >= 0.5, the edit kept at tau 0.9 / 0.95 / 0.97), new defaults against REO before issue 15, flow margins
+None/2/4/6/8.
 
 Training digits 1000-1099, targets from seeds 100 and 101. Writes
 benchmarks/results/queries_dev/issue15/digits_front_protocol.json: per setting, (independent agreement,
@@ -50,8 +51,8 @@ for seed in ([int(v) for v in sys.argv[4].split(",")] if len(sys.argv) > 4 else 
     for name in names:
         run = runs[name]
         res = run()
-        for fm in (None, 2.0, 4.0, 6.0):
-            for tau in (0.9, 0.95):
+        for fm in (None, 2.0, 4.0, 6.0, 8.0):
+            for tau in (0.9, 0.95, 0.97):
                 s = cf.score(cf.kept(res, tau, flow_margin=fm)[0])
                 out.setdefault(f"{name} fm{fm} tau{tau}", []).append((s["acc_independent"], round(s["morph_mean"], 4)))
         print(seed, name, {k: v[-1] for k, v in out.items() if k.startswith(name)}, flush=True)
