@@ -15,10 +15,8 @@ import torch
 torch.set_num_threads(1)
 from flowevo.baselines import cma_search  # noqa: E402
 from flowevo.benchmarks.machine import load_average  # noqa: E402
-from flowevo.benchmarks.query_digits import DEV, digit_goals, kept_scores, leap_threshold, run_methods  # noqa: E402
+from flowevo.benchmarks.query_digits import DEV, kept_scores, run_on_training_digits  # noqa: E402
 from flowevo.benchmarks.query_efficiency import summarise  # noqa: E402
-from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
-from flowevo.domains.digits.models import load_digit_models  # noqa: E402
 
 out = sys.argv[1]
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 40
@@ -26,11 +24,7 @@ seeds = [int(s) for s in sys.argv[3].split(",")] if len(sys.argv) > 3 else [100,
 factor = int(sys.argv[4]) if len(sys.argv) > 4 else 8
 tau, population, generations = 0.9, 24, 15  # the digits benchmark's defaults (budget 384 per source)
 budget = population * (generations + 1)
-models = load_digit_models()
-close = leap_threshold(models, population, generations, tau, dev=DEV)
-split = load_builtin_digits()
 dev = slice(DEV.start, DEV.start + n)
-x, labels = images_to_tensor(split.train_images[dev]), torch.as_tensor(split.train_labels[dev], dtype=torch.long)
 methods = {"reo": kept_scores(tau, lambda cf: cf.reo(tau)),
            f"reo_ps{factor}": kept_scores(tau, lambda cf: cf.reo(tau, prescreen=factor)),
            "cma": kept_scores(tau, lambda cf: cf.search("cma", tau)),
@@ -55,12 +49,11 @@ def timed(name, fn):
 methods = {k: timed(k, v) for k, v in methods.items()}
 load0 = load_average()
 t0 = time.perf_counter()
-first, final, names = run_methods(x, labels, seeds, methods, models, population, generations,
-                                   digit_goals(models.classifier, tau, close["threshold"]),
-                                   lambda s: print(time.strftime("%H:%M:%S"), s, flush=True), close["objective"])
-budget = population * (generations + 1)
-res = {"command": " ".join(sys.argv), "rows": f"training digits {dev.start}-{dev.stop - 1}", "seeds": seeds,
-       "budget": budget, "close": close, "load_before": load0, "load_after": load_average(),
+run = run_on_training_digits(methods, seeds, tau, dev, lambda s: print(time.strftime("%H:%M:%S"), s, flush=True),
+                             hypervolume=False)
+first, final = run["first"], run["final"]
+res = {"command": " ".join(sys.argv), "rows": run["rows"], "seeds": seeds,
+       "budget": budget, "close": run["close"], "load_before": load0, "load_after": load_average(),
        "wall_s": time.perf_counter() - t0, "wall_per_method_s": walls, "final": final,
        "summary": {g: summarise(first[g], budget)["methods"] for g in first}, "first": first}
 for ms in res["summary"].values():

@@ -17,21 +17,15 @@ import time
 import torch
 
 torch.set_num_threads(1)
-from flowevo.benchmarks.query_digits import DEV, digit_goals, hv_reference, leap_threshold, run_methods  # noqa: E402
+from flowevo.benchmarks.query_digits import DEV, run_on_training_digits  # noqa: E402
 from flowevo.benchmarks.query_efficiency import summarise  # noqa: E402
-from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
-from flowevo.domains.digits.models import load_digit_models  # noqa: E402
 from flowevo.evolve import slerp_ladder  # noqa: E402
 
 out, names = sys.argv[1], sys.argv[2].split(",")
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 100
 seeds = [int(s) for s in sys.argv[4].split(",")] if len(sys.argv) > 4 else [100, 101]
 tau, rules = 0.9, {"plain": None, "fm0": 0.0, "fm1": 1.0, "fm2": 2.0, "fm4": 4.0, "fm6": 6.0}
-models = load_digit_models()
-close = leap_threshold(models, 24, 15, tau, dev=DEV)
-split = load_builtin_digits()
 dev = slice(DEV.start, DEV.start + n)
-x, labels = images_to_tensor(split.train_images[dev]), torch.as_tensor(split.train_labels[dev], dtype=torch.long)
 kept_rules: dict[str, list] = {}
 
 
@@ -68,11 +62,10 @@ def scored(name):
 
 
 t0 = time.perf_counter()
-first, final, _ = run_methods(x, labels, seeds, {m: scored(m) for m in names}, models, 24, 15,
-                              digit_goals(models.classifier, tau, close["threshold"]),
-                              lambda s: print(time.strftime("%H:%M:%S"), s, flush=True), close["objective"],
-                              reference=hv_reference(close["threshold"], tau))
-res = {"command": " ".join(sys.argv), "rows": f"training digits {dev.start}-{dev.stop - 1}", "seeds": seeds, "close": close,
+run = run_on_training_digits({m: scored(m) for m in names}, seeds, tau, dev,
+                             lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))
+first, final = run["first"], run["final"]
+res = {"command": " ".join(sys.argv), "rows": run["rows"], "seeds": seeds, "close": run["close"],
        "wall_s": time.perf_counter() - t0, "first": first, "kept_rules": kept_rules,
        "final": {m: [{k: v for k, v in f.items() if k != "hypervolume_rows"} for f in fs] for m, fs in final.items()},
        "summary": {g: {m: s["median"] for m, s in summarise(first[g], 384)["methods"].items()} for g in first}}

@@ -23,10 +23,8 @@ import time
 import torch
 
 torch.set_num_threads(1)
-from flowevo.benchmarks.query_digits import DEV, digit_goals, hv_reference, leap_threshold, run_methods  # noqa: E402
+from flowevo.benchmarks.query_digits import DEV, run_on_training_digits  # noqa: E402
 from flowevo.benchmarks.query_efficiency import summarise  # noqa: E402
-from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
-from flowevo.domains.digits.models import load_digit_models  # noqa: E402
 from flowevo.evolve import Evolver, HypervolumeContribution, RankAndCrowding, RowGP  # noqa: E402
 
 out, names = sys.argv[1], sys.argv[2].split(",")
@@ -34,11 +32,7 @@ n = int(sys.argv[3]) if len(sys.argv) > 3 else 50
 seeds = [int(s) for s in sys.argv[4].split(",")] if len(sys.argv) > 4 else [100, 101]
 first_row = int(sys.argv[5]) if len(sys.argv) > 5 else DEV.start
 tau = 0.9
-models = load_digit_models()
-close = leap_threshold(models, 24, 15, tau, dev=DEV)
-split = load_builtin_digits()
 rows = slice(first_row, first_row + n)
-x, labels = images_to_tensor(split.train_images[rows]), torch.as_tensor(split.train_labels[rows], dtype=torch.long)
 RC, HVC = RankAndCrowding(), HypervolumeContribution()
 VARIANTS = {  # name: (reo keyword arguments, 1/5th rule rate)
     "before": ({"survival": RC, "cross_rate": 0.3}, 1.0), "now": ({}, 1.0),
@@ -74,11 +68,10 @@ def scored(name):
 
 
 t0 = time.perf_counter()
-first, final, _ = run_methods(x, labels, seeds, {m: scored(m) for m in names}, models, 24, 15,
-                              digit_goals(models.classifier, tau, close["threshold"]),
-                              lambda s: print(time.strftime("%H:%M:%S"), s, flush=True), close["objective"],
-                              reference=hv_reference(close["threshold"], tau))
-res = {"command": " ".join(sys.argv), "rows": f"training digits {rows.start}-{rows.stop - 1}", "seeds": seeds,
+run = run_on_training_digits({m: scored(m) for m in names}, seeds, tau, rows,
+                             lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))
+first, final = run["first"], run["final"]
+res = {"command": " ".join(sys.argv), "rows": run["rows"], "seeds": seeds,
        "wall_s": time.perf_counter() - t0, "kept": kept,
        "hypervolume": {m: [f["hypervolume"] for f in fs] for m, fs in final.items()},
        "wall": {m: [f["wall_s"] for f in fs] for m, fs in final.items()},

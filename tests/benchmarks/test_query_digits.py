@@ -1,4 +1,4 @@
-"""Digits query counting: every evaluator the task builds is counted; the slerp ladder of seeds."""
+"""Digits query counting: every evaluator the task builds is counted; the slerp ladder of seeds; a development split."""
 
 import pytest
 import torch
@@ -45,3 +45,14 @@ def test_slerp_ladder_runs_from_start_to_end():
     assert torch.allclose(ladder[:, 1].norm(dim=1), (start.norm(dim=1) + end.norm(dim=1)) / 2, atol=1e-4)
     with pytest.raises(ValueError, match="same shape"):
         slerp_ladder(start, end[:2])
+
+
+def test_a_development_split_runs_the_query_benchmarks_goals_on_training_digits():
+    from flowevo.benchmarks.query_digits import kept_scores, run_on_training_digits
+
+    rows = slice(1200, 1203)
+    run = run_on_training_digits({"random": kept_scores(0.9, lambda cf: cf.search("random", 0.9))}, seeds=(100,), rows=rows)
+    assert run["rows"] == "training digits 1200-1202" and run["close"]["threshold"] > 0
+    assert set(run["first"]) == {"valid", "close"} and len(run["first"]["close"]["random"][0]) == 3
+    final = run["final"]["random"][0]
+    assert {"64", "384"} <= set(final["hypervolume_rows"]) and final["hypervolume"]["384"] >= final["hypervolume"]["64"]

@@ -247,23 +247,39 @@ def reo_setting(tau: float, population: int, ladder: bool) -> Callable:
     return kept_scores(tau, method)
 
 
-def run_dev_settings(seeds: Sequence[int] = (100, 101), tau: float = 0.9, dev: slice = DEV,
-                     log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
-    """REO settings against CMA-ES and random search on the development split (never the benchmark sources)."""
+def run_on_training_digits(methods: dict[str, Callable], seeds: Sequence[int] = (100, 101), tau: float = 0.9,
+                           rows: slice = DEV, log: Callable[[str], None] = lambda s: None, device: str = "cpu",
+                           hypervolume: bool = True) -> dict:
+    """The query benchmark's goals, counting and hypervolume on training digits ``rows`` (a development split,
+    never the benchmark's held-out sources): ``{"close", "rows", "first", "final", "evaluators"}`` as
+    :func:`run_methods` returns them. The ``close`` threshold always comes from :data:`DEV`'s leap edits, so
+    that every development split is held to the same goal; ``hypervolume``: also score each method's
+    hypervolume against :func:`hv_reference`."""
     from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
     from flowevo.domains.digits.models import load_digit_models
 
     population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
     models = load_digit_models(device=device)
-    close = leap_threshold(models, population, generations, tau, dev=dev)
+    close = leap_threshold(models, population, generations, tau, dev=DEV)
     split = load_builtin_digits()
-    x, labels = images_to_tensor(split.train_images[dev]), torch.as_tensor(split.train_labels[dev], dtype=torch.long)
+    x, labels = images_to_tensor(split.train_images[rows]), torch.as_tensor(split.train_labels[rows], dtype=torch.long)
+    first, final, names = run_methods(x, labels, seeds, methods, models, population, generations,
+                                       digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"],
+                                       reference=hv_reference(close["threshold"], tau) if hypervolume else None)
+    return {"close": close, "rows": f"training digits {rows.start}-{rows.stop - 1}", "first": first, "final": final,
+            "evaluators": names}
+
+
+def run_dev_settings(seeds: Sequence[int] = (100, 101), tau: float = 0.9,
+                     log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> dict:
+    """REO settings against CMA-ES and random search on the development split (never the benchmark sources)."""
+    population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
     base = benchmark_methods(tau, ("reo", "cma", "random"))
     methods = {"reo": base["reo"], "reo_before": reo_setting(tau, 24, False),
                **{k: reo_setting(tau, *v) for k, v in DEV_SETTINGS.items()},
                "cma": base["cma"], "random": base["random"]}
-    first, final, names = run_methods(x, labels, seeds, methods, models, population, generations,
-                                       digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"])
-    return {"budget": population * (generations + 1), "rows": len(x), "dev_rows": close["dev_rows"], "tau": tau,
-            "settings": {k: dict(zip(("population", "ladder"), v)) for k, v in DEV_SETTINGS.items()},
-            "close": close, "evaluators": names, "goals": first, "final": final, "seeds": list(seeds)}
+    run = run_on_training_digits(methods, seeds, tau, DEV, log, device, hypervolume=False)
+    return {"budget": population * (generations + 1), "rows": DEV.stop - DEV.start, "dev_rows": run["close"]["dev_rows"],
+            "tau": tau, "settings": {k: dict(zip(("population", "ladder"), v)) for k, v in DEV_SETTINGS.items()},
+            "close": run["close"], "evaluators": run["evaluators"], "goals": run["first"], "final": run["final"],
+            "seeds": list(seeds)}
