@@ -12,9 +12,11 @@ Every rule is scored by the independent classifier (agreement) and the morphomet
 the share of digits that fell back. Random search's reference for the bar is in the earlier files
 (``random fmNone tau0.9`` rows of window_front_protocol*.json and tau_split3_*.json: same splits and seeds).
 
-usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_keep_rules.py OUT.json FIRST_ROW SEEDS
+usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_keep_rules.py OUT.json FIRST_ROW SEEDS [MARGINS=4,6,8]
+Each run's archive is cached in /tmp/keep_rules_FIRST_ROW_SEED.pt (a second call with other margins reuses it).
 """
 import json
+import os
 import sys
 
 import torch
@@ -27,6 +29,7 @@ from flowevo.objectives import target_margin  # noqa: E402
 
 out_path, first = sys.argv[1], int(sys.argv[2])
 seeds = [int(v) for v in sys.argv[3].split(",")]
+margins = [float(v) for v in sys.argv[4].split(",")] if len(sys.argv) > 4 else [4.0, 6.0, 8.0]
 models = load_digit_models()
 split = load_builtin_digits()
 n = 100
@@ -37,24 +40,29 @@ out: dict[str, list] = {}
 for seed in seeds:
     targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
     cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15)
-    res = cf.reo(0.5)
-    pop = res.population
-    feasible = pop.feasible.cpu()
-    p, dist, row = pop.values[:, 1].cpu(), pop.values[:, 0].cpu(), pop.row.cpu()
-    margin = torch.full((len(pop),), -torch.inf, dtype=torch.float64)
-    idx = torch.nonzero(feasible & (p >= 0.9)).flatten()
-    margin[idx] = target_margin(cf.codec, pop.decoded[idx], targets[row[idx]], 10).double()
-    torch.save({"values": pop.values.cpu(), "row": row, "feasible": feasible, "margin": margin,
-                "decoded": pop.decoded.cpu().half()}, f"/tmp/keep_rules_{first}_{seed}.pt")
+    cache = f"/tmp/keep_rules_{first}_{seed}.pt"
+    if not os.path.exists(cache):
+        res = cf.reo(0.5)
+        pop = res.population
+        feasible, p, row = pop.feasible.cpu(), pop.values[:, 1].cpu(), pop.row.cpu()
+        margin = torch.full((len(pop),), -torch.inf, dtype=torch.float64)
+        idx = torch.nonzero(feasible & (p >= 0.9)).flatten()
+        margin[idx] = target_margin(cf.codec, pop.decoded[idx], targets[row[idx]], 10).double()
+        torch.save({"values": pop.values.cpu(), "row": row, "feasible": feasible, "margin": margin,
+                    "decoded": pop.decoded.cpu(), "lib": {tau: cf.kept(res, tau, flow_margin=6.0)[0] for tau in (0.9, 0.95)}},
+                   cache)
+    raw = torch.load(cache)  # caches of the first version of this script hold half-precision edits and no "lib"
+    raw["decoded"] = raw["decoded"].float()
+    feasible, p, dist, row, margin = raw["feasible"], raw["values"][:, 1], raw["values"][:, 0], raw["row"], raw["margin"]
     for tau in (0.9, 0.95):
-        lib = cf.kept(res, tau, flow_margin=6.0)[0]
-        for fm in (4.0, 6.0, 8.0):
+        lib = raw["lib"][tau] if "lib" in raw else None
+        for fm in margins:
             for fallback in ("least", "flow"):
                 edits, fell = [], 0
                 for b in range(n):
                     ok = torch.nonzero((row == b) & feasible & (p >= tau)).flatten()
                     if len(ok) == 0:
-                        edits.append(lib[b])
+                        edits.append(lib[b] if lib is not None else raw["decoded"][torch.nonzero(row == b).flatten()[0]])
                         continue
                     good = ok[margin[ok] > fm]
                     if len(good):
@@ -62,9 +70,9 @@ for seed in seeds:
                     else:
                         fell += 1
                         pick = ok[dist[ok].argmin()] if fallback == "least" else ok[margin[ok].argmax()]
-                    edits.append(pop.decoded[pick].cpu())
+                    edits.append(raw["decoded"][pick])
                 edits = torch.stack(edits)
-                if fm == 6.0 and fallback == "least":  # the library's rule, reproduced
+                if fm == 6.0 and fallback == "least" and lib is not None:  # the rule before the seventh pass
                     print("library rule reproduced:", torch.equal(edits, lib), flush=True)
                 s = cf.score(edits)
                 out.setdefault(f"{fallback} fm{fm} tau{tau}", []).append(
