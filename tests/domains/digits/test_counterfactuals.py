@@ -72,21 +72,28 @@ def test_prescreened_reo_spends_the_same_evaluations_and_screens_with_the_exact_
         counted.reo(0.9, population=4, prescreen=4, screen={"not_an_option": 1})
 
 
-def test_kept_prefers_edits_the_flow_reads_as_the_target(task):
+def test_kept_prefers_edits_the_flow_reads_as_the_target_and_else_the_one_it_reads_best(task):
     from flowevo.objectives import target_margin
 
     res = task.reo(0.5, population=6)
     pop = res.population
     ok = pop.feasible & (pop.values[:, 1] >= 0.5)
     margin = target_margin(task.codec, pop.decoded, task.targets[pop.row], 10)
-    for m in (-1e9, 0.0, 2.0):
+    fell = 0
+    for m in (-1e9, 0.0, 2.0, 1e9):
         edits, _ = task.kept(res, 0.5, flow_margin=m)
         for b in range(4):
-            read = ok & (pop.row == b) & (margin > m)
-            pool = read if read.any() else ok & (pop.row == b)
-            if pool.any():
-                i = torch.nonzero(pool).flatten()[torch.argmin(pop.values[pool, 0])]
-                assert torch.equal(edits[b], pop.decoded[i])
+            mine = ok & (pop.row == b)
+            read = mine & (margin > m)
+            if read.any():  # the least-changed among those the flow reads as the target
+                i = torch.nonzero(read).flatten()[torch.argmin(pop.values[read, 0])]
+            elif mine.any():  # none: the one the flow reads best, not the least-changed
+                i = torch.nonzero(mine).flatten()[torch.argmax(margin[mine])]
+                fell += 1
+            else:
+                continue
+            assert torch.equal(edits[b], pop.decoded[i])
+    assert fell >= 4  # at margin 1e9 every digit with a qualifying edit fell back
     assert torch.equal(task.kept(res, 0.5, flow_margin=-1e9)[0], task.kept(res, 0.5, flow_margin=None)[0])
 
 

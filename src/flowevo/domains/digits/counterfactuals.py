@@ -12,7 +12,8 @@ digit, the shipped or user models) and runs each method on it, returning an
   first, least-changed first; offspring pre-screened by a surrogate (several decoded per one
   scored); cross-pollination donors from digits with the same target.
   The edit kept at confidence tau (:meth:`~DigitCounterfactuals.kept`) is the least-changed one with
-  target probability >= tau, preferring those the flow itself reads as the target.
+  target probability >= tau among those the flow itself reads as the target (or, where none is, the one
+  the flow reads best).
 - :meth:`~DigitCounterfactuals.search`: CMA-ES or random search on the same evaluator (they rank by
   the first objective, the shape distance, under the same constraint), NSGA-II or Bayesian
   optimisation (both objectives).
@@ -244,17 +245,23 @@ class DigitCounterfactuals:
         """An REO result's edits at confidence ``tau``: per digit the least-changed edit with target probability
         >= ``tau`` ``(N, 28, 28)``, and each digit's Pareto set among those, ``(K_b, 28, 28)`` per digit.
         ``flow_margin``: prefer edits the flow also reads as the target by more than that energy margin
-        (:func:`~flowevo.objectives.target_margin`; the flow only, no black-box call; a digit with none keeps
-        its least-changed one); None: the black box alone decides."""
+        (:func:`~flowevo.objectives.target_margin`; the flow only, no black-box call); a digit with none keeps
+        the one the flow reads best (its largest margin: the least ambiguous, not the least changed).
+        None: the black box alone decides."""
         prefer = None
         if flow_margin is not None:
             pop = result.population
-            ok = pop.feasible.cpu() & (pop.values[:, 1] >= tau)
+            ok = pop.feasible.cpu() & (pop.values[:, 1].cpu() >= tau)
             prefer = torch.zeros(len(pop), dtype=torch.bool)
             idx = torch.nonzero(ok).flatten()
             if len(idx):
-                targets = self.targets.cpu()[pop.row.cpu()[idx]]
-                prefer[idx] = target_margin(self.codec, pop.decoded[idx].to(self.device), targets, 10) > flow_margin
+                rows = pop.row.cpu()[idx]
+                margin = target_margin(self.codec, pop.decoded[idx].to(self.device), self.targets.cpu()[rows], 10)
+                prefer[idx] = margin > flow_margin
+                for b in torch.unique(rows[~prefer[idx]]).tolist():  # rows with no edit past the margin
+                    mine = rows == b
+                    if not prefer[idx[mine]].any():
+                        prefer[idx[mine][margin[mine].argmax()]] = True
         edits = result.kept(tau, objective="p_target", rank_by="shape_distance", prefer=prefer).decoded.cpu()
         sets = [result.pareto_set(b, tau, objective="p_target").decoded.cpu() for b in range(result.rows)]
         return edits, sets
