@@ -5,7 +5,8 @@ Under the standard normal base, ``E_c = ||r_c||^2 / 2`` is the residual's negati
 a constant; the flow's Jacobian term is left out). The class with the least energy is the one the
 flow finds the candidate most typical of. :func:`target_margin` measures by how much the
 target's energy undercuts every other class's; ``DigitCounterfactuals.kept`` prefers edits whose margin
-exceeds ``KEPT_MARGIN``, and its generation-0 seeds rank first where it exceeds ``FLOW_MARGIN``.
+exceeds ``KEPT_MARGIN`` (a digit with none keeps its largest-margin edit), and its generation-0 seeds rank
+first where it exceeds ``FLOW_MARGIN``.
 
 Why: a black-box classifier can be satisfied by candidates that are ambiguous to every other reader
 (edits that keep the source's shape with just enough change to flip one model). On the digits
