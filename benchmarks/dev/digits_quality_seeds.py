@@ -31,8 +31,10 @@ for seed in seeds:
     cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15)
     t0 = time.perf_counter()
     before = {"cross_rate": 0.3, "survival": RankAndCrowding()} if setting == "before" else {}
-    reo = reo_front(cf, REO_TAUS, diversity_at=None, **before)[REO_DEFAULT]
-    row = {"reo": {k: reo[k] for k in keys} | {"wall_s": time.perf_counter() - t0}}
+    front = reo_front(cf, REO_TAUS, diversity_at=None, **before)
+    reo = front[REO_DEFAULT]
+    row = {"reo": {k: reo[k] for k in keys} | {"wall_s": time.perf_counter() - t0},
+           "reo_front": {str(tau): {k: r[k] for k in keys} for tau, r in front.items()}}
     if setting == "before":
         out["runs"][str(seed)] = row
         print(seed, json.dumps(row), flush=True)
@@ -41,7 +43,7 @@ for seed in seeds:
     row["random"] = {k: rnd[k] for k in keys}
     row["morph_ratio"] = row["reo"]["morph_mean"] / row["random"]["morph_mean"]
     row["agreement_gap"] = row["random"]["acc_independent"] - row["reo"]["acc_independent"]
-    row["bar_met"] = row["morph_ratio"] <= 0.85 and row["agreement_gap"] <= 0.02
+    row["bar_met"] = row["morph_ratio"] <= 0.85 and row["agreement_gap"] <= 0.02 + 1e-9  # 0.02 exactly (4 of 200) meets it
     out["runs"][str(seed)] = row
     print(seed, json.dumps(row), flush=True)
 json.dump(out, open(out_path, "w"), indent=1)
