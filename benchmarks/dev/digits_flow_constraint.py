@@ -15,18 +15,16 @@ import torch
 
 torch.set_num_threads(1)
 from flowevo.domains.digits.counterfactuals import DigitCounterfactuals  # noqa: E402
-from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
+from flowevo.domains.digits.data import load_training_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
 from flowevo.objectives import Constraint, LocalEvaluator, target_margin  # noqa: E402
 
 out_path, first, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 margin = float(sys.argv[4]) if len(sys.argv) > 4 else 6.0
 models = load_digit_models()
-split = load_builtin_digits()
 n = 100
 rows = slice(first, first + n)
-x = images_to_tensor(split.train_images[rows])
-labels = torch.as_tensor(split.train_labels[rows], dtype=torch.long)
+x, labels = load_training_digits(rows)
 targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
 holder = {}
 

@@ -23,16 +23,14 @@ import torch
 torch.set_num_threads(1)
 from flowevo.benchmarks.query_digits import DEV  # noqa: E402
 from flowevo.domains.digits.counterfactuals import DigitCounterfactuals  # noqa: E402
-from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
+from flowevo.domains.digits.data import load_training_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
 
 models = load_digit_models()
-split = load_builtin_digits()
 n = 100
 first = int(sys.argv[3]) if len(sys.argv) > 3 else DEV.start
 rows = slice(first, first + n)
-x = images_to_tensor(split.train_images[rows])
-labels = torch.as_tensor(split.train_labels[rows], dtype=torch.long)
+x, labels = load_training_digits(rows)
 path = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/queries_dev/issue15/digits_front_protocol.json"
 names = sys.argv[2].split(",") if len(sys.argv) > 2 else ["new", "old"]
 out: dict[str, list] = {}

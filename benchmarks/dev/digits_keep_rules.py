@@ -23,7 +23,7 @@ import torch
 
 torch.set_num_threads(1)
 from flowevo.domains.digits.counterfactuals import DigitCounterfactuals  # noqa: E402
-from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits  # noqa: E402
+from flowevo.domains.digits.data import load_training_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
 from flowevo.objectives import target_margin  # noqa: E402
 
@@ -31,11 +31,9 @@ out_path, first = sys.argv[1], int(sys.argv[2])
 seeds = [int(v) for v in sys.argv[3].split(",")]
 margins = [float(v) for v in sys.argv[4].split(",")] if len(sys.argv) > 4 else [4.0, 6.0, 8.0]
 models = load_digit_models()
-split = load_builtin_digits()
 n = 100
 rows = slice(first, first + n)
-x = images_to_tensor(split.train_images[rows])
-labels = torch.as_tensor(split.train_labels[rows], dtype=torch.long)
+x, labels = load_training_digits(rows)
 out: dict[str, list] = {}
 for seed in seeds:
     targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))

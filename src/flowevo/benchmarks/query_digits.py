@@ -255,14 +255,13 @@ def run_on_training_digits(methods: dict[str, Callable], seeds: Sequence[int] = 
     :func:`run_methods` returns them. The ``close`` threshold always comes from :data:`DEV`'s leap edits, so
     that every development split is held to the same goal; ``hypervolume``: also score each method's
     hypervolume against :func:`hv_reference`."""
-    from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
+    from flowevo.domains.digits.data import load_training_digits
     from flowevo.domains.digits.models import load_digit_models
 
     population, generations = _defaults_of("flowevo.benchmarks.digits", "run_digits_benchmark", "population", "generations")
     models = load_digit_models(device=device)
     close = leap_threshold(models, population, generations, tau, dev=DEV)
-    split = load_builtin_digits()
-    x, labels = images_to_tensor(split.train_images[rows]), torch.as_tensor(split.train_labels[rows], dtype=torch.long)
+    x, labels = load_training_digits(rows)
     first, final, names = run_methods(x, labels, seeds, methods, models, population, generations,
                                        digit_goals(models.classifier, tau, close["threshold"]), log, close["objective"],
                                        reference=hv_reference(close["threshold"], tau) if hypervolume else None)

@@ -151,3 +151,14 @@ def test_morpho_mnist_errors(tmp_path: Path) -> None:
         load_morpho_mnist(folder)
     with pytest.raises(FileNotFoundError):
         load_morpho_mnist(folder, split="train")
+
+
+def test_training_digits_are_a_development_split_of_the_builtin_training_set():
+    from flowevo.domains.digits.data import load_builtin_digits, load_training_digits
+
+    x, labels = load_training_digits(slice(1000, 1010))
+    split = load_builtin_digits()
+    assert x.shape == (10, 28, 28) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert labels.tolist() == split.train_labels[1000:1010].tolist()
+    with pytest.raises(ValueError, match="select no training digit"):
+        load_training_digits(slice(5000, 5010))

@@ -22,7 +22,7 @@ from flowevo.domains.digits.morphometrics import METRICS
 
 __all__ = [
     "DigitSplit", "MorphoMNIST", "images_to_tensor", "load_builtin_digits", "load_digits_npz",
-    "load_morpho_mnist", "read_idx",
+    "load_morpho_mnist", "load_training_digits", "read_idx",
 ]
 
 NUM_BUILTIN_TRAIN = 4000
@@ -243,6 +243,16 @@ def load_morpho_mnist(directory: str | Path, split: str = "t10k") -> MorphoMNIST
         if pert.size and (pert.min() < 0 or pert.max() > 4):
             raise ValueError(f"{pert_path}: perturbation labels must be in 0..4")
     return MorphoMNIST(images.copy(), labels, morpho, pert)
+
+
+def load_training_digits(rows: slice) -> tuple[Tensor, Tensor]:
+    """The built-in training digits ``rows`` (a development split, never the held-out sources):
+    ``(n, 28, 28)`` in [0, 1] and ``(n,)`` labels."""
+    split = load_builtin_digits()
+    images, labels = split.train_images[rows], split.train_labels[rows]
+    if len(images) == 0:
+        raise ValueError(f"rows {rows} select no training digit (there are {len(split.train_images)})")
+    return images_to_tensor(images), torch.as_tensor(labels, dtype=torch.long)
 
 
 def load_source_digits(path: str | Path | None, n: int) -> tuple[Tensor, Tensor]:
