@@ -258,10 +258,9 @@ class DigitCounterfactuals:
                 rows = pop.row.cpu()[idx]
                 margin = target_margin(self.codec, pop.decoded[idx].to(self.device), self.targets.cpu()[rows], 10)
                 prefer[idx] = margin > flow_margin
-                for b in torch.unique(rows[~prefer[idx]]).tolist():  # rows with no edit past the margin
-                    mine = rows == b
-                    if not prefer[idx[mine]].any():
-                        prefer[idx[mine][margin[mine].argmax()]] = True
+                for r in set(rows.tolist()) - set(rows[prefer[idx]].tolist()):  # no edit past the margin
+                    mine = torch.nonzero(rows == r).flatten()
+                    prefer[idx[mine[margin[mine].argmax()]]] = True
         edits = result.kept(tau, objective="p_target", rank_by="shape_distance", prefer=prefer).decoded.cpu()
         sets = [result.pareto_set(b, tau, objective="p_target").decoded.cpu() for b in range(result.rows)]
         return edits, sets
