@@ -26,18 +26,16 @@ n = 100
 rows = slice(first, first + n)
 x, labels = load_training_digits(rows)
 targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
-holder = {}
 
 
-def with_flow_reading(ev):
+def with_flow_reading(ev):  # called when REO builds its evaluator, so `cf` below exists by then
     def g(c):
         with torch.inference_mode():
-            return margin - target_margin(holder["cf"].codec, c.x, c.target.labels, 10)
+            return margin - target_margin(cf.codec, c.x, c.target.labels, 10)
     return LocalEvaluator(list(ev.objectives), list(ev.constraints) + [Constraint(f"flow_margin>={margin:g}", g)])
 
 
 cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15, wrap_evaluator=with_flow_reading)
-holder["cf"] = cf
 t0 = time.perf_counter()
 res = cf.reo(0.5)
 wall = time.perf_counter() - t0
