@@ -4,9 +4,11 @@ The kept rule prefers edits the flow reads as the target by an energy margin (``
 An edit can pass it while being atypical of every class (off the data, where black boxes are fooled): here a
 second check bounds the target energy itself, ``E_t <= q``, with ``q`` the given quantile of the energies of
 training digits of that class under their own class (rows 0-999, never a development source). One REO run per
-(split, seed) under the digits benchmark's protocol (p >= 0.5), cached in /tmp/keep_energy_FIRST_SEED.pt; then
+(split, seed) under the digits benchmark's protocol (p >= 0.5), cached in /tmp/keep_energy_lo_FIRST_SEED.pt; then
 every rule on its archive; a digit with no edit passing keeps the one the flow reads best (the library's
 fallback). Random search's reference: ``random fmNone tau0.9`` of window_front_protocol*.json / tau_split3_*.json.
+The committed keep_energy_{1000,2000,3000_104,3000_105}.json ran before REO saw p_target as log-odds (8fa0304);
+keep_energy_lo_*.json after (this script).
 
 usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_keep_energy.py OUT.json FIRST_ROW SEEDS
 """
@@ -39,15 +41,15 @@ out: dict[str, dict] = {"caps": {str(q): caps[q].tolist() for q in QUANTILES[1:]
 for seed in seeds:
     targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
     cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15)
-    cache = f"/tmp/keep_energy_{first}_{seed}.pt"
+    cache = f"/tmp/keep_energy_lo_{first}_{seed}.pt"  # REO's second objective is log-odds since the eighth pass
     if not os.path.exists(cache):
         res = cf.reo(0.5)
         pop = res.population
-        feasible, p, row = pop.feasible.cpu(), pop.values[:, 1].cpu(), pop.row.cpu()
+        feasible, p, row = pop.feasible.cpu(), torch.sigmoid(pop.values[:, 1].cpu()), pop.row.cpu()
         energies = torch.full((len(pop), 10), torch.inf, dtype=torch.float64)
         idx = torch.nonzero(feasible & (p >= 0.9)).flatten()
         energies[idx] = class_energies(cf.codec, pop.decoded[idx], 10).double()
-        torch.save({"values": pop.values.cpu(), "row": row, "feasible": feasible, "energies": energies,
+        torch.save({"values": torch.stack([pop.values[:, 0].cpu(), p], 1), "row": row, "feasible": feasible, "energies": energies,
                     "decoded": pop.decoded.cpu(), "lib": cf.kept(res, 0.95)[0]}, cache)
     raw = torch.load(cache)
     feasible, p, dist, row, e = raw["feasible"], raw["values"][:, 1], raw["values"][:, 0], raw["row"], raw["energies"]

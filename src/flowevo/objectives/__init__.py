@@ -31,12 +31,14 @@ from flowevo.objectives.evaluator import (
     evaluate_callable,
 )
 from flowevo.objectives.flow_reading import class_energies, target_margin
+from flowevo.objectives.log_odds import LOG_ODDS_EPS, LogOdds, log_odds
 from flowevo.objectives.process_pool import ProcessPoolEvaluator
 
 __all__ = [
     "CachedEvaluator", "Candidates", "ChunkedEvaluator", "CommandObjective", "Constraint", "DaskEvaluator",
-    "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LocalEvaluator", "Objective",
+    "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LOG_ODDS_EPS", "LocalEvaluator",
+    "LogOdds", "Objective",
     "PartialFailure", "ProcessPoolEvaluator", "QueryCounter", "ScoredPoints", "Sense", "assemble", "candidate_keys",
     "check_callables", "class_energies", "evaluate_all", "evaluate_callable", "evaluations_to_rate",
-    "best_within", "is_cheap", "parse_score", "sense_sign", "success_curve", "target_margin",
+    "best_within", "is_cheap", "log_odds", "parse_score", "sense_sign", "success_curve", "target_margin",
 ]

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from flowevo.domains.digits.counterfactuals import REO_POPULATION, DigitCounterfactuals
+from flowevo.domains.digits.counterfactuals import P_TARGET, REO_POPULATION, DigitCounterfactuals
 from flowevo.domains.digits.data import load_source_digits
 from flowevo.domains.digits.models import load_digit_models
-from flowevo.objectives import QueryCounter
+from flowevo.objectives import LogOdds, QueryCounter, log_odds
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_kept_is_the_least_changed_edit_above_each_tau(task):
     for tau in (0.5, 0.9):
         edits, kept = task.kept(res, tau, flow_margin=None)
         for b in range(4):
-            ok = (pop.row == b) & pop.feasible & (pop.values[:, 1] >= tau)
+            ok = (pop.row == b) & pop.feasible & (pop.values[:, 1] >= LogOdds.threshold(tau))
             assert 1 <= len(kept[b]) <= int(ok.sum()) or not ok.any()
             if ok.any():
                 i = torch.nonzero(ok).flatten()[torch.argmin(pop.values[ok, 0])]
@@ -63,6 +63,12 @@ def test_prescreened_reo_spends_the_same_evaluations_and_screens_with_the_exact_
     assert counted.evaluator(0.9).objectives[0].cheap  # the shape distance needs no black-box call
     res = counted.reo(0.9, population=4, prescreen=4)
     assert counters[-1].spent.tolist() == [12] * 4 and res.evaluations_per_row.tolist() == [12] * 4
+    # REO ranks the target probability as its log-odds; the counter inside still records the probability
+    assert res.objective_names == ["shape_distance", P_TARGET]
+    recorded = counters[-1].scored().values
+    assert ((recorded[:, 1] >= 0) & (recorded[:, 1] <= 1)).all()
+    seen = log_odds(recorded[:, 1])  # every member of REO's population is a scored candidate, seen as log-odds
+    assert ((res.population.values[:, 1].double()[:, None] - seen[None]).abs().min(1).values < 1e-6).all()
     assert res.info["variation"]["screened"] == 4 * res.info["variation"]["sent"] == 4 * 4 * 4 * 2
     plain = counted.reo(0.9, population=4, prescreen=1)
     assert "variation" not in plain.info and not torch.equal(plain.population.residuals, res.population.residuals)
@@ -77,7 +83,7 @@ def test_kept_prefers_edits_the_flow_reads_as_the_target_and_else_the_one_it_rea
 
     res = task.reo(0.5, population=6)
     pop = res.population
-    ok = pop.feasible & (pop.values[:, 1] >= 0.5)
+    ok = pop.feasible & (pop.values[:, 1] >= 0.0)  # p_target >= 0.5, as log-odds
     margin = target_margin(task.codec, pop.decoded, task.targets[pop.row], 10)
     fell = 0
     for m in (-1e9, 0.0, 2.0, 1e9):

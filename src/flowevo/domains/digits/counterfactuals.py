@@ -5,8 +5,9 @@ digit, the shipped or user models) and runs each method on it, returning an
 :class:`~flowevo.evolve.EditResult`:
 
 - :meth:`~DigitCounterfactuals.reo`: REO with two objectives (:func:`shape_distance` to the
-  source's VAE reconstruction, min; the black box's target probability, max) under the confidence
-  constraint: 8 residuals per digit; generation 0 ranked without a black-box call from a pool of
+  source's VAE reconstruction, min; the black box's target probability, max, which REO ranks as its
+  log-odds: :class:`~flowevo.objectives.LogOdds`) under the confidence constraint: 4 residuals per
+  digit; generation 0 ranked without a black-box call from a pool of
   candidates (the swap edit, a ladder toward the target anchor, i.e. the source inverted under the
   *target* class, and lift/land edits at several depths): those the flow itself reads as the target
   first, least-changed first; offspring pre-screened by a surrogate (several decoded per one
@@ -60,10 +61,10 @@ from flowevo.evolve import (
     slerp_ladder,
 )
 from flowevo.flow import Condition, FixedGrid
-from flowevo.objectives import Evaluator, LocalEvaluator, target_margin
+from flowevo.objectives import Evaluator, LocalEvaluator, LogOdds, target_margin
 
-__all__ = ["CROSS_RATE", "DigitCounterfactuals", "FLOW_MARGIN", "KEPT_MARGIN", "REO_POPULATION", "REO_PRESCREEN",
-           "SEARCH_METHODS", "STEPS"]
+__all__ = ["CROSS_RATE", "DigitCounterfactuals", "FLOW_MARGIN", "KEPT_MARGIN", "P_TARGET", "REO_POPULATION",
+           "REO_PRESCREEN", "SEARCH_METHODS", "STEPS"]
 
 STEPS = 5  # rk4 steps of every method's codec (round-trip relative latent error ~6e-4 on the test digits)
 CROSS_RATE = 0.1  # share of children cross-pollinated (issue 15, fifth pass: 0.3 before)
@@ -77,6 +78,7 @@ REO_POPULATION = 4
 REO_PRESCREEN = 8
 FLOW_MARGIN: float | None = 4.0
 KEPT_MARGIN: float | None = 6.0
+P_TARGET = "p_target_log_odds"  # REO's second objective: the black box's target probability seen as its log-odds
 SEARCH_METHODS = {"cma": cma_search, "random": random_search, "nsga2": nsga2_search, "bo": bo_search}
 
 
@@ -156,7 +158,10 @@ class DigitCounterfactuals:
             transfer: float = 0.0, survival: Survival | None = None, screen: dict | None = None,
             show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
-        box labels as the target with probability >= ``tau``, with the task's budget per digit
+        box labels as the target with probability >= ``tau``, with the task's budget per digit. REO sees the
+        probability as its log-odds (:class:`~flowevo.objectives.LogOdds`: it saturates near 1, where the kept
+        edits lie), so the result's second objective is ``p_target_log_odds`` (:data:`P_TARGET`; the
+        evaluator, and a ``wrap_evaluator`` counter, still record the probability)
         (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). Generation 0: by default
         :meth:`ranked_seeds` (``population`` of them, best first; the own residual only if ranked among them);
         given ``extra_seeds (N, P, *S)``, the own residual then those. ``prescreen > 1``: offspring through
@@ -175,7 +180,8 @@ class DigitCounterfactuals:
                                   **(screen or {}))
         generations = self.budget // population - 1 if generations is None else generations
         ranked = extra_seeds is None
-        evolver = Evolver(self.codec, self.task, self.evaluator(tau), population_size=population, variation=variation,
+        evaluator = LogOdds(self.evaluator(tau), "p_target")  # the wrapped evaluator still records p_target
+        evolver = Evolver(self.codec, self.task, evaluator, population_size=population, variation=variation,
                           survival=survival, termination=[MaxGenerations(generations)],
                           seed=self.seed if seed is None else seed,
                           extra_seeds=self.ranked_seeds(population) if ranked else extra_seeds, include_source=not ranked)
@@ -242,16 +248,18 @@ class DigitCounterfactuals:
         }
 
     def kept(self, result: EditResult, tau: float, flow_margin: float | None = KEPT_MARGIN) -> tuple[Tensor, list[Tensor]]:
-        """An REO result's edits at confidence ``tau``: per digit the least-changed edit with target probability
-        >= ``tau`` ``(N, 28, 28)``, and each digit's Pareto set among those, ``(K_b, 28, 28)`` per digit.
+        """A result's edits at confidence ``tau`` (REO's or a baseline's): per digit the least-changed edit with target
+        probability >= ``tau`` ``(N, 28, 28)``, and each digit's Pareto set among those, ``(K_b, 28, 28)`` per digit.
         ``flow_margin``: prefer edits the flow also reads as the target by more than that energy margin
         (:func:`~flowevo.objectives.target_margin`; the flow only, no black-box call); a digit with none keeps
         the one the flow reads best (its largest margin: the least ambiguous, not the least changed).
         None: the black box alone decides."""
-        prefer = None
+        # REO's second objective is p_target seen as its log-odds (P_TARGET); the baselines' is p_target
+        name = P_TARGET if P_TARGET in result.objective_names else "p_target"
+        prefer, level = None, LogOdds.threshold(tau) if name == P_TARGET else tau
         if flow_margin is not None:
             pop = result.population
-            ok = pop.feasible.cpu() & (pop.values[:, 1].cpu() >= tau)
+            ok = pop.feasible.cpu() & (pop.values[:, 1].cpu() >= level)
             prefer = torch.zeros(len(pop), dtype=torch.bool)
             idx = torch.nonzero(ok).flatten()
             if len(idx):
@@ -261,6 +269,6 @@ class DigitCounterfactuals:
                 for r in set(rows.tolist()) - set(rows[prefer[idx]].tolist()):  # no edit past the margin
                     mine = torch.nonzero(rows == r).flatten()
                     prefer[idx[mine[margin[mine].argmax()]]] = True
-        edits = result.kept(tau, objective="p_target", rank_by="shape_distance", prefer=prefer).decoded.cpu()
-        sets = [result.pareto_set(b, tau, objective="p_target").decoded.cpu() for b in range(result.rows)]
+        edits = result.kept(level, objective=name, rank_by="shape_distance", prefer=prefer).decoded.cpu()
+        sets = [result.pareto_set(b, level, objective=name).decoded.cpu() for b in range(result.rows)]
         return edits, sets
