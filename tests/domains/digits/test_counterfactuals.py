@@ -25,7 +25,7 @@ def test_kept_is_the_least_changed_edit_above_each_tau(task):
     for tau in (0.5, 0.9):
         edits, kept = task.kept(res, tau, flow_margin=None)
         for b in range(4):
-            ok = (pop.row == b) & pop.feasible & (pop.values[:, 1] >= LogOdds.threshold(tau))
+            ok = (pop.row == b) & pop.feasible & (pop.values[:, 1] >= tau)
             assert 1 <= len(kept[b]) <= int(ok.sum()) or not ok.any()
             if ok.any():
                 i = torch.nonzero(ok).flatten()[torch.argmin(pop.values[ok, 0])]
@@ -63,12 +63,6 @@ def test_prescreened_reo_spends_the_same_evaluations_and_screens_with_the_exact_
     assert counted.evaluator(0.9).objectives[0].cheap  # the shape distance needs no black-box call
     res = counted.reo(0.9, population=4, prescreen=4)
     assert counters[-1].spent.tolist() == [12] * 4 and res.evaluations_per_row.tolist() == [12] * 4
-    # REO ranks the target probability as its log-odds; the counter inside still records the probability
-    assert res.objective_names == ["shape_distance", P_TARGET]
-    recorded = counters[-1].scored().values
-    assert ((recorded[:, 1] >= 0) & (recorded[:, 1] <= 1)).all()
-    seen = log_odds(recorded[:, 1])  # every member of REO's population is a scored candidate, seen as log-odds
-    assert ((res.population.values[:, 1].double()[:, None] - seen[None]).abs().min(1).values < 1e-6).all()
     assert res.info["variation"]["screened"] == 4 * res.info["variation"]["sent"] == 4 * 4 * 4 * 2
     plain = counted.reo(0.9, population=4, prescreen=1)
     assert "variation" not in plain.info and not torch.equal(plain.population.residuals, res.population.residuals)
@@ -83,7 +77,7 @@ def test_kept_prefers_edits_the_flow_reads_as_the_target_and_else_the_one_it_rea
 
     res = task.reo(0.5, population=6)
     pop = res.population
-    ok = pop.feasible & (pop.values[:, 1] >= 0.0)  # p_target >= 0.5, as log-odds
+    ok = pop.feasible & (pop.values[:, 1] >= 0.5)
     margin = target_margin(task.codec, pop.decoded, task.targets[pop.row], 10)
     fell = 0
     for m in (-1e9, 0.0, 2.0, 1e9):
@@ -136,3 +130,25 @@ def test_transfer_moves_children_by_other_digits_successful_moves(task):
     moved = same.reo(0.5, population=4, prescreen=1, cross_rate=0.0, transfer=1.0)
     assert moved.evaluations_per_row.tolist() == plain.evaluations_per_row.tolist() == [16] * 4
     assert not (plain.population.origin == CROSS).any() and (moved.population.origin == CROSS).any()  # transfers
+
+
+def test_reo_can_rank_the_target_probability_as_log_odds_and_the_counter_still_records_p(task):
+    counters = []
+    counted = DigitCounterfactuals(task.models, task.x, task.labels, task.targets, population=4, generations=2,
+                                   wrap_evaluator=lambda ev: counters.append(QueryCounter(ev, 4, {})) or counters[-1])
+    res = counted.reo(0.5, population=4, confidence="log_odds")
+    assert res.objective_names == ["shape_distance", P_TARGET] and counters[-1].spent.tolist() == [12] * 4
+    recorded = counters[-1].scored().values
+    assert ((recorded[:, 1] >= 0) & (recorded[:, 1] <= 1)).all()
+    seen = log_odds(recorded[:, 1])  # every member of REO's population is a scored candidate, seen as log-odds
+    assert ((res.population.values[:, 1].double()[:, None] - seen[None]).abs().min(1).values < 1e-6).all()
+    pop = res.population
+    edits, _ = counted.kept(res, 0.9, flow_margin=None)  # the kept rule reads the log-odds scale
+    for b in range(4):
+        ok = (pop.row == b) & pop.feasible & (pop.values[:, 1] >= LogOdds.threshold(0.9))
+        if ok.any():
+            i = torch.nonzero(ok).flatten()[torch.argmin(pop.values[ok, 0])]
+            assert torch.equal(edits[b], pop.decoded[i])
+    assert counted.reo(0.5, population=4).objective_names == ["shape_distance", "p_target"]  # the default
+    with pytest.raises(ValueError, match="confidence must be"):
+        counted.reo(0.5, confidence="logit")

@@ -5,13 +5,13 @@ digit, the shipped or user models) and runs each method on it, returning an
 :class:`~flowevo.evolve.EditResult`:
 
 - :meth:`~DigitCounterfactuals.reo`: REO with two objectives (:func:`shape_distance` to the
-  source's VAE reconstruction, min; the black box's target probability, max, which REO ranks as its
-  log-odds: :class:`~flowevo.objectives.LogOdds`) under the confidence constraint: 4 residuals per
-  digit; generation 0 ranked without a black-box call from a pool of
-  candidates (the swap edit, a ladder toward the target anchor, i.e. the source inverted under the
-  *target* class, and lift/land edits at several depths): those the flow itself reads as the target
-  first, least-changed first; offspring pre-screened by a surrogate (several decoded per one
-  scored); cross-pollination donors from digits with the same target.
+  source's VAE reconstruction, min; the black box's target probability, max, or its log-odds with
+  ``confidence="log_odds"``) under the confidence constraint: 4 residuals per digit; generation 0
+  ranked without a black-box call from a pool of candidates (the swap edit, a ladder toward the
+  target anchor, i.e. the source inverted under the *target* class, and lift/land edits at several
+  depths): those the flow itself reads as the target first, least-changed first; offspring
+  pre-screened by a surrogate (several decoded per one scored); cross-pollination donors from digits
+  with the same target.
   The edit kept at confidence tau (:meth:`~DigitCounterfactuals.kept`) is the least-changed one with
   target probability >= tau among those the flow itself reads as the target (or, where none is, the one
   the flow reads best).
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +79,7 @@ REO_POPULATION = 4
 REO_PRESCREEN = 8
 FLOW_MARGIN: float | None = 4.0
 KEPT_MARGIN: float | None = 6.0
-P_TARGET = "p_target_log_odds"  # REO's second objective: the black box's target probability seen as its log-odds
+P_TARGET = "p_target_log_odds"  # REO's second objective with confidence="log_odds"
 SEARCH_METHODS = {"cma": cma_search, "random": random_search, "nsga2": nsga2_search, "bo": bo_search}
 
 
@@ -156,12 +157,15 @@ class DigitCounterfactuals:
             same_target_donors: bool = True, population: int = REO_POPULATION, generations: int | None = None,
             extra_seeds: Tensor | None = None, prescreen: int = REO_PRESCREEN, pool: bool = False,
             transfer: float = 0.0, survival: Survival | None = None, screen: dict | None = None,
-            show_progress: bool = False) -> EditResult:
+            confidence: Literal["probability", "log_odds"] = "probability", show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
-        box labels as the target with probability >= ``tau``, with the task's budget per digit. REO sees the
-        probability as its log-odds (:class:`~flowevo.objectives.LogOdds`: it saturates near 1, where the kept
-        edits lie), so the result's second objective is ``p_target_log_odds`` (:data:`P_TARGET`; the
-        evaluator, and a ``wrap_evaluator`` counter, still record the probability)
+        box labels as the target with probability >= ``tau``, with the task's budget per digit.
+        ``confidence="log_odds"``: REO ranks the probability as its log-odds (:class:`~flowevo.objectives.LogOdds`;
+        p saturates near 1, where the kept edits lie) and the result's second objective is ``p_target_log_odds``
+        (:data:`P_TARGET`; the evaluator, and a ``wrap_evaluator`` counter, still record the probability). On the
+        development splits its kept edits were confirmed more often by the independent classifier at the same
+        morphology, but its front covers less hypervolume in (shape distance, p) after 256 evaluations
+        (docs/benchmarks.md, issue 15's eighth pass), so the default is ``"probability"``
         (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). Generation 0: by default
         :meth:`ranked_seeds` (``population`` of them, best first; the own residual only if ranked among them);
         given ``extra_seeds (N, P, *S)``, the own residual then those. ``prescreen > 1``: offspring through
@@ -180,7 +184,11 @@ class DigitCounterfactuals:
                                   **(screen or {}))
         generations = self.budget // population - 1 if generations is None else generations
         ranked = extra_seeds is None
-        evaluator = LogOdds(self.evaluator(tau), "p_target")  # the wrapped evaluator still records p_target
+        if confidence not in ("probability", "log_odds"):
+            raise ValueError(f"confidence must be 'probability' or 'log_odds', got {confidence!r}")
+        evaluator = self.evaluator(tau)
+        if confidence == "log_odds":
+            evaluator = LogOdds(evaluator, "p_target")  # the wrapped evaluator still records p_target
         evolver = Evolver(self.codec, self.task, evaluator, population_size=population, variation=variation,
                           survival=survival, termination=[MaxGenerations(generations)],
                           seed=self.seed if seed is None else seed,
@@ -254,7 +262,7 @@ class DigitCounterfactuals:
         (:func:`~flowevo.objectives.target_margin`; the flow only, no black-box call); a digit with none keeps
         the one the flow reads best (its largest margin: the least ambiguous, not the least changed).
         None: the black box alone decides."""
-        # REO's second objective is p_target seen as its log-odds (P_TARGET); the baselines' is p_target
+        # p_target, or its log-odds (P_TARGET) where REO ran with confidence="log_odds"
         name = P_TARGET if P_TARGET in result.objective_names else "p_target"
         prefer, level = None, LogOdds.threshold(tau) if name == P_TARGET else tau
         if flow_margin is not None:
