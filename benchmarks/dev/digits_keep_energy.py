@@ -7,10 +7,11 @@ training digits of that class under their own class (rows 0-999, never a develop
 (split, seed) under the digits benchmark's protocol (p >= 0.5), cached in /tmp/keep_energy_lo_FIRST_SEED.pt; then
 every rule on its archive; a digit with no edit passing keeps the one the flow reads best (the library's
 fallback). Random search's reference: ``random fmNone tau0.9`` of window_front_protocol*.json / tau_split3_*.json.
-The committed keep_energy_{1000,2000,3000_104,3000_105}.json ran before REO saw p_target as log-odds (8fa0304);
-keep_energy_lo_*.json after (this script).
+keep_energy_{1000,2000,3000_104,3000_105}.json: REO on p_target (run at 8fa0304, before the option existed);
+keep_energy_lo_*.json: REO on its log-odds (``DigitCounterfactuals.reo(confidence="log_odds")``).
 
-usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_keep_energy.py OUT.json FIRST_ROW SEEDS
+usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_keep_energy.py OUT.json FIRST_ROW SEEDS [CONFIDENCE]
+CONFIDENCE: probability (REO's default; keep_energy_*.json) or log_odds (keep_energy_lo_*.json).
 """
 import json
 import os
@@ -26,6 +27,7 @@ from flowevo.objectives import class_energies  # noqa: E402
 
 out_path, first = sys.argv[1], int(sys.argv[2])
 seeds = [int(v) for v in sys.argv[3].split(",")]
+confidence = sys.argv[4] if len(sys.argv) > 4 else "probability"
 models = load_digit_models()
 n = 100
 x, labels = load_training_digits(slice(first, first + n))
@@ -41,11 +43,12 @@ out: dict[str, dict] = {"caps": {str(q): caps[q].tolist() for q in QUANTILES[1:]
 for seed in seeds:
     targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
     cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15)
-    cache = f"/tmp/keep_energy_lo_{first}_{seed}.pt"  # REO's second objective is log-odds since the eighth pass
+    cache = f"/tmp/keep_energy_{'lo_' if confidence == 'log_odds' else ''}{first}_{seed}.pt"
     if not os.path.exists(cache):
-        res = cf.reo(0.5)
+        res = cf.reo(0.5, confidence=confidence)
         pop = res.population
-        feasible, p, row = pop.feasible.cpu(), torch.sigmoid(pop.values[:, 1].cpu()), pop.row.cpu()
+        p = pop.values[:, 1].cpu()
+        feasible, p, row = pop.feasible.cpu(), torch.sigmoid(p) if confidence == "log_odds" else p, pop.row.cpu()
         energies = torch.full((len(pop), 10), torch.inf, dtype=torch.float64)
         idx = torch.nonzero(feasible & (p >= 0.9)).flatten()
         energies[idx] = class_energies(cf.codec, pop.decoded[idx], 10).double()

@@ -6,7 +6,8 @@ random search, its reference, searches under the task's 0.9. Here REO searches u
 best where none passes). Random search's reference on the same splits and seeds is in
 ``window_front_protocol*.json`` and ``tau_split3_*.json`` (``random fmNone tau0.9``).
 
-usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_search_tau.py OUT.json FIRST_ROW SEEDS [SEARCH_TAUS=0.5,0.9,0.95]
+usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_search_tau.py OUT.json FIRST_ROW SEEDS
+    [SEARCH_TAUS=0.5,0.9,0.95]
 """
 import json
 import sys
@@ -38,6 +39,6 @@ for seed in seeds:
             s = cf.score(cf.kept(res, tau)[0])
             out.setdefault(f"search{st} kept{tau}", {})[str(seed)] = {
                 k: s[k] for k in ("acc_independent", "morph_mean", "shape_distance", "mean_p_target")}
-        print(seed, st, round(time.perf_counter() - t0), {k: v[str(seed)] for k, v in out.items() if k.startswith(f"search{st} ")},
-              flush=True)
+        mine = {k: v[str(seed)] for k, v in out.items() if k.startswith(f"search{st} ")}
+        print(seed, st, round(time.perf_counter() - t0), mine, flush=True)
         json.dump(out, open(out_path, "w"), indent=1)
