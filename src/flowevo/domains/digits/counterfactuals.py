@@ -159,13 +159,7 @@ class DigitCounterfactuals:
             transfer: float = 0.0, survival: Survival | None = None, screen: dict | None = None,
             confidence: Literal["probability", "log_odds"] = "probability", show_progress: bool = False) -> EditResult:
         """One REO run: per digit a Pareto set of (shape distance, target probability) among edits the black
-        box labels as the target with probability >= ``tau``, with the task's budget per digit.
-        ``confidence="log_odds"``: REO ranks the probability as its log-odds (:class:`~flowevo.objectives.LogOdds`;
-        p saturates near 1, where the kept edits lie) and the result's second objective is ``p_target_log_odds``
-        (:data:`P_TARGET`; the evaluator, and a ``wrap_evaluator`` counter, still record the probability). On the
-        development splits its kept edits were confirmed more often by the independent classifier at the same
-        morphology, but its front covers less hypervolume in (shape distance, p) after 256 evaluations
-        (docs/benchmarks.md, issue 15's eighth pass), so the default is ``"probability"``
+        box labels as the target with probability >= ``tau``, with the task's budget per digit
         (:attr:`budget`: ``generations`` defaults to ``budget // population - 1``). Generation 0: by default
         :meth:`ranked_seeds` (``population`` of them, best first; the own residual only if ranked among them);
         given ``extra_seeds (N, P, *S)``, the own residual then those. ``prescreen > 1``: offspring through
@@ -175,7 +169,13 @@ class DigitCounterfactuals:
         candidate alone, and digits with one target share the decoder). ``survival``: the Evolver's (default
         :class:`~flowevo.evolve.HypervolumeContribution`; :class:`~flowevo.evolve.RankAndCrowding` was the
         default before issue 15's fifth pass). ``screen``: further keyword arguments of
-        :class:`~flowevo.evolve.PreScreen` (e.g. ``capacity``, the surrogate's window, or ``surrogate``)."""
+        :class:`~flowevo.evolve.PreScreen` (e.g. ``capacity``, the surrogate's window, or ``surrogate``).
+        ``confidence="log_odds"``: REO ranks the probability as its log-odds (:class:`~flowevo.objectives.LogOdds`;
+        p saturates near 1, where the kept edits lie) and the result's second objective is ``p_target_log_odds``
+        (:data:`P_TARGET`; the evaluator, and a ``wrap_evaluator`` counter, still record the probability). On the
+        development splits its kept edits were confirmed more often by the independent classifier at the same
+        morphology, but its front covers less hypervolume in (shape distance, p) from 128 evaluations on
+        (docs/benchmarks.md, issue 15's eighth pass), so the default is ``"probability"``."""
         variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
         if transfer > 0:
             variation = Transfer(variation, rate=transfer)
