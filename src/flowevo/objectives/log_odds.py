@@ -9,7 +9,7 @@ and records ``p``, constraints are untouched, and nothing is called twice.
 Measured (issue 15, eighth pass; ``docs/benchmarks.md``): REO on the digits task with its second objective
 seen as log-odds (``DigitCounterfactuals.reo(confidence="log_odds")``) kept edits the independent classifier
 confirmed more often at the same morphology change on development splits, and reached 90% of the benchmark's
-sources sooner, but its front covered less hypervolume measured in p after 256 evaluations: an option, not
+sources sooner, but its front covered less hypervolume measured in p from 128 evaluations on: an option, not
 the default.
 """
 
