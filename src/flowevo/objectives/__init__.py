@@ -36,9 +36,9 @@ from flowevo.objectives.process_pool import ProcessPoolEvaluator
 
 __all__ = [
     "CachedEvaluator", "Candidates", "ChunkedEvaluator", "CommandObjective", "Constraint", "DaskEvaluator",
-    "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LOG_ODDS_EPS", "LocalEvaluator",
-    "LogOdds", "Objective",
-    "PartialFailure", "ProcessPoolEvaluator", "QueryCounter", "ScoredPoints", "Sense", "assemble", "candidate_keys",
-    "check_callables", "class_energies", "evaluate_all", "evaluate_callable", "evaluations_to_rate",
-    "best_within", "is_cheap", "log_odds", "parse_score", "sense_sign", "success_curve", "target_margin",
+    "Evaluation", "EvaluationCache", "Evaluator", "Failure", "FunctionObjective", "Goal", "LOG_ODDS_EPS",
+    "LocalEvaluator", "LogOdds", "Objective", "PartialFailure", "ProcessPoolEvaluator", "QueryCounter",
+    "ScoredPoints", "Sense", "assemble", "candidate_keys", "check_callables", "class_energies", "evaluate_all",
+    "evaluate_callable", "evaluations_to_rate", "best_within", "is_cheap", "log_odds", "parse_score", "sense_sign",
+    "success_curve", "target_margin",
 ]

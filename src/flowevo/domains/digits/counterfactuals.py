@@ -176,6 +176,8 @@ class DigitCounterfactuals:
         development splits its kept edits were confirmed more often by the independent classifier at the same
         morphology, but its front covers less hypervolume in (shape distance, p) from 128 evaluations on
         (docs/benchmarks.md, issue 15's eighth pass), so the default is ``"probability"``."""
+        if confidence not in ("probability", "log_odds"):
+            raise ValueError(f"confidence must be 'probability' or 'log_odds', got {confidence!r}")
         variation = Variation(cross_rate=cross_rate, donor_groups=self.targets if same_target_donors else None)
         if transfer > 0:
             variation = Transfer(variation, rate=transfer)
@@ -184,8 +186,6 @@ class DigitCounterfactuals:
                                   **(screen or {}))
         generations = self.budget // population - 1 if generations is None else generations
         ranked = extra_seeds is None
-        if confidence not in ("probability", "log_odds"):
-            raise ValueError(f"confidence must be 'probability' or 'log_odds', got {confidence!r}")
         evaluator = self.evaluator(tau)
         if confidence == "log_odds":
             evaluator = LogOdds(evaluator, "p_target")  # the wrapped evaluator still records p_target
