@@ -207,6 +207,48 @@ def test_target_feedback_follows_the_measured_rate(task):
     assert [fixed._update_target(rate(r)).item() for r in (0.5, 0.04)] == pytest.approx([0.01, 0.01])
 
 
+def test_annealed_targets_start_loose_and_reach_the_bound(task):
+    model, ev = task
+    rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731
+    cfo = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]),
+                                   config(rounds=6, max_violation=0.02, target_feedback=1.0, target_floor=0.1,
+                                          anneal_from=0.32, anneal_rounds=4))
+    # geometric from 0.32 to 0.02 over 4 rounds (x 1/2 per round), then held
+    assert [cfo.allowed_violation(k) for k in range(7)] == pytest.approx([0.32, 0.16, 0.08, 0.04, 0.02, 0.02, 0.02])
+    assert cfo._update_target(rate(0.5), k=0).item() == pytest.approx(0.32)          # round 0: the loose bound
+    # the flow fitted for 0.32 violated 0.32: on target, so round 1 aims at its own bound, 0.16
+    assert cfo._update_target(rate(0.32), k=1).item() == pytest.approx(0.16)
+    # fitted for 0.16, violated 0.64 (4x): the share drops to a quarter, carried to round 2's bound 0.08
+    assert cfo._update_target(rate(0.64), k=2).item() == pytest.approx(0.02)
+    assert cfo._update_target(rate(0.08), k=3).item() == pytest.approx(0.01)         # 1x: the share holds
+    assert cfo._update_target(rate(0.04), k=4).item() == pytest.approx(0.005)
+    assert cfo._update_target(rate(0.0), k=5).item() == pytest.approx(0.02)          # never above the bound
+    plain = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(max_violation=0.02))
+    assert [plain.allowed_violation(k) for k in (0, 3)] == [0.02, 0.02]
+    for bad in (dict(anneal_from=0.01), dict(anneal_from=0.3, anneal_rounds=9), dict(anneal_from=0.3, dual="ascent"),
+                dict(anneal_from=0.3, fixed_multiplier=1.0)):
+        with pytest.raises(ValueError, match="anneal_from"):
+            config(max_violation=0.02, **bad)
+
+
+def test_annealed_run_starts_with_a_smaller_multiplier_and_resumes_identically(task, tmp_path):
+    model, ev = task
+    plain = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(kl_samples=0)).run()
+    cfg = config(kl_samples=0, anneal_from=0.25, anneal_rounds=2)
+    full = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg, out_dir=tmp_path / "a").run()
+    assert full.records[0].targets["halfplane"] == pytest.approx(0.25)
+    assert full.records[0].multipliers["halfplane"] < plain.records[0].multipliers["halfplane"]
+    assert full.records[2].targets["halfplane"] <= 0.02 + 1e-12
+    other = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), replace(cfg, anneal_rounds=1))
+    with pytest.raises(ValueError, match="another config"):
+        other.resume(tmp_path / "a" / "round_002.pt")
+    resumed = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg, out_dir=tmp_path / "c")
+    start = resumed.resume(tmp_path / "a" / "round_002.pt")
+    rest = resumed.run(start=start)
+    assert [r.reward_mean for r in rest.records] == [r.reward_mean for r in full.records]
+    assert [r.targets for r in rest.records] == [r.targets for r in full.records]
+
+
 def test_half_target_feedback_moves_by_the_square_root(task):
     model, ev = task
     rate = lambda r: torch.tensor([r], dtype=torch.float64)  # noqa: E731

@@ -142,6 +142,7 @@ def test_failing_reward_marks_samples_infeasible_and_the_run_goes_on(model_dir, 
     ({"reward": None}, "cfo.reward: required"),
     ({"condition": {"class": 9}}, "cfo.condition: unknown class id"),
     ({"constraints": [{"use": f"{HERE}:free_axis", "upper": 1.0}]}, "distinct names"),
+    ({"anneal_from": 0.3, "anneal_rounds": 5}, "anneal_rounds <= rounds"),
 ])
 def test_bad_configuration_is_one_config_error(model_dir, tmp_path, over, match):
     cfg = _config(model_dir, tmp_path / "bad")
@@ -161,3 +162,11 @@ def test_a_model_no_domain_reads_is_an_error(tmp_path):
     cfg = _config(tmp_path / "missing", tmp_path / "run")
     with pytest.raises(FileNotFoundError, match="missing: no such model folder"):
         run_cfo(cfg, show_progress=False)
+
+
+def test_the_annealed_schedule_reaches_the_optimiser_from_the_config(model_dir):
+    from flowevo.workflows.cfo import cfo_config
+
+    cfg = cfo_config(_config(model_dir, Path("unused"), anneal_from=0.2, anneal_rounds=2))
+    assert (cfg.anneal_from, cfg.anneal_rounds) == (0.2, 2)
+    assert cfo_config(_config(model_dir, Path("unused"))).anneal_from is None

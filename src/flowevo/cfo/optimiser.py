@@ -117,6 +117,11 @@ class CFOConfig:
         neighbours: ``k > 1``: the penalty and the violation the exact dual constrains are each sample's mean over
             its ``k`` nearest samples in flow space (the fitted flow spreads mass around its training samples, so a
             sample among violators predicts violations); 0 or 1: per sample.
+        anneal_from: continuation (exact dual only): the allowed violation rate per constraint at round 0, tightened
+            geometrically to ``max_violation`` at round ``anneal_rounds`` and held there; the exact dual's targets are
+            shares of each round's allowed rate. The first rounds then move toward reward where a loose penalty
+            allows it instead of toward feasibility wherever it is cheapest. None: ``max_violation`` from round 0.
+        anneal_rounds: the round from which the allowed rate is ``max_violation`` (``1 <= anneal_rounds <= rounds``).
         seed: seeds sampling, fine-tuning and the KL estimate (same seed, same result).
     """
 
@@ -146,6 +151,8 @@ class CFOConfig:
     diversity: float = 0.0
     max_key_share: float = 1.0
     neighbours: int = 0
+    anneal_from: float | None = None
+    anneal_rounds: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -169,6 +176,12 @@ class CFOConfig:
             raise ValueError("need 0 < target_floor <= 1, target_feedback >= 0 and target_tolerance >= 0")
         if not 0 < self.max_key_share <= 1:
             raise ValueError(f"max_key_share must be in (0, 1], got {self.max_key_share}")
+        if self.anneal_from is not None:
+            if self.dual != "exact" or self.fixed_multiplier is not None:
+                raise ValueError("anneal_from needs the adaptive exact dual (dual='exact', no fixed_multiplier)")
+            if not self.max_violation < self.anneal_from < 1 or not 1 <= self.anneal_rounds <= max(self.rounds, 1):
+                raise ValueError(f"need max_violation < anneal_from < 1 and 1 <= anneal_rounds <= rounds, got "
+                                 f"anneal_from={self.anneal_from}, anneal_rounds={self.anneal_rounds}")
         if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
             raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
 
@@ -334,15 +347,26 @@ class ConstrainedFlowOptimiser:
         soft = torch.sigmoid((g - self.bounds) / self.g_scale)
         return torch.where(torch.isfinite(g), soft, torch.ones_like(soft))
 
-    def _update_target(self, rate: Tensor, n: int | None = None) -> Tensor:
-        """The exact dual's target per constraint ``(C,)``: ``target_share * max_violation`` at first, then
-        ``target * (max_violation / rate) ** feedback`` after each measured rate (clipped to
-        ``[target_floor, 1] * max_violation``): where the fitted flow violated more than its weights did, the
-        next round's weights aim lower. With ``target_tolerance`` ``z > 0`` the rate is first lowered by ``z``
-        binomial standard errors of the bound over ``n`` samples (``n``: required then)."""
+    def allowed_violation(self, k: int) -> float:
+        """The allowed violation rate per constraint at round ``k``: ``max_violation``, or with ``anneal_from`` the
+        geometric path ``max_violation * (anneal_from / max_violation) ** (1 - k / anneal_rounds)`` until round
+        ``anneal_rounds``."""
         cfg, b = self.config, self.config.max_violation
+        if cfg.anneal_from is None or k >= cfg.anneal_rounds:
+            return b
+        return b * (cfg.anneal_from / b) ** (1 - max(k, 0) / cfg.anneal_rounds)
+
+    def _update_target(self, rate: Tensor, n: int | None = None, k: int = 0) -> Tensor:
+        """The exact dual's target per constraint ``(C,)`` at round ``k``: ``target_share * b_k`` at first (``b_k``:
+        :meth:`allowed_violation`), then ``target * (b / rate) ** feedback`` after each measured rate (``b`` the rate
+        the measured flow was fitted for; clipped to ``[target_floor, 1] * b``) and carried to ``b_k`` as a share:
+        where the fitted flow violated more than its weights did, the next round's weights aim lower. With
+        ``target_tolerance`` ``z > 0`` the rate is first lowered by ``z`` binomial standard errors of ``b`` over ``n``
+        samples (``n``: required then)."""
+        cfg = self.config
+        b, now = self.allowed_violation(k - 1), self.allowed_violation(k)
         if self.target is None:
-            self.target = torch.full_like(rate, b * cfg.target_share)
+            self.target = torch.full_like(rate, now * cfg.target_share)
         elif cfg.target_feedback > 0 and b > 0:
             if cfg.target_tolerance > 0:
                 if not n or n < 1:
@@ -350,6 +374,10 @@ class ConstrainedFlowOptimiser:
                 rate = (rate - cfg.target_tolerance * math.sqrt(b * (1 - b) / n)).clamp_min(0.0)
             ratio = (b / rate.clamp_min(b * cfg.target_floor)) ** cfg.target_feedback
             self.target = (self.target * ratio).clamp(b * cfg.target_floor, b)
+            if now != b:
+                self.target = self.target * (now / b)
+        elif now != b:
+            self.target = self.target * (now / b)
         return self.target.clone()
 
     def _seed(self, k: int, offset: int) -> int:
@@ -460,7 +488,7 @@ class ConstrainedFlowOptimiser:
                 offset = diversity_offset(keys, cfg.diversity) if cfg.diversity > 0 else None
                 cap = GroupCap(groups, cfg.max_key_share) if cfg.max_key_share < 1 else None
             if cfg.fixed_multiplier is None and cfg.dual == "exact" and len(self.names):
-                target = self._update_target(rate, own_v.shape[0])
+                target = self._update_target(rate, own_v.shape[0], k)
                 w, mu, temp = constrained_weights(reward / self.reward_scale, pen, viol, target, cfg.temperature,
                                                   cfg.min_ess, lam_max=cfg.lam_max, offset=offset,
                                                   trust_region=cfg.trust_region, cap=cap,

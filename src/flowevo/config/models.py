@@ -289,6 +289,10 @@ class CFOSection(Strict):
     dual: Literal["exact", "ascent"] = Field("exact", description="multipliers solved per round, or dual ascent")
     neighbours: int = Field(4, ge=0, description="violations averaged over this many nearest samples in flow space")
     target_feedback: float = Field(1.0, ge=0, description="exact dual: target x (max_violation / rate) ** this")
+    anneal_from: float | None = Field(None, gt=0, lt=1, description="exact dual: the allowed violation rate at "
+                                                                    "round 0, tightened to max_violation by "
+                                                                    "anneal_rounds (None: max_violation throughout)")
+    anneal_rounds: int = Field(4, ge=1, description="the round from which the allowed rate is max_violation")
     softness: float = Field(0.1, ge=0, description="smoothed violation indicator width, in pretrained stds of g")
     fixed_multiplier: float | None = Field(None, ge=0, description="a constant multiplier instead of CFO's "
                                                                    "(0: unconstrained fine-tuning)")
