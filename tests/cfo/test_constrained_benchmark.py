@@ -106,10 +106,15 @@ def test_crystal_bar_by_hand():
     assert not bar_check("crystals", better)["met"]
 
 
-def test_default_configs_crystals_half_target_feedback():
+def test_default_configs_crystals_annealed_bound():
     cfg = default_configs(3)
-    # crystals: kappa = 0.5 and temperature 0.5, chosen on the development seeds 11, 12, 13 (issue 16); synthetic unchanged
-    assert cfg["crystals"].target_feedback == 0.5 and cfg["crystals"].target_floor == 0.1
+    # crystals: temperature 0.5, the bound annealed from 0.2 over 4 rounds, kappa = 1 and 8 neighbours, chosen on the
+    # development seeds 11-14 (issue 16); synthetic unchanged
+    assert (cfg["crystals"].anneal_from, cfg["crystals"].anneal_rounds) == (0.2, 4)
+    assert cfg["crystals"].target_feedback == 1.0 and cfg["crystals"].target_floor == 0.1
+    assert cfg["crystals"].neighbours == 8 and cfg["synthetic"].neighbours == 4
+    assert cfg["synthetic"].anneal_from is None
+    assert default_configs(3, rounds=2)["crystals"].anneal_rounds == 2
     assert cfg["crystals"].trust_region == "total" and cfg["crystals"].target_tolerance == 0.0
     assert cfg["crystals"].temperature == 0.5 and cfg["synthetic"].temperature == 1.0
     assert cfg["synthetic"].target_feedback == 1.0

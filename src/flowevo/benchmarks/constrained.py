@@ -219,12 +219,14 @@ def run_variants(model: torch.nn.Module, evaluator: Any, condition: Condition | 
                  out_dir: Path | None, encoder: Any = None, payload: Any = None, meta: dict | None = None,
                  variants: Sequence[str] = VARIANTS, log: Callable[[str], None] = print,
                  show_progress: bool = False, monitor: Any = None, diversity_key: Any = None) -> dict[str, CFOResult]:
-    """Run every fine-tuning variant (``pretrained`` is the round-0 record of each run)."""
+    """Run every fine-tuning variant (``pretrained`` is the round-0 record of each run; a fixed multiplier has no
+    violation bound to anneal, so ``anneal_from`` is CFO's alone)."""
     results: dict[str, CFOResult] = {}
     for name in variants:
         if name == "pretrained":
             continue
-        cfg = replace(config, fixed_multiplier=FIXED.get(name))
+        cfg = (replace(config, fixed_multiplier=FIXED[name], anneal_from=None) if name in FIXED
+               else replace(config, fixed_multiplier=None))
         log(f"  {name}")
         ckpt_dir = None if out_dir is None or name != "cfo" else out_dir
         results[name] = ConstrainedFlowOptimiser(model, evaluator, condition, cfg, encoder=encoder, payload=payload,
@@ -287,20 +289,25 @@ def bar_check(task: str, metrics: dict[str, Any], samples: int = 256) -> dict[st
 
 # ---------------------------------------------------------------------------------- the benchmark
 def default_configs(seed: int, rounds: int | None = None, samples: int | None = None) -> dict[str, CFOConfig]:
-    """The settings of each task (chosen on the development seeds 11, 12, 13, never on the reported seeds).
+    """The settings of each task (chosen on the development seeds 11-14, never on the reported seeds).
 
-    Crystals: target feedback ``kappa = 0.5`` (the target moves by the square root of ``max_violation / rate``; issue
-    16: with ``kappa = 1`` the targets sat at the floor from round 1 and the weights went to feasibility, not reward;
-    ``target_feedback=1.0`` gives the earlier setting back), and the softmax temperature 0.5 for every variant (issue
-    16: at 1.0 CFO's weights kept an effective sample size of 50-110 of 256, far above the 15% floor, so each round
-    moved the flow less than its trust region allowed; ``temperature=1.0`` gives the earlier setting back)."""
+    Crystals (issue 16): softmax temperature 0.5 for every variant (third pass: at 1.0 CFO's weights kept an effective
+    sample size far above the 15% floor, so each round moved the flow less than its trust region allowed); and for CFO
+    (sixth pass) an allowed violation rate annealed from 0.2 to ``max_violation`` over the first 4 rounds
+    (``anneal_from``, ``anneal_rounds``: the early rounds move toward reward under a loose bound instead of toward
+    feasibility wherever it is cheapest), target feedback 1.0 and the penalty averaged over 8 neighbours. Over 16
+    development runs (4 seeds x 4 CFO seeds) every crystals bar was met in 13 against 7 for the fifth pass's setting
+    (``anneal_from=None, target_feedback=0.5, neighbours=4`` gives it back). Rounds fewer than 4 end the annealing at
+    the last round."""
     ft = FinetuneConfig(steps=200, batch_size=256, lr=1e-3, anchor=0.1)
     syn = CFOConfig(rounds=8, samples=512, temperature=1.0, max_violation=0.02, finetune=ft, kl_samples=256,
                     neighbours=4, target_feedback=1.0, seed=seed)
     cry = CFOConfig(rounds=8, samples=256, temperature=0.5, min_ess=0.15, max_violation=0.02, finetune=ft,
-                    kl_samples=128, neighbours=4, target_feedback=0.5, diversity=1.0, max_key_share=0.05, seed=seed)
+                    kl_samples=128, neighbours=8, target_feedback=1.0, diversity=1.0, max_key_share=0.05,
+                    anneal_from=0.2, anneal_rounds=4, seed=seed)
     over = {k: v for k, v in (("rounds", rounds), ("samples", samples)) if v is not None}
-    syn, cry = replace(syn, **over), replace(cry, **over)
+    syn = replace(syn, **over)
+    cry = replace(cry, **over, anneal_rounds=min(cry.anneal_rounds, max(over.get("rounds", cry.rounds), 1)))
     return {"synthetic": replace(syn, kl_samples=min(syn.kl_samples, syn.samples)),
             "crystals": replace(cry, kl_samples=min(cry.kl_samples, cry.samples))}
 

@@ -1,0 +1,57 @@
+"""Issue 16, sixth pass: the annealed violation bound on the development seeds, over CFO's own seeds.
+
+Reads `benchmarks/results/constrained_dev/e*_s1*.json` (written by `cfo_dev.py`, CFO only, on the adopted setting's
+baselines: `b5_s11`, `b5_s12`, `b5_s13`, `c7_s14`) and the adopted setting's 16 runs of the fifth pass (dev seeds
+11-14 x CFO seeds: the dev seed, 101, 202, 303), and prints one markdown row per setting: runs, runs meeting every
+crystals bar, satisfaction (mean / min), the surrogate and judge gain ratios (means), the mean of each run's smaller
+ratio, the fewest distinct feasible compositions, and what failed.
+
+usage: python benchmarks/dev/cfo_anneal_table.py
+"""
+import collections
+import glob
+import json
+import re
+import statistics as st
+from pathlib import Path
+
+D = Path(__file__).resolve().parents[1] / "results" / "constrained_dev"
+CHECKS = {"satisfaction_met": "sat", "reward_raised": "reward", "surrogate_half_gain_met": "surrogate",
+          "judge_half_gain_met": "judge", "dft_above_pretrained": "dft", "diverse": "diversity"}
+rows: dict[str, list[dict]] = collections.defaultdict(list)
+
+
+def add(setting: str, seed: int, entry: dict) -> None:
+    b = entry["bars"]["8"]
+    fails = [short for key, short in CHECKS.items() if not b[key]] + (["dominated"] if b["fixed_penalties_better_on_both"] else [])
+    rows[setting].append({"seed": seed, "sat": b["cfo_satisfaction"], "fd": b["feasible_distinct"], "met": b["met"],
+                          "rs": b["surrogate_gain"] / b["surrogate_gain_unconstrained"],
+                          "rj": b["judge_gain"] / b["judge_gain_unconstrained"], "fails": fails})
+
+
+def load(name: str) -> dict:
+    return json.loads((D / f"{name}.json").read_text())
+
+
+for sd, (f, key) in {11: ("b5_s11", "t05shared"), 12: ("b5_s12", "t05shared"), 13: ("b5_s13", "t05shared"),
+                     14: ("c7_s14", "base")}.items():
+    add("adopted (no annealing)", sd, load(f)["cfo"][key])
+for sd, f in {11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}.items():
+    for key in ("base_rs1", "base_rs2"):
+        add("adopted (no annealing)", sd, load(f)["cfo"][key])
+for sd in (11, 12, 13, 14):
+    add("adopted (no annealing)", sd, load(f"d9_s{sd}")["cfo"]["base_rs3"])
+for path in sorted(glob.glob(str(D / "e[0-9]*_s1*.json"))):
+    d = json.loads(Path(path).read_text())
+    for key, entry in d["cfo"].items():
+        add(re.sub(r"_(rs\d|s\d{3})$", "", key), d["seed"], entry)
+
+print("| setting | runs | every bar met | satisfaction mean / min | gain ratio surrogate / judge (means) | "
+      "mean of min(ratios) | fewest feasible compositions | failed checks |")
+print("|---|---:|---:|---|---|---:|---:|---|")
+for name, r in rows.items():
+    fails = collections.Counter(x for e in r for x in e["fails"])
+    print(f"| {name} | {len(r)} | {sum(e['met'] for e in r)} | {st.mean(e['sat'] for e in r):.3f} / "
+          f"{min(e['sat'] for e in r):.3f} | {st.mean(e['rs'] for e in r):.2f} / {st.mean(e['rj'] for e in r):.2f} | "
+          f"{st.mean(min(e['rs'], e['rj']) for e in r):.2f} | {min(e['fd'] for e in r):.0f} | "
+          f"{', '.join(f'{k} {v}' for k, v in fails.items()) or '-'} |")
