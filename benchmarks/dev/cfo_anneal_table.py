@@ -21,9 +21,23 @@ CHECKS = {"satisfaction_met": "sat", "reward_raised": "reward", "surrogate_half_
 rows: dict[str, list[dict]] = collections.defaultdict(list)
 
 
+def label(key: str) -> str:
+    """``a20k4f1nb8`` -> "anneal from 0.2 over 4 rounds, kappa 1, 8 neighbours" (kappa 0.5, 4 neighbours unless named)."""
+    m = re.fullmatch(r"(prev_)?a(\d+)k(\d)(f1)?(nb8)?(st300)?", key)
+    if not m:
+        return "anchored to the previous round, no annealing" if key == "prev_base" else key
+    parts = [f"anneal from 0.{int(m[2]):02d}".rstrip("0") + f" over {m[3]} rounds"]
+    parts += ["kappa 1"] if m[4] else []
+    parts += ["8 neighbours"] if m[5] else []
+    parts += ["300 fine-tuning steps"] if m[6] else []
+    parts += ["anchored to the previous round (every variant)"] if m[1] else []
+    return ", ".join(parts)
+
+
 def add(setting: str, seed: int, entry: dict) -> None:
     b = entry["bars"]["8"]
-    fails = [short for key, short in CHECKS.items() if not b[key]] + (["dominated"] if b["fixed_penalties_better_on_both"] else [])
+    fails = [short for key, short in CHECKS.items() if not b[key]]
+    fails += ["dominated"] if b["fixed_penalties_better_on_both"] else []
     rows[setting].append({"seed": seed, "sat": b["cfo_satisfaction"], "fd": b["feasible_distinct"], "met": b["met"],
                           "rs": b["surrogate_gain"] / b["surrogate_gain_unconstrained"],
                           "rj": b["judge_gain"] / b["judge_gain_unconstrained"], "fails": fails})
@@ -35,12 +49,12 @@ def load(name: str) -> dict:
 
 for sd, (f, key) in {11: ("b5_s11", "t05shared"), 12: ("b5_s12", "t05shared"), 13: ("b5_s13", "t05shared"),
                      14: ("c7_s14", "base")}.items():
-    add("adopted (no annealing)", sd, load(f)["cfo"][key])
+    add("before: no annealing, kappa 0.5, 4 neighbours", sd, load(f)["cfo"][key])
 for sd, f in {11: "d7_s11", 12: "d8_s12", 13: "d8_s13", 14: "d7_s14"}.items():
     for key in ("base_rs1", "base_rs2"):
-        add("adopted (no annealing)", sd, load(f)["cfo"][key])
+        add("before: no annealing, kappa 0.5, 4 neighbours", sd, load(f)["cfo"][key])
 for sd in (11, 12, 13, 14):
-    add("adopted (no annealing)", sd, load(f"d9_s{sd}")["cfo"]["base_rs3"])
+    add("before: no annealing, kappa 0.5, 4 neighbours", sd, load(f"d9_s{sd}")["cfo"]["base_rs3"])
 for path in sorted(glob.glob(str(D / "e[0-9]*_s1*.json"))):
     d = json.loads(Path(path).read_text())
     for key, entry in d["cfo"].items():
@@ -51,7 +65,7 @@ print("| setting | runs | every bar met | satisfaction mean / min | gain ratio s
 print("|---|---:|---:|---|---|---:|---:|---|")
 for name, r in rows.items():
     fails = collections.Counter(x for e in r for x in e["fails"])
-    print(f"| {name} | {len(r)} | {sum(e['met'] for e in r)} | {st.mean(e['sat'] for e in r):.3f} / "
+    print(f"| {label(name)} | {len(r)} | {sum(e['met'] for e in r)} | {st.mean(e['sat'] for e in r):.3f} / "
           f"{min(e['sat'] for e in r):.3f} | {st.mean(e['rs'] for e in r):.2f} / {st.mean(e['rj'] for e in r):.2f} | "
           f"{st.mean(min(e['rs'], e['rj']) for e in r):.2f} | {min(e['fd'] for e in r):.0f} | "
           f"{', '.join(f'{k} {v}' for k, v in fails.items()) or '-'} |")
