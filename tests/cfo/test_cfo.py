@@ -226,9 +226,9 @@ def test_annealed_targets_start_loose_and_reach_the_bound(task):
     plain = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(max_violation=0.02))
     assert [plain.allowed_violation(k) for k in (0, 3)] == [0.02, 0.02]
     for bad in (dict(anneal_from=0.01), dict(anneal_from=0.3, anneal_rounds=9), dict(anneal_from=0.3, dual="ascent"),
-                dict(anneal_from=0.3, fixed_multiplier=1.0)):
+                dict(anneal_from=0.3, fixed_multiplier=1.0), dict(anneal_from=0.3, max_violation=0.0)):
         with pytest.raises(ValueError, match="anneal_from"):
-            config(max_violation=0.02, **bad)
+            config(**{"max_violation": 0.02, **bad})
 
 
 def test_annealed_run_starts_with_a_smaller_multiplier_and_resumes_identically(task, tmp_path):

@@ -22,7 +22,9 @@ Round ``k`` (``k = 0 .. rounds``):
    (neighbour-averaged) violation down to a target (:func:`~flowevo.cfo.dual.constrained_weights`),
    the target starting at ``target_share * b_j`` and multiplied by ``(b_j / rate_j) ** target_feedback``
    after each round, so where the fitted flow violated more than its weights did the next weights aim
-   lower; ``dual="ascent"``: the dual step ``lambda_j <- max(0, lambda_j + rho_j * (rate_j - b_j))``
+   lower (with ``anneal_from``, ``b_j`` itself starts at that loose rate and tightens geometrically to
+   ``max_violation`` by round ``anneal_rounds``: continuation, the first rounds follow the reward);
+   ``dual="ascent"``: the dual step ``lambda_j <- max(0, lambda_j + rho_j * (rate_j - b_j))``
    (:class:`~flowevo.evolve.constraints.Multipliers`); ``fixed_multiplier``: a constant (baselines);
 3. fine-tune by reward-weighted flow matching on those weights, with a velocity regression toward
    the pretrained model (:mod:`flowevo.cfo.finetune`);
@@ -179,8 +181,8 @@ class CFOConfig:
         if self.anneal_from is not None:
             if self.dual != "exact" or self.fixed_multiplier is not None:
                 raise ValueError("anneal_from needs the adaptive exact dual (dual='exact', no fixed_multiplier)")
-            if not self.max_violation < self.anneal_from < 1 or not 1 <= self.anneal_rounds <= max(self.rounds, 1):
-                raise ValueError(f"need max_violation < anneal_from < 1 and 1 <= anneal_rounds <= rounds, got "
+            if not 0 < self.max_violation < self.anneal_from < 1 or not 1 <= self.anneal_rounds <= max(self.rounds, 1):
+                raise ValueError(f"need 0 < max_violation < anneal_from < 1 and 1 <= anneal_rounds <= rounds, got "
                                  f"anneal_from={self.anneal_from}, anneal_rounds={self.anneal_rounds}")
         if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
             raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
