@@ -369,16 +369,15 @@ class ConstrainedFlowOptimiser:
         b, now = self.allowed_violation(k - 1), self.allowed_violation(k)
         if self.target is None:
             self.target = torch.full_like(rate, now * cfg.target_share)
-        elif cfg.target_feedback > 0 and b > 0:
+            return self.target.clone()
+        if cfg.target_feedback > 0 and b > 0:
             if cfg.target_tolerance > 0:
                 if not n or n < 1:
                     raise ValueError("target_tolerance > 0 needs the number of samples behind the rate")
                 rate = (rate - cfg.target_tolerance * math.sqrt(b * (1 - b) / n)).clamp_min(0.0)
             ratio = (b / rate.clamp_min(b * cfg.target_floor)) ** cfg.target_feedback
             self.target = (self.target * ratio).clamp(b * cfg.target_floor, b)
-            if now != b:
-                self.target = self.target * (now / b)
-        elif now != b:
+        if now != b:  # annealing: the same share of this round's allowed rate
             self.target = self.target * (now / b)
         return self.target.clone()
 

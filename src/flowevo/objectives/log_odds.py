@@ -15,8 +15,6 @@ the default.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -40,8 +38,7 @@ def log_odds(p: Tensor) -> Tensor:
     if len(finite) and (finite.min() < 0 or finite.max() > 1):
         raise ValueError(f"log-odds of a value outside [0, 1] (range {float(finite.min()):g}..{float(finite.max()):g}): "
                          "the objective is not a probability")
-    p = p.clamp(LOG_ODDS_EPS, 1 - LOG_ODDS_EPS)
-    return p.log() - (-p).log1p()
+    return torch.logit(p, eps=LOG_ODDS_EPS)
 
 
 class LogOdds:
@@ -75,10 +72,11 @@ class LogOdds:
 
     @staticmethod
     def threshold(p: float) -> float:
-        """A probability threshold on the log-odds scale of :attr:`objectives` (e.g. for ``EditResult.kept``)."""
+        """A probability threshold on the log-odds scale of :attr:`objectives` (e.g. for ``EditResult.kept``), clamped
+        like the values (:data:`LOG_ODDS_EPS`)."""
         if not 0 < p < 1:
             raise ValueError(f"a probability threshold must lie in (0, 1), got {p}")
-        return math.log(p) - math.log1p(-p)
+        return float(log_odds(torch.tensor([p]))[0])
 
     def __call__(self, batch: Candidates) -> Evaluation:
         ev = self.inner(batch)
