@@ -6,7 +6,7 @@ setting and round checked (`NAME@K`): runs, runs meeting every crystals bar, sat
 and judge gain ratios (means), the mean of each run's smaller ratio, the fewest distinct feasible compositions and
 what failed; then per dev seed: runs met and the mean smaller ratio.
 
-usage: python benchmarks/dev/cfo_screen_table.py f1 g1 g2 g3 g4 g5 g6 g7
+usage: python benchmarks/dev/cfo_screen_table.py f1 g1 g2 g3 g4 g5 g6 g7 g9
 """
 import collections
 import glob
@@ -60,4 +60,4 @@ def main(prefixes: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["f1", "g1", "g2", "g3", "g4", "g5", "g6", "g7"])
+    main(sys.argv[1:] or ["f1", "g1", "g2", "g3", "g4", "g5", "g6", "g7", "g9"])
