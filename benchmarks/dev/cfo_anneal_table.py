@@ -12,12 +12,10 @@ import collections
 import glob
 import json
 import re
-import statistics as st
 from pathlib import Path
 
-D = Path(__file__).resolve().parents[1] / "results" / "constrained_dev"
-CHECKS = {"satisfaction_met": "sat", "reward_raised": "reward", "surrogate_half_gain_met": "surrogate",
-          "judge_half_gain_met": "judge", "dft_above_pretrained": "dft", "diverse": "diversity"}
+from cfo_screen_table import D, bar_row, print_markdown  # the sibling script: one row format for both tables
+
 rows: dict[str, list[dict]] = collections.defaultdict(list)
 
 
@@ -39,12 +37,7 @@ def label(key: str) -> str:
 
 
 def add(setting: str, seed: int, entry: dict) -> None:
-    b = entry["bars"]["8"]
-    fails = [short for key, short in CHECKS.items() if not b[key]]
-    fails += ["dominated"] if b["fixed_penalties_better_on_both"] else []
-    rows[setting].append({"seed": seed, "sat": b["cfo_satisfaction"], "fd": b["feasible_distinct"], "met": b["met"],
-                          "rs": b["surrogate_gain"] / b["surrogate_gain_unconstrained"],
-                          "rj": b["judge_gain"] / b["judge_gain_unconstrained"], "fails": fails})
+    rows[setting].append(bar_row(seed, entry["bars"]["8"]))
 
 
 def load(name: str) -> dict:
@@ -66,12 +59,4 @@ for path in sorted(glob.glob(str(D / "e[0-9]*_s1*.json"))):
         name = re.sub(r"_(rs\d|s\d{3})$", "", key)
         add(name + (" @8nb" if rebased else ""), d["seed"], entry)
 
-print("| setting | runs | every bar met | satisfaction mean / min | gain ratio surrogate / judge (means) | "
-      "mean of min(ratios) | fewest feasible compositions | failed checks |")
-print("|---|---:|---:|---|---|---:|---:|---|")
-for name, r in rows.items():
-    fails = collections.Counter(x for e in r for x in e["fails"])
-    print(f"| {label(name)} | {len(r)} | {sum(e['met'] for e in r)} | {st.mean(e['sat'] for e in r):.3f} / "
-          f"{min(e['sat'] for e in r):.3f} | {st.mean(e['rs'] for e in r):.2f} / {st.mean(e['rj'] for e in r):.2f} | "
-          f"{st.mean(min(e['rs'], e['rj']) for e in r):.2f} | {min(e['fd'] for e in r):.0f} | "
-          f"{', '.join(f'{k} {v}' for k, v in fails.items()) or '-'} |")
+print_markdown(rows, label)

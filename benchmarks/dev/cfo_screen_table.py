@@ -21,35 +21,43 @@ CHECKS = {"satisfaction_met": "sat", "reward_raised": "reward", "surrogate_half_
           "judge_half_gain_met": "judge", "dft_above_pretrained": "dft", "diverse": "diversity"}
 
 
-def runs(prefix: str) -> dict[str, list[dict]]:
-    """Every CFO run of the prefix's files, by setting and round: the bar check's figures and what failed."""
-    out: dict[str, list[dict]] = collections.defaultdict(list)
-    for f in sorted(glob.glob(str(D / f"{prefix}_s1*.json"))):
-        d = json.load(open(f))
-        for name, entry in d["cfo"].items():
-            for k, b in entry["bars"].items():
-                fails = [short for key, short in CHECKS.items() if not b[key]]
-                if b["fixed_penalties_better_on_both"]:
-                    fails.append("dominated")
-                setting = re.sub(r"_s\d+$", "", name)
-                out[f"{setting}@{k}"].append(dict(
-                    seed=d["seed"], sat=b["cfo_satisfaction"], met=b["met"], fd=b["feasible_distinct"], fails=fails,
-                    rs=b["surrogate_gain"] / b["surrogate_gain_unconstrained"],
-                    rj=b["judge_gain"] / b["judge_gain_unconstrained"]))
-    return out
+def bar_row(seed: int, b: dict) -> dict:
+    """One run's bar check (``bar_check``'s dict at one round) as a table row: figures and the checks it failed."""
+    fails = [short for key, short in CHECKS.items() if not b[key]]
+    fails += ["dominated"] if b["fixed_penalties_better_on_both"] else []
+    return {"seed": seed, "sat": b["cfo_satisfaction"], "met": b["met"], "fd": b["feasible_distinct"], "fails": fails,
+            "rs": b["surrogate_gain"] / b["surrogate_gain_unconstrained"],
+            "rj": b["judge_gain"] / b["judge_gain_unconstrained"]}
 
 
-def main(prefixes: list[str]) -> None:
-    rows = {k: v for p in prefixes for k, v in runs(p).items()}
+def print_markdown(rows: dict[str, list[dict]], label=lambda key: key) -> None:
+    """One markdown row per setting: runs, runs met, satisfaction, ratios, fewest feasible compositions, failures."""
     print("| setting | runs | every bar met | satisfaction mean / min | gain ratio surrogate / judge (means) "
           "| mean of min(ratios) | fewest feasible compositions | failed checks |")
     print("|---|---:|---:|---|---|---:|---:|---|")
     for key, r in rows.items():
         fails = collections.Counter(x for e in r for x in e["fails"])
-        print(f"| {key} | {len(r)} | {sum(e['met'] for e in r)} | {st.mean(e['sat'] for e in r):.3f} / "
+        print(f"| {label(key)} | {len(r)} | {sum(e['met'] for e in r)} | {st.mean(e['sat'] for e in r):.3f} / "
               f"{min(e['sat'] for e in r):.3f} | {st.mean(e['rs'] for e in r):.2f} / {st.mean(e['rj'] for e in r):.2f} "
               f"| {st.mean(min(e['rs'], e['rj']) for e in r):.2f} | {min(e['fd'] for e in r):.0f} | "
               f"{', '.join(f'{k} {v}' for k, v in fails.items()) or '-'} |")
+
+
+def runs(prefix: str) -> dict[str, list[dict]]:
+    """Every CFO run of the prefix's files, by setting and round checked."""
+    out: dict[str, list[dict]] = collections.defaultdict(list)
+    for f in sorted(glob.glob(str(D / f"{prefix}_s1*.json"))):
+        d = json.load(open(f))
+        for name, entry in d["cfo"].items():
+            for k, b in entry["bars"].items():
+                setting = re.sub(r"_s\d+$", "", name)
+                out[f"{setting}@{k}"].append(bar_row(d["seed"], b))
+    return out
+
+
+def main(prefixes: list[str]) -> None:
+    rows = {k: v for p in prefixes for k, v in runs(p).items()}
+    print_markdown(rows)
     print()
     for key, r in rows.items():
         per = collections.defaultdict(list)
