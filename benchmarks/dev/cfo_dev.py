@@ -20,6 +20,7 @@ torch.set_num_threads(1)
 from flowevo.benchmarks.constrained import FIXED, CrystalSetup, bar_check, default_configs, run_variants  # noqa: E402
 from flowevo.benchmarks.machine import load_average  # noqa: E402
 from flowevo.domains.crystals.diversity import composition_key  # noqa: E402
+from flowevo.domains.crystals.objectives import structure_projection  # noqa: E402
 
 DEV_SEEDS = (11, 12, 13, 14, 15)
 p = argparse.ArgumentParser()
@@ -33,6 +34,9 @@ p.add_argument("--cfo", action="append", default=[], help="NAME=JSON overrides o
 p.add_argument("--baselines", default="unconstrained,fixed_small,fixed_large")
 p.add_argument("--baselines-from", default=None,
                help="a previous OUT.json of this seed and shared config: reuse its baseline traces (same seed, same run)")
+p.add_argument("--project", choices=("none", "cfo", "all"), default="none",
+               help="fine-tune on each sample's decoded structure re-encoded (structure_projection): for CFO or all variants")
+p.add_argument("--blend", type=float, default=1.0, help="with --project: move each sample this far toward its projection")
 p.add_argument("--data", default="/work/shared/data/perov_5/val.csv")
 a = p.parse_args()
 if a.seed not in DEV_SEEDS:
@@ -67,7 +71,8 @@ def compact(res):
              "ess": r.ess, "ess_keys": r.ess_keys, "T": r.temperature, "kl": r.kl} for r in res.records]
 
 
-out = {"seed": a.seed, "rounds": a.rounds, "shared": a.shared, "steps": cfg.finetune.steps, "at": at,
+out = {"seed": a.seed, "rounds": a.rounds, "shared": a.shared, "project": a.project, "blend": a.blend,
+       "steps": cfg.finetune.steps, "at": at,
        "load_start": load_average(), "baselines": {}, "cfo": {}}
 t0 = time.perf_counter()
 setup = CrystalSetup(a.data, a.seed, log=log)
@@ -75,9 +80,16 @@ out["setup_s"] = time.perf_counter() - t0
 
 
 def run(names, config):
+    proj = a.project == "all" or (a.project == "cfo" and names == ["cfo"])
     return run_variants(setup.model.velocity, setup.evaluator, None, config, None, encoder=setup.model.encoder,
                         payload=setup.payload, meta=setup.model.meta(), log=log, monitor=setup.monitor,
-                        diversity_key=composition_key, variants=names)
+                        diversity_key=composition_key, variants=names,
+                        project=projection if proj else None)
+
+
+def projection(x):
+    p = structure_projection(setup.model.representation)(x)
+    return p if a.blend == 1.0 else x + a.blend * (p - x)
 
 
 def save():
@@ -94,7 +106,8 @@ def from_trace(t):
 
 if a.baselines_from:
     prev = json.load(open(a.baselines_from))
-    if (prev["seed"], prev.get("shared", "{}"), prev["steps"]) != (a.seed, a.shared, cfg.finetune.steps) \
+    if (prev["seed"], prev.get("shared", "{}"), prev["steps"], prev.get("project", "none") == "all", prev.get("blend", 1.0)) \
+            != (a.seed, a.shared, cfg.finetune.steps, a.project == "all", a.blend) \
             or prev["rounds"] < a.rounds:
         raise SystemExit(f"{a.baselines_from}: another seed, shared config or fewer rounds")
     out["baselines"] = prev["baselines"]

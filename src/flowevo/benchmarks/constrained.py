@@ -218,7 +218,8 @@ def _symbols(s: Any) -> list[str]:
 def run_variants(model: torch.nn.Module, evaluator: Any, condition: Condition | None, config: CFOConfig,
                  out_dir: Path | None, encoder: Any = None, payload: Any = None, meta: dict | None = None,
                  variants: Sequence[str] = VARIANTS, log: Callable[[str], None] = print,
-                 show_progress: bool = False, monitor: Any = None, diversity_key: Any = None) -> dict[str, CFOResult]:
+                 show_progress: bool = False, monitor: Any = None, diversity_key: Any = None,
+                 project: Any = None) -> dict[str, CFOResult]:
     """Run every fine-tuning variant (``pretrained`` is the round-0 record of each run; a fixed multiplier has no
     violation bound to anneal, so ``anneal_from`` is CFO's alone)."""
     results: dict[str, CFOResult] = {}
@@ -231,7 +232,7 @@ def run_variants(model: torch.nn.Module, evaluator: Any, condition: Condition | 
         ckpt_dir = None if out_dir is None or name != "cfo" else out_dir
         results[name] = ConstrainedFlowOptimiser(model, evaluator, condition, cfg, encoder=encoder, payload=payload,
                                                  out_dir=ckpt_dir, meta=meta, monitor=monitor,
-                                                 diversity_key=diversity_key).run(show_progress=show_progress)
+                                                 diversity_key=diversity_key, project=project).run(show_progress=show_progress)
     return results
 
 

@@ -274,6 +274,13 @@ class ConstrainedFlowOptimiser:
         monitor: optional ``fn(candidates, feasible (N,) bool) -> {name: float}`` called on every round's own
             samples (e.g. an independent judge, a diversity count); its figures go to ``RoundRecord.monitored``
             and never into the fine-tuning.
+        diversity_key: ``fn(candidates) -> one hashable per sample`` (what counts as the same sample, e.g. a
+            crystal's composition); needed by ``config.diversity`` and ``config.max_key_share``.
+        project: optional ``fn(x (N, *D)) -> (N, *D)``: each sample replaced by the data it stands for before the
+            fine-tuning fits it and the penalty's neighbours are found (e.g.
+            :func:`flowevo.domains.crystals.structure_projection`: the decoded structure re-encoded, so the flow
+            learns the decoder's discrete choices, not the boundaries between them); rows it leaves non-finite keep
+            their sample. Scoring and the reported figures always use the samples themselves.
 
     Example::
 
@@ -288,7 +295,8 @@ class ConstrainedFlowOptimiser:
                  payload: Callable[[Tensor], dict] | None = None, seeds: Tensor | None = None,
                  out_dir: str | Path | None = None, meta: dict[str, Any] | None = None,
                  monitor: Callable[[Candidates, Tensor], dict[str, float]] | None = None,
-                 diversity_key: Callable[[Candidates], Sequence[Hashable]] | None = None) -> None:
+                 diversity_key: Callable[[Candidates], Sequence[Hashable]] | None = None,
+                 project: Callable[[Tensor], Tensor] | None = None) -> None:
         objectives = list(evaluator.objectives)
         if len(objectives) != 1:
             raise ValueError(f"CFO optimises one reward; the evaluator has {len(objectives)} objectives "
@@ -311,6 +319,7 @@ class ConstrainedFlowOptimiser:
         self.meta = dict(meta or {})
         self.monitor = monitor
         self.diversity_key = diversity_key
+        self.project = project
         if (config.diversity > 0 or config.max_key_share < 1) and diversity_key is None:
             raise ValueError("config.diversity > 0 or max_key_share < 1 needs a diversity_key (what counts as the same "
                              "sample)")
@@ -480,6 +489,8 @@ class ConstrainedFlowOptimiser:
         if k < cfg.rounds:
             pen, viol = self._penalty(g, violated), violated.double()
             feasible = ~violated.any(1)
+            if self.project is not None:
+                z = self._projected(x, z)
             if cfg.neighbours > 1:
                 pen, viol = local_mean(z, pen, cfg.neighbours), local_mean(z, viol, cfg.neighbours)
             offset = cap = groups = None
@@ -532,6 +543,17 @@ class ConstrainedFlowOptimiser:
             self.records[-1] = rec = RoundRecord(**{**rec.to_dict(), "checkpoint": ckpt})
         self._write_trace()
         return rec
+
+    def _projected(self, x: Tensor, z: Tensor) -> Tensor:
+        """``project`` applied to the decoded samples ``x (N, *D)``, back in flow space ``(N, *S)``; a row the
+        projection leaves non-finite keeps its sample."""
+        with torch.no_grad():
+            xp = self.project(x).to(x.device, x.dtype)
+            if xp.shape != x.shape:
+                raise ValueError(f"project returned shape {tuple(xp.shape)} for samples of shape {tuple(x.shape)}")
+            zp = (self.encoder.encode(xp) if self.encoder is not None else xp).to(z.dtype)
+        ok = torch.isfinite(zp.reshape(zp.shape[0], -1)).all(1)
+        return torch.where(ok.reshape(-1, *([1] * (z.dim() - 1))), zp, z)
 
     def run(self, show_progress: bool = False, start: int = 0) -> CFOResult:
         """All rounds from ``start`` (0, or what :meth:`resume` returned); returns a :class:`CFOResult` (the

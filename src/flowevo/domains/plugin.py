@@ -192,6 +192,8 @@ class DomainFlow:
             not apply (there is none).
         class_names: names of the class ids, if any.
         num_classes: the number of class ids the flow's condition knows (0: not conditioned on a class).
+        project: ``fn(x (N, *D)) -> (N, *D)``: each sample replaced by the data it stands for (e.g. crystals: the
+            decoded structure re-encoded with exact species codes), what fine-tuning then fits; None: the samples.
     """
 
     kind: str
@@ -207,6 +209,7 @@ class DomainFlow:
     judge: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     class_names: list[str] | None = None
+    project: Callable[[Tensor], Tensor] | None = None
 
     def context(self) -> BuiltinContext:
         """The :class:`BuiltinContext` built-ins see (no source structures / sources)."""

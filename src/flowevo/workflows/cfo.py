@@ -128,7 +128,7 @@ class PreparedCFO:
             self.optimiser = ConstrainedFlowOptimiser(tuned(self.flow), self.evaluator, self.condition,
                                                       self.cfo_config, encoder=self.flow.encoder,
                                                       payload=self.flow.payload, out_dir=self.run_dir / CHECKPOINTS,
-                                                      meta=meta)
+                                                      meta=meta, project=self.flow.project)
         except BaseException:
             self.close()
             raise

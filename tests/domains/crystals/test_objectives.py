@@ -131,3 +131,20 @@ def test_budget_constraints_on_candidates(rep, perovskite):
     assert g["k1"].violation(g["k1"](c0)).tolist() == [0.0, 0.0, 2.0]
     with pytest.raises(ValueError, match="budget"):
         budget_constraint("k3")
+
+
+def test_structure_projection_snaps_to_exact_species_codes(rep, perovskite):
+    from flowevo.domains.crystals.objectives import structure_projection
+
+    s = [perovskite("Sr", "Ti"), perovskite("Ba", "Zr", ("O", "O", "N"), 4.2)]
+    x = torch.from_numpy(rep.encode(s, ordered=True))
+    project = structure_projection(rep)
+    noisy = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    out = project(noisy)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    for site in range(5):  # species columns: back on the exact codes; geometry: the decoded cell's
+        assert torch.allclose(out[:, rep.species_slice(site)], x[:, rep.species_slice(site)], atol=1e-5)
+    assert torch.allclose(project(out), out, atol=1e-5)  # idempotent
+    noisy[1, 0] = math.nan
+    out = project(noisy)
+    assert torch.isfinite(out[0]).all() and torch.isnan(out[1]).all()

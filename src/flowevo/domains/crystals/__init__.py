@@ -33,7 +33,7 @@ _EXPORTS = {
     **dict.fromkeys(("budget_constraint", "canonical_sources", "composition_validity_constraint",
                      "fingerprint_distance_objective", "formation_energy_objective", "property_objective",
                      "sites_changed_objective", "space_group_objective", "structure_validity_constraint",
-                     "structures_payload"), "flowevo.domains.crystals.objectives"),
+                     "structure_projection", "structures_payload"), "flowevo.domains.crystals.objectives"),
     **dict.fromkeys(("energy_ceiling_constraint", "extra_constraints", "smact_strict_constraint"),
                     "flowevo.domains.crystals.constraints"),
     **dict.fromkeys(("GenomeLayout", "RandomRegions", "SiteMaskedCodec", "SiteMutation", "SiteVariation", "seed_masks"),

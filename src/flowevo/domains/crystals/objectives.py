@@ -34,7 +34,8 @@ from .species import element_features
 from .validity import SMACT_SET, CompositionCheck, sites_changed, space_group, structure_valid
 
 __all__ = [
-    "BUDGETS", "structures_payload", "canonical_sources", "property_objective", "formation_energy_objective",
+    "BUDGETS", "structures_payload", "structure_projection", "canonical_sources", "property_objective",
+    "formation_energy_objective",
     "structure_validity_constraint", "composition_validity_constraint", "space_group_objective",
     "sites_changed_objective", "fingerprint", "fingerprint_distance_objective", "budget_violation",
     "budget_constraint",
@@ -63,6 +64,22 @@ def structures_payload(representation: CrystalRepresentation) -> Callable[[Tenso
             return {"structures": out}
 
     return payload
+
+
+def structure_projection(representation: CrystalRepresentation) -> Callable[[Tensor], Tensor]:
+    """CFO ``project`` hook: ``x (N, D) -> (N, D)``, each row replaced by its decoded structure re-encoded (exact
+    species codes, A at the origin); a row that cannot be decoded becomes NaN (the caller keeps the original)."""
+    decode = structures_payload(representation)
+
+    def project(x: Tensor) -> Tensor:
+        structures = decode(x)["structures"]
+        out = torch.full(x.shape, math.nan, dtype=torch.float32)
+        ok = [i for i, s in enumerate(structures) if s is not None]
+        if ok:
+            out[ok] = torch.from_numpy(representation.encode([structures[i] for i in ok], ordered=True))
+        return out.to(x.device, x.dtype)
+
+    return project
 
 
 def canonical_sources(table: Any, representation: CrystalRepresentation) -> list[Any]:

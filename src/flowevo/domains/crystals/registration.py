@@ -287,7 +287,7 @@ def load_flow(request: FlowRequest) -> DomainFlow:
     """
     from flowevo.devices import require_cpu
     from flowevo.domains.crystals.fitting import load_crystal_models
-    from flowevo.domains.crystals.objectives import structures_payload
+    from flowevo.domains.crystals.objectives import structure_projection, structures_payload
 
     require_cpu(request.device, "constrained fine-tuning of a crystal model", "its Whitening encoder takes no device")
     models = load_crystal_models(request.model_dir)
@@ -304,7 +304,8 @@ def load_flow(request: FlowRequest) -> DomainFlow:
         return model.condition([float(values[0])])
 
     return DomainFlow("crystals", "crystals", (int(model.dim),), (int(model.residual_dim),), model.velocity, 0, 1,
-                      condition, encoder=model.encoder, payload=structures_payload(model.representation), extra=extra)
+                      condition, encoder=model.encoder, payload=structures_payload(model.representation), extra=extra,
+                      project=structure_projection(model.representation))
 
 
 # ------------------------------------------------------------------------------------- output writer
