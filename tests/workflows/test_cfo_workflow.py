@@ -143,6 +143,7 @@ def test_failing_reward_marks_samples_infeasible_and_the_run_goes_on(model_dir, 
     ({"condition": {"class": 9}}, "cfo.condition: unknown class id"),
     ({"constraints": [{"use": f"{HERE}:free_axis", "upper": 1.0}]}, "distinct names"),
     ({"anneal_from": 0.3, "anneal_rounds": 5}, "anneal_rounds <= rounds"),
+    ({"project": True}, "cfo.project: the generic domain defines no projection"),
 ])
 def test_bad_configuration_is_one_config_error(model_dir, tmp_path, over, match):
     cfg = _config(model_dir, tmp_path / "bad")

@@ -122,13 +122,16 @@ class PreparedCFO:
         except ValueError as exc:
             raise ConfigError(f"cfo: {exc}") from None
         self.cfo_config = cfo_config(self.config)
+        if a.project and self.flow.project is None:
+            raise ConfigError(f"cfo.project: the {self.domain.name} domain defines no projection of its samples "
+                              "(set project = false)")
         self.evaluator = build_evaluator(a.evaluation, [self.reward], self.constraints, self.run_dir)
         try:
             meta = {"cfo_run": {"model": str(a.model), "domain": self.domain.name, "run_dir": str(self.run_dir)}}
             self.optimiser = ConstrainedFlowOptimiser(tuned(self.flow), self.evaluator, self.condition,
                                                       self.cfo_config, encoder=self.flow.encoder,
                                                       payload=self.flow.payload, out_dir=self.run_dir / CHECKPOINTS,
-                                                      meta=meta, project=self.flow.project)
+                                                      meta=meta, project=self.flow.project if a.project else None)
         except BaseException:
             self.close()
             raise
