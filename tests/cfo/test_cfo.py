@@ -328,3 +328,16 @@ def test_projection_moves_what_the_flow_is_fine_tuned_on(task):
     assert same.records[1].reward_mean == plain.records[1].reward_mean
     with pytest.raises(ValueError, match="project returned shape"):
         ConstrainedFlowOptimiser(model, ev, c, cfg, project=lambda x: x[:, :1]).run()
+
+
+def test_resume_needs_the_same_projection(task, tmp_path):
+    model, ev = task
+    cfg = config(rounds=2, samples=64, kl_samples=0)
+    c = Condition.from_labels([0])
+    snap = lambda x: torch.round(x * 4) / 4  # noqa: E731
+    full = ConstrainedFlowOptimiser(model, ev, c, cfg, out_dir=tmp_path, project=snap).run()
+    with pytest.raises(ValueError, match="projection"):
+        ConstrainedFlowOptimiser(model, ev, c, cfg).resume(tmp_path / "round_001.pt")
+    again = ConstrainedFlowOptimiser(model, ev, c, cfg, project=snap)
+    k = again.resume(tmp_path / "round_001.pt")
+    assert [r.reward_mean for r in again.run(start=k).records] == [r.reward_mean for r in full.records]

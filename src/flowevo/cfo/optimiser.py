@@ -398,7 +398,8 @@ class ConstrainedFlowOptimiser:
             return None
         cfo = {"round": k, "condition": condition_to_dict(self.condition), "reward": self.reward_name,
                "constraints": dict(zip(self.names, self.bounds.tolist())), "config": _plain(asdict(self.config)),
-               "trace": [r.to_dict() for r in self.records], "state": self.state_dict()}
+               "trace": [r.to_dict() for r in self.records], "state": self.state_dict(),
+               "project": self.project is not None}
         path = save_checkpoint(self.out_dir / f"round_{k:03d}.pt", self.model, {**self.meta, "cfo": cfo})
         return str(path)
 
@@ -425,7 +426,8 @@ class ConstrainedFlowOptimiser:
     def resume(self, checkpoint: str | Path) -> int:
         """Continue from ``round_<k>.pt`` written by a run of this optimiser with the same pretrained model, reward,
         constraints and config: restores the fine-tuned weights and :meth:`state_dict`; returns ``k``, the round
-        :meth:`run` continues with (``run(start=k)``). Every round draws from generators seeded by the config seed and
+        :meth:`run` continues with (``run(start=k)``); the run must have a ``project`` hook iff the original had one
+        (the hook itself cannot be compared: pass the same one). Every round draws from generators seeded by the config seed and
         the round, so the resumed run ends exactly as an uninterrupted one on the same device type.
 
         Raises:
@@ -446,6 +448,9 @@ class ConstrainedFlowOptimiser:
         for key, value in mine.items():
             if cfo.get(key) != value:
                 raise ValueError(f"{path}: written with another {key} ({cfo.get(key)!r}, this run: {value!r})")
+        if bool(cfo.get("project", False)) != (self.project is not None):
+            raise ValueError(f"{path}: written {'with' if cfo.get('project') else 'without'} a projection, this run "
+                             f"{'has' if self.project is not None else 'has none'}: resume with the same project")
         self.model.load_state_dict(payload["state_dict"])
         self.load_state_dict(cfo["state"])
         k = int(cfo["round"])

@@ -295,8 +295,8 @@ class CFOSection(Strict):
     anneal_rounds: int = Field(4, ge=1, description="the round from which the allowed rate is max_violation")
     softness: float = Field(0.1, ge=0, description="smoothed violation indicator width, in pretrained stds of g")
     project: bool = Field(False, description="fine-tune on the data each sample decodes to, where the domain defines "
-                                             "it (crystals: exact species codes): more reward and satisfaction, "
-                                             "fewer distinct samples (docs/benchmarks.md)")
+                                             "a projection (e.g. exact element codes): more reward and "
+                                             "satisfaction, fewer distinct samples (docs/benchmarks.md)")
     fixed_multiplier: float | None = Field(None, ge=0, description="a constant multiplier instead of CFO's "
                                                                    "(0: unconstrained fine-tuning)")
     kl_samples: int = Field(256, ge=0, description="samples of the per-round KL estimate (0: skip); at most samples")

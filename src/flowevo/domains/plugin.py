@@ -193,7 +193,8 @@ class DomainFlow:
         class_names: names of the class ids, if any.
         num_classes: the number of class ids the flow's condition knows (0: not conditioned on a class).
         project: ``fn(x (N, *D)) -> (N, *D)``: each sample replaced by the data it stands for (e.g. crystals: the
-            decoded structure re-encoded with exact species codes), what fine-tuning then fits; None: the samples.
+            decoded structure re-encoded with exact species codes), what fine-tuning then fits and where the
+            penalty's neighbours are found; None: the samples. Used when ``[cfo] project = true``.
     """
 
     kind: str
