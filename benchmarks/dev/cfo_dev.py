@@ -36,7 +36,7 @@ p.add_argument("--baselines-from", default=None,
                help="a previous OUT.json of this seed and shared config: reuse its baseline traces (same seed, same run)")
 p.add_argument("--project", choices=("none", "cfo", "all"), default="none",
                help="fine-tune on each sample's decoded structure re-encoded (structure_projection): for CFO or all variants")
-p.add_argument("--blend", type=float, default=1.0, help="with --project: move each sample this far toward its projection")
+p.add_argument("--mix", type=float, default=1.0, help="with --project: the share of rows projected each round")
 p.add_argument("--data", default="/work/shared/data/perov_5/val.csv")
 a = p.parse_args()
 if a.seed not in DEV_SEEDS:
@@ -71,7 +71,7 @@ def compact(res):
              "ess": r.ess, "ess_keys": r.ess_keys, "T": r.temperature, "kl": r.kl} for r in res.records]
 
 
-out = {"seed": a.seed, "rounds": a.rounds, "shared": a.shared, "project": a.project, "blend": a.blend,
+out = {"seed": a.seed, "rounds": a.rounds, "shared": a.shared, "project": a.project, "mix": a.mix,
        "steps": cfg.finetune.steps, "at": at,
        "load_start": load_average(), "baselines": {}, "cfo": {}}
 t0 = time.perf_counter()
@@ -87,9 +87,14 @@ def run(names, config):
                         project=projection if proj else None)
 
 
+_mix = torch.Generator().manual_seed(a.seed)
+
+
 def projection(x):
     p = structure_projection(setup.model.representation)(x)
-    return p if a.blend == 1.0 else x + a.blend * (p - x)
+    if a.mix < 1.0:  # a random share (1 - mix) of the rows keeps its sample (NaN rows are left alone)
+        p[torch.rand(p.shape[0], generator=_mix) >= a.mix] = float("nan")
+    return p
 
 
 def save():
@@ -106,8 +111,8 @@ def from_trace(t):
 
 if a.baselines_from:
     prev = json.load(open(a.baselines_from))
-    if (prev["seed"], prev.get("shared", "{}"), prev["steps"], prev.get("project", "none") == "all", prev.get("blend", 1.0)) \
-            != (a.seed, a.shared, cfg.finetune.steps, a.project == "all", a.blend) \
+    if (prev["seed"], prev.get("shared", "{}"), prev["steps"], prev.get("project", "none") == "all", prev.get("mix", 1.0)) \
+            != (a.seed, a.shared, cfg.finetune.steps, a.project == "all", a.mix) \
             or prev["rounds"] < a.rounds:
         raise SystemExit(f"{a.baselines_from}: another seed, shared config or fewer rounds")
     out["baselines"] = prev["baselines"]
