@@ -219,7 +219,7 @@ def run_variants(model: torch.nn.Module, evaluator: Any, condition: Condition | 
                  out_dir: Path | None, encoder: Any = None, payload: Any = None, meta: dict | None = None,
                  variants: Sequence[str] = VARIANTS, log: Callable[[str], None] = print,
                  show_progress: bool = False, monitor: Any = None, diversity_key: Any = None,
-                 project: Any = None) -> dict[str, CFOResult]:
+                 project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, CFOResult]:
     """Run every fine-tuning variant (``pretrained`` is the round-0 record of each run; a fixed multiplier has no
     violation bound to anneal, so ``anneal_from`` is CFO's alone)."""
     results: dict[str, CFOResult] = {}

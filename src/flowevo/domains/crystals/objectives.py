@@ -68,7 +68,8 @@ def structures_payload(representation: CrystalRepresentation) -> Callable[[Tenso
 
 def structure_projection(representation: CrystalRepresentation) -> Callable[[Tensor], Tensor]:
     """CFO ``project`` hook: ``x (N, D) -> (N, D)``, each row replaced by its decoded structure re-encoded (exact
-    species codes, A at the origin); a row that cannot be decoded becomes NaN (the caller keeps the original)."""
+    species codes in data space, A at the origin; an encoder in front of the flow then keeps what its subspace holds);
+    a row that cannot be decoded becomes NaN (the caller keeps the original)."""
     decode = structures_payload(representation)
 
     def project(x: Tensor) -> Tensor:
