@@ -52,7 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from flowevo.cfo.density import kl_divergence
-from flowevo.cfo.diversity import GroupCap, diversity_offset, feasible_floor, key_groups
+from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
 from flowevo.cfo.dual import constrained_weights
 from flowevo.cfo.finetune import (
     FinetuneConfig,
@@ -116,10 +116,6 @@ class CFOConfig:
             samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
         max_key_share: no ``diversity_key`` may carry more than this share of a round's weights
             (:class:`~flowevo.cfo.diversity.GroupCap`); 1: off.
-        feasible_floor: a share of each round's weights spread evenly over the feasible ``diversity_key`` values the
-            round found (each sample its own key without one), then over their feasible samples
-            (:func:`~flowevo.cfo.diversity.feasible_floor`): the fine-tuning keeps mass on every feasible key instead of
-            piling onto the best few; 0: off.
         neighbours: ``k > 1``: the penalty and the violation the exact dual constrains are each sample's mean over
             its ``k`` nearest samples in flow space (the fitted flow spreads mass around its training samples, so a
             sample among violators predicts violations); 0 or 1: per sample.
@@ -156,7 +152,6 @@ class CFOConfig:
     target_tolerance: float = 0.0
     diversity: float = 0.0
     max_key_share: float = 1.0
-    feasible_floor: float = 0.0
     neighbours: int = 0
     anneal_from: float | None = None
     anneal_rounds: int = 4
@@ -183,8 +178,6 @@ class CFOConfig:
             raise ValueError("need 0 < target_floor <= 1, target_feedback >= 0 and target_tolerance >= 0")
         if not 0 < self.max_key_share <= 1:
             raise ValueError(f"max_key_share must be in (0, 1], got {self.max_key_share}")
-        if not 0 <= self.feasible_floor < 1:
-            raise ValueError(f"feasible_floor must be in [0, 1), got {self.feasible_floor}")
         if self.anneal_from is not None:
             if self.dual != "exact" or self.fixed_multiplier is not None:
                 raise ValueError("anneal_from needs the adaptive exact dual (dual='exact', no fixed_multiplier)")
@@ -525,8 +518,6 @@ class ConstrainedFlowOptimiser:
                     mu = self.multipliers.lam.clone()
                 pseudo = reward / self.reward_scale - (pen * mu).sum(1)
                 w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset, cap)
-            if cfg.feasible_floor > 0:
-                w = feasible_floor(w, feasible, cfg.feasible_floor, groups).to(w.dtype)
             ess = effective_sample_size(w[:n]) if self.seeds is None else effective_sample_size(w)
             ess_keys = None if groups is None else effective_group_count(w, groups)
             ok = torch.isfinite(reward)
