@@ -11,9 +11,7 @@ keep_energy_{1000,2000,3000_104,3000_105}.json: REO on p_target (run at 8fa0304,
 keep_energy_lo_*.json: REO on its log-odds (``DigitCounterfactuals.reo(confidence="log_odds")``).
 
 usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dev/digits_keep_energy.py OUT.json FIRST_ROW SEEDS [CONFIDENCE]
-CONFIDENCE: probability (REO's default; keep_energy_*.json) or log_odds (keep_energy_lo_*.json); issue 15, ninth pass:
-screen_log_odds (REO ranks p, its pre-screening sees p as log-odds: ``PreScreen(transform=...)``; keep_energy_slo_*.json)
-or log_odds_screen_p (REO ranks the log-odds, its pre-screening sees p; keep_energy_lsp_*.json).
+CONFIDENCE: probability (REO's default; keep_energy_*.json) or log_odds (keep_energy_lo_*.json).
 """
 import json
 import os
@@ -25,24 +23,11 @@ torch.set_num_threads(1)
 from flowevo.domains.digits.counterfactuals import DigitCounterfactuals  # noqa: E402
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits, load_training_digits  # noqa: E402
 from flowevo.domains.digits.models import load_digit_models  # noqa: E402
-from flowevo.objectives import class_energies, log_odds  # noqa: E402
+from flowevo.objectives import class_energies  # noqa: E402
 
 out_path, first = sys.argv[1], int(sys.argv[2])
 seeds = [int(v) for v in sys.argv[3].split(",")]
-mode = sys.argv[4] if len(sys.argv) > 4 else "probability"
-confidence = "log_odds" if mode in ("log_odds", "log_odds_screen_p") else "probability"
-
-
-def _column(fn):
-    def transform(v):
-        v = v.clone()
-        v[:, 1] = fn(v[:, 1])
-        return v
-    return transform
-
-
-screen = {"screen_log_odds": {"transform": _column(log_odds)},
-          "log_odds_screen_p": {"transform": _column(torch.sigmoid)}}.get(mode)
+confidence = sys.argv[4] if len(sys.argv) > 4 else "probability"
 models = load_digit_models()
 n = 100
 x, labels = load_training_digits(slice(first, first + n))
@@ -58,10 +43,9 @@ out: dict[str, dict] = {"caps": {str(q): caps[q].tolist() for q in QUANTILES[1:]
 for seed in seeds:
     targets = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
     cf = DigitCounterfactuals(models, x, labels, targets, seed, 24, 15)
-    tag = {"probability": "", "log_odds": "lo_"}.get(mode, f"{mode}_")
-    cache = f"/tmp/keep_energy_{tag}{first}_{seed}.pt"
+    cache = f"/tmp/keep_energy_{'lo_' if confidence == 'log_odds' else ''}{first}_{seed}.pt"
     if not os.path.exists(cache):
-        res = cf.reo(0.5, confidence=confidence, screen=screen)
+        res = cf.reo(0.5, confidence=confidence)
         pop = res.population
         p = pop.values[:, 1].cpu()
         feasible, p, row = pop.feasible.cpu(), torch.sigmoid(p) if confidence == "log_odds" else p, pop.row.cpu()

@@ -255,24 +255,3 @@ def test_the_surrogate_sees_its_recent_window_and_the_front_every_point(toy16):
         got = screen.archive.front[b]
         assert len(got) == len(front) and torch.allclose(got.sort(0).values, front.sort(0).values)
     assert PreScreen().capacity == 32  # the default window (issue 15, sixth pass; 256 before)
-
-
-def test_a_transform_is_what_the_surrogate_and_the_cheap_columns_see(toy16):
-    toy, codec, task = make(toy16)
-    cube = lambda v: v ** 3  # increasing on the distances (>= 0) of both objectives
-    plain, cubed = PreScreen(Variation(), factor=4), PreScreen(Variation(), factor=4, transform=cube)
-    runs = [Evolver(codec, task, evaluator(toy), population_size=4, variation=s, termination=[MaxGenerations(2)],
-                    seed=3).run() for s in (plain, cubed)]
-    _, y_plain, ok = plain.archive.padded()
-    _, y_cubed, ok2 = cubed.archive.padded()
-    assert torch.equal(ok, ok2) and runs[0].evaluations == runs[1].evaluations
-    # generation 0 is unscreened, so both archives start from the same scored points: objectives cubed, constraint not
-    first = ok.clone()
-    first[:, 4:] = False
-    assert torch.allclose(y_cubed[first][:, :2], y_plain[first][:, :2] ** 3)
-    assert torch.allclose(y_cubed[first][:, 2], y_plain[first][:, 2])
-    kids = runs[0].population.take(torch.arange(4))
-    exact, known = cubed._cheap(kids.residuals, kids.decoded, kids.row, task.target_condition[kids.row])
-    plain_exact, _ = plain._cheap(kids.residuals, kids.decoded, kids.row, task.target_condition[kids.row])
-    assert known.tolist() == [False, True, True]  # the cheap objective and the cheap constraint
-    assert torch.allclose(exact[:, 1], plain_exact[:, 1] ** 3) and torch.allclose(exact[:, 2], plain_exact[:, 2])

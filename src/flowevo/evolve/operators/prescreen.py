@@ -98,9 +98,6 @@ class PreScreen:
         pool_capacity: most recent pooled points per group.
         samples: Monte-Carlo samples of the expected hypervolume improvement (two or more objectives).
         seed: seed of those samples.
-        transform: ``values (N, M) -> (N, M)``, increasing in each column, applied to the scored objective values
-            before the surrogate, the front and the acquisition see them (e.g. a probability screened as its
-            log-odds while the search ranks the probability itself); None: the values as scored.
 
     Example::
 
@@ -110,7 +107,7 @@ class PreScreen:
 
     def __init__(self, inner: VariationStrategy | None = None, factor: int = 8, surrogate: Any | None = None,
                  features: Features | None = None, pool: bool = False, capacity: int = 32, pool_capacity: int = 512,
-                 samples: int = 32, seed: int = 0, transform: Callable[[Tensor], Tensor] | None = None) -> None:
+                 samples: int = 32, seed: int = 0) -> None:
         from flowevo.evolve.operators.variation import Variation
 
         if factor < 1:
@@ -121,7 +118,7 @@ class PreScreen:
         self.factor, self.surrogate = int(factor), surrogate if surrogate is not None else RowGP()
         self.features = features or flat_residuals
         self.pool, self.capacity, self.pool_capacity = bool(pool), int(capacity), int(pool_capacity)
-        self.samples, self.seed, self.transform = int(samples), int(seed), transform
+        self.samples, self.seed = int(samples), int(seed)
         self.context: SearchContext | None = None
         self.archive: RowArchive | None = None
         self.sample_gen = torch.Generator().manual_seed(self.seed)
@@ -165,8 +162,7 @@ class PreScreen:
                          evaluated.feasible)
 
     def _outputs(self, values: Tensor, g: Tensor | None) -> Tensor:
-        values = values.double().cpu()
-        f = (self.transform(values) if self.transform is not None else values) * self.sign
+        f = values.double().cpu() * self.sign
         g = torch.zeros(len(f), 0, dtype=torch.float64) if g is None else g.double().cpu()
         return torch.cat([f, g], dim=1)
 
@@ -214,19 +210,13 @@ class PreScreen:
         extra = ctx.payload(decoded) if ctx.payload is not None else {}
         cands = Candidates(x=decoded, source_index=row.to(dev), sources=ctx.task.sources.to(dev)[row.to(dev)],
                            target=target, extra=extra)
-        objectives = torch.full((len(decoded), self.m), math.nan, dtype=torch.float64)
         for j, fn, objective in self.cheap_columns:
-            v = evaluate_callable(fn, fn.name, cands, []).double().cpu()
+            v = evaluate_callable(fn, fn.name, cands, [])
             if objective:
-                objectives[:, j] = v
+                v = torch.nan_to_num(v * self.sign[j], nan=math.inf)  # a failed cheap objective: as bad as it gets
             else:
-                out[:, j] = torch.nan_to_num(v, nan=math.inf)  # a failed cheap constraint: violated
-            known[j] = True
-        if self.transform is not None:
-            objectives = self.transform(objectives)
-        for j, _, objective in self.cheap_columns:
-            if objective:  # a failed cheap objective: as bad as it gets
-                out[:, j] = torch.nan_to_num(objectives[:, j] * self.sign[j], nan=math.inf)
+                v = torch.nan_to_num(v, nan=math.inf)  # a failed cheap constraint: violated
+            out[:, j], known[j] = v, True
         return out, known
 
     def _predict(self, residuals: Tensor, decoded: Tensor, row: Tensor, target, rows: int, m: int
