@@ -88,10 +88,11 @@ def run(names, config):
 
 
 _mix = torch.Generator().manual_seed(a.seed)
+_structure = structure_projection(setup.model.representation)  # built once, called every round
 
 
 def projection(x):
-    p = structure_projection(setup.model.representation)(x)
+    p = _structure(x)
     if a.mix < 1.0:  # a random share (1 - mix) of the rows keeps its sample (NaN rows are left alone)
         p[torch.rand(p.shape[0], generator=_mix) >= a.mix] = float("nan")
     return p
