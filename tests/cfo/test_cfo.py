@@ -341,3 +341,32 @@ def test_resume_needs_the_same_projection(task, tmp_path):
     again = ConstrainedFlowOptimiser(model, ev, c, cfg, project=snap)
     k = again.resume(tmp_path / "round_001.pt")
     assert [r.reward_mean for r in again.run(start=k).records] == [r.reward_mean for r in full.records]
+
+
+def test_replay_archive_keeps_the_best_feasible_sample_per_key_without_new_evaluations(task, tmp_path):
+    model, ev = task
+    cfg = config(kl_samples=0, replay=8)
+    with pytest.raises(ValueError, match="replay"):
+        config(replay=-1)
+    with pytest.raises(ValueError, match="replay_safe"):
+        config(replay_safe=1.5)
+
+    def key(cands):  # coarse cells of the plane: several samples share a key
+        return [f"{int(a)}:{int(b)}" for a, b in (cands.x * 2).floor().tolist()]
+
+    opt = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg, diversity_key=key, out_dir=tmp_path / "a")
+    res = opt.run()
+    plain = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), config(kl_samples=0)).run()
+    assert res.final.evaluations == plain.final.evaluations  # replayed rows are never scored again
+    assert res.records[1].reward_mean == plain.records[1].reward_mean  # round 0 has no archive yet
+    assert res.records[2].reward_mean != plain.records[2].reward_mean  # from round 1 the archive enters the fine-tuning
+    a = opt.archive
+    assert 0 < len(a["keys"]) <= 8 and len(set(a["keys"])) == len(a["keys"])  # one row per key
+    assert not a["violated"].any() and torch.isfinite(a["reward"]).all()
+    assert torch.all(a["reward"][:-1] >= a["reward"][1:])  # best first
+    # the archive is the best feasible row of each key among everything scored before the last round
+    assert a["reward"][0] >= max(r.reward_mean for r in res.records[:-1])
+    resumed = ConstrainedFlowOptimiser(model, ev, Condition.from_labels([0]), cfg, diversity_key=key,
+                                       out_dir=tmp_path / "b")
+    rest = resumed.run(start=resumed.resume(tmp_path / "a" / "round_002.pt"))
+    assert [r.reward_mean for r in rest.records] == [r.reward_mean for r in res.records]

@@ -124,6 +124,13 @@ class CFOConfig:
             shares of each round's allowed rate. The first rounds then move toward reward where a loose penalty
             allows it instead of toward feasibility wherever it is cheapest. None: ``max_violation`` from round 0.
         anneal_rounds: the round from which the allowed rate is ``max_violation`` (``1 <= anneal_rounds <= rounds``).
+        replay: ``M > 0``: an archive of the best feasible samples scored so far (highest reward, one per
+            ``diversity_key`` where one is given), at most ``M``, joins every later round's weighted batch (scored
+            once, never again: no extra evaluations), so a flow that drifted from good feasible regions it once
+            sampled is pulled back toward them; 0: off.
+        replay_safe: with ``neighbours > 1``, a sample enters the archive only if at most this share of its
+            ``neighbours`` nearest samples in flow space (itself included) violates a constraint (an elite among
+            violators would pull the fitted flow's mass onto them); 1: any feasible sample.
         seed: seeds sampling, fine-tuning and the KL estimate (same seed, same result).
     """
 
@@ -155,6 +162,8 @@ class CFOConfig:
     neighbours: int = 0
     anneal_from: float | None = None
     anneal_rounds: int = 4
+    replay: int = 0
+    replay_safe: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -186,6 +195,8 @@ class CFOConfig:
                                  f"anneal_from={self.anneal_from}, anneal_rounds={self.anneal_rounds}")
         if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
             raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
+        if self.replay < 0 or not 0 <= self.replay_safe <= 1:
+            raise ValueError(f"need replay >= 0 and 0 <= replay_safe <= 1, got {self.replay}, {self.replay_safe}")
 
 
 @dataclass(frozen=True)
@@ -332,6 +343,7 @@ class ConstrainedFlowOptimiser:
         self.records: list[RoundRecord] = []
         self.failures: list[Failure] = []
         self.evaluations = 0
+        self.archive: dict[str, Any] | None = None
         self._start = time.perf_counter()  # reset by run(); set here so step() works on its own
 
     # -- one round ----------------------------------------------------------------------------------
@@ -411,7 +423,9 @@ class ConstrainedFlowOptimiser:
         return {"records": [r.to_dict() for r in self.records], "lam": m.lam.tolist(), "rho": m.rho.tolist(),
                 "last_violation": m.last_violation.tolist(), "reward_scale": self.reward_scale,
                 "g_scale": None if self.g_scale is None else self.g_scale.tolist(),
-                "target": None if self.target is None else self.target.tolist(), "evaluations": self.evaluations}
+                "target": None if self.target is None else self.target.tolist(), "evaluations": self.evaluations,
+                "archive": None if self.archive is None else {
+                    name: (v if name == "keys" or v is None else v.detach().cpu()) for name, v in self.archive.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (the model's weights are restored separately, see :meth:`resume`)."""
@@ -422,6 +436,10 @@ class ConstrainedFlowOptimiser:
         self.reward_scale = state["reward_scale"]
         self.g_scale, self.target = f64(state["g_scale"]), f64(state["target"])
         self.evaluations = int(state["evaluations"])
+        archive = state.get("archive")
+        self.archive = None if archive is None else {
+            name: (v if name == "keys" or v is None else v.to(self.device) if name in ("z", "x") else v)
+            for name, v in archive.items()}
 
     def resume(self, checkpoint: str | Path) -> int:
         """Continue from ``round_<k>.pt`` written by a run of this optimiser with the same pretrained model, reward,
@@ -492,6 +510,20 @@ class ConstrainedFlowOptimiser:
         ess = ess_keys = loss = temp = weighted_reward = weighted_satisfaction = None
         ckpt = None
         if k < cfg.rounds:
+            keys = list(self.diversity_key(cands)) if self.diversity_key is not None else None
+            if cfg.replay:
+                safe = ~violated.any(1)
+                if cfg.neighbours > 1 and cfg.replay_safe < 1:  # the row's flow-space neighbourhood is mostly feasible
+                    safe &= local_mean(z, violated.any(1)[:, None].double(), cfg.neighbours)[:, 0] <= cfg.replay_safe
+                scored = (z, x, reward, violated | ~safe[:, None], g, keys)
+                if self.archive is not None:
+                    a = self.archive
+                    z, x = torch.cat([z, a["z"].to(z)]), torch.cat([x, a["x"].to(x)])
+                    reward, violated = torch.cat([reward, a["reward"]]), torch.cat([violated, a["violated"]])
+                    g = torch.cat([g, a["g"]])
+                    keys = None if keys is None else keys + a["keys"]
+                    c_all = batch_condition(self.condition.to(self.device), z.shape[0])
+                self._remember(*scored)
             pen, viol = self._penalty(g, violated), violated.double()
             feasible = ~violated.any(1)
             if self.project is not None:
@@ -500,7 +532,6 @@ class ConstrainedFlowOptimiser:
                 pen, viol = local_mean(z, pen, cfg.neighbours), local_mean(z, viol, cfg.neighbours)
             offset = cap = groups = None
             if self.diversity_key is not None:
-                keys = list(self.diversity_key(cands))
                 groups = key_groups(keys)
                 offset = diversity_offset(keys, cfg.diversity) if cfg.diversity > 0 else None
                 cap = GroupCap(groups, cfg.max_key_share) if cfg.max_key_share < 1 else None
@@ -548,6 +579,31 @@ class ConstrainedFlowOptimiser:
             self.records[-1] = rec = RoundRecord(**{**rec.to_dict(), "checkpoint": ckpt})
         self._write_trace()
         return rec
+
+    def _remember(self, z: Tensor, x: Tensor, reward: Tensor, violated: Tensor, g: Tensor,
+                  keys: list | None) -> None:
+        """Merge a round's feasible scored rows into the replay archive: the ``replay`` highest rewards, the best row
+        per key where keys are given."""
+        ok = ~violated.any(1) & torch.isfinite(reward)
+        rows = {"z": z[ok].detach(), "x": x[ok].detach(), "reward": reward[ok], "violated": violated[ok], "g": g[ok],
+                "keys": None if keys is None else [kk for kk, o in zip(keys, ok.tolist()) if o]}
+        if self.archive is not None:
+            a = self.archive
+            rows = {name: (rows[name] + a[name] if name == "keys" else torch.cat([rows[name], a[name].to(rows[name])]))
+                    if rows[name] is not None else None for name in rows}
+        order = torch.argsort(rows["reward"], descending=True).tolist()
+        chosen, seen = [], set()
+        for i in order:
+            key = None if rows["keys"] is None else rows["keys"][i]
+            if key is not None and key in seen:
+                continue
+            seen.add(key) if key is not None else None
+            chosen.append(i)
+            if len(chosen) == self.config.replay:
+                break
+        idx = torch.tensor(chosen, dtype=torch.long)
+        self.archive = {name: (None if v is None else [v[i] for i in chosen] if name == "keys" else v[idx.to(v.device)])
+                        for name, v in rows.items()}
 
     def _projected(self, x: Tensor, z: Tensor) -> Tensor:
         """``project`` applied to the decoded samples ``x (N, *D)``, back in flow space ``(N, *S)``; a row the
