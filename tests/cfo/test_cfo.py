@@ -348,8 +348,8 @@ def test_replay_archive_keeps_the_best_feasible_sample_per_key_without_new_evalu
     cfg = config(kl_samples=0, replay=8)
     with pytest.raises(ValueError, match="replay"):
         config(replay=-1)
-    with pytest.raises(ValueError, match="replay_safe"):
-        config(replay_safe=1.5)
+    with pytest.raises(ValueError, match="feasible_floor"):
+        config(feasible_floor=1.0)
 
     def key(cands):  # coarse cells of the plane: several samples share a key
         return [f"{int(a)}:{int(b)}" for a, b in (cands.x * 2).floor().tolist()]

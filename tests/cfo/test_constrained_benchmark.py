@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from flowevo.benchmarks.constrained import (
     default_configs,
     frontier_reward_at,
     optimum_frontier,
+    run_variants,
     summarise,
 )
 from flowevo.cli import app
@@ -119,3 +121,32 @@ def test_default_configs_crystals_annealed_bound():
     assert cfg["crystals"].temperature == 0.5 and cfg["synthetic"].temperature == 1.0
     assert cfg["synthetic"].target_feedback == 1.0
     assert cfg["crystals"].max_violation == 0.02 and cfg["crystals"].rounds == 8 and cfg["crystals"].seed == 3
+    # crystals CFO (issue 16, tenth pass): an archive of 96 feasible elites and a 5% weight floor; synthetic without
+    assert (cfg["crystals"].replay, cfg["crystals"].feasible_floor) == (96, 0.05)
+    assert (cfg["synthetic"].replay, cfg["synthetic"].feasible_floor) == (0, 0.0)
+
+
+def test_fixed_penalties_keep_none_of_cfos_own_mechanisms(monkeypatch):
+    """The fixed-penalty baselines stay what they were: no annealing, archive, floor, nor projection unless listed."""
+    import flowevo.benchmarks.constrained as bench
+
+    made = {}
+    real = bench.ConstrainedFlowOptimiser
+
+    class Recording(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made[self.config.fixed_multiplier] = (self.config, self.project)
+
+    monkeypatch.setattr(bench, "ConstrainedFlowOptimiser", Recording)
+    task = SyntheticTask()
+    model = task.pretrain(0, steps=50)
+    cfg = replace(default_configs(0, rounds=1, samples=64)["synthetic"], kl_samples=0, anneal_from=0.2, anneal_rounds=1,
+                  replay=8, feasible_floor=0.1, finetune=replace(default_configs(0)["synthetic"].finetune, steps=5))
+    project = lambda x: x  # noqa: E731
+    run_variants(model, task.evaluator(), None, cfg, None, variants=("fixed_large", "cfo"), log=lambda s: None,
+                 project=project, projected=("cfo",))
+    fixed, fixed_project = made[10.0]
+    ours, our_project = made[None]
+    assert (fixed.anneal_from, fixed.replay, fixed.feasible_floor, fixed_project) == (None, 0, 0.0, None)
+    assert (ours.anneal_from, ours.replay, ours.feasible_floor, our_project) == (0.2, 8, 0.1, project)

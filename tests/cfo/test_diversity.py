@@ -1,9 +1,9 @@
-"""The round weights' diversity tools: the per-key offset and the per-key cap (water-filling)."""
+"""The round weights' diversity tools: the per-key offset, the per-key cap (water-filling) and the feasible floor."""
 
 import pytest
 import torch
 
-from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
+from flowevo.cfo.diversity import GroupCap, diversity_offset, feasible_floor, key_groups
 from flowevo.cfo.finetune import softmax_weights
 
 
@@ -34,3 +34,18 @@ def test_group_cap_water_fills():
     assert out3[2] == pytest.approx(0.5) and out3[:2].sum() == pytest.approx(0.5)
     with pytest.raises(ValueError, match="share"):
         GroupCap(g, 0.0)
+
+
+def test_feasible_floor_spreads_a_share_evenly_over_feasible_keys():
+    w = torch.tensor([0.7, 0.1, 0.1, 0.05, 0.05], dtype=torch.float64)
+    feasible = torch.tensor([True, True, True, False, True])
+    g = key_groups(["a", "a", "b", "c", "d"])
+    out = feasible_floor(w, feasible, 0.3, g)
+    # 0.3 over the feasible keys a, b, d (0.1 each), key a's share split over its two samples; c gets none
+    expect = 0.7 * w + torch.tensor([0.05, 0.05, 0.1, 0.0, 0.1], dtype=torch.float64)
+    assert torch.allclose(out, expect) and out.sum() == pytest.approx(1.0)
+    per_sample = feasible_floor(w, feasible, 0.3)                        # no key: each sample its own
+    assert torch.allclose(per_sample, 0.7 * w + 0.3 * feasible.double() / 4)
+    assert torch.allclose(feasible_floor(w, torch.zeros(5, dtype=torch.bool), 0.3, g), w)   # nothing feasible
+    with pytest.raises(ValueError, match="share"):
+        feasible_floor(w, feasible, 1.5)

@@ -219,20 +219,24 @@ def run_variants(model: torch.nn.Module, evaluator: Any, condition: Condition | 
                  out_dir: Path | None, encoder: Any = None, payload: Any = None, meta: dict | None = None,
                  variants: Sequence[str] = VARIANTS, log: Callable[[str], None] = print,
                  show_progress: bool = False, monitor: Any = None, diversity_key: Any = None,
-                 project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, CFOResult]:
-    """Run every fine-tuning variant (``pretrained`` is the round-0 record of each run; a fixed multiplier has no
-    violation bound to anneal, so ``anneal_from`` is CFO's alone)."""
+                 project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 projected: Sequence[str] | None = None) -> dict[str, CFOResult]:
+    """Run every fine-tuning variant (``pretrained`` is the round-0 record of each run). CFO's own mechanisms stay
+    CFO's: a fixed multiplier has no violation bound to anneal (``anneal_from``), no archive (``replay``), no weight
+    floor (``feasible_floor``), and ``project`` applies to the variants in ``projected`` only (default: all)."""
     results: dict[str, CFOResult] = {}
     for name in variants:
         if name == "pretrained":
             continue
-        cfg = (replace(config, fixed_multiplier=FIXED[name], anneal_from=None) if name in FIXED
-               else replace(config, fixed_multiplier=None))
+        cfg = (replace(config, fixed_multiplier=FIXED[name], anneal_from=None, replay=0, feasible_floor=0.0)
+               if name in FIXED else replace(config, fixed_multiplier=None))
         log(f"  {name}")
         ckpt_dir = None if out_dir is None or name != "cfo" else out_dir
         results[name] = ConstrainedFlowOptimiser(model, evaluator, condition, cfg, encoder=encoder, payload=payload,
                                                  out_dir=ckpt_dir, meta=meta, monitor=monitor,
-                                                 diversity_key=diversity_key, project=project).run(show_progress=show_progress)
+                                                 diversity_key=diversity_key,
+                                                 project=project if projected is None or name in projected else None,
+                                                 ).run(show_progress=show_progress)
     return results
 
 
@@ -305,7 +309,7 @@ def default_configs(seed: int, rounds: int | None = None, samples: int | None = 
                     neighbours=4, target_feedback=1.0, seed=seed)
     cry = CFOConfig(rounds=8, samples=256, temperature=0.5, min_ess=0.15, max_violation=0.02, finetune=ft,
                     kl_samples=128, neighbours=8, target_feedback=1.0, diversity=1.0, max_key_share=0.05,
-                    anneal_from=0.2, anneal_rounds=4, seed=seed)
+                    anneal_from=0.2, anneal_rounds=4, replay=96, feasible_floor=0.05, seed=seed)
     over = {k: v for k, v in (("rounds", rounds), ("samples", samples)) if v is not None}
     syn = replace(syn, **over)
     cry = replace(cry, **over, anneal_rounds=min(cry.anneal_rounds, max(over.get("rounds", cry.rounds), 1)))
@@ -448,13 +452,15 @@ def run_seed(out_dir: Path, data: str | Path | None, seed: int, tasks: Sequence[
     if "crystals" in tasks:
         t0 = time.perf_counter()
         from flowevo.domains.crystals.diversity import composition_key
+        from flowevo.domains.crystals.objectives import structure_projection
 
         setup = CrystalSetup(data, seed, cfm_steps=cfm_steps, max_rows=max_rows, log=log, **(crystal_kwargs or {}))
         cfg = configs["crystals"]
         log("crystals: fine-tuning variants")
         res = run_variants(setup.model.velocity, setup.evaluator, None, cfg, out_dir / "checkpoints" / "crystals",
                            encoder=setup.model.encoder, payload=setup.payload, meta=setup.model.meta(), log=log,
-                           show_progress=show_progress, monitor=setup.monitor, diversity_key=composition_key)
+                           show_progress=show_progress, monitor=setup.monitor, diversity_key=composition_key,
+                           project=structure_projection(setup.model.representation), projected=("cfo",))
         tm = task_metrics(res)
         tm["pretrained"]["samples"] = setup.sample_figures(res["cfo"].pretrained, cfg.samples, seed + 7)
         for name, r in res.items():

@@ -8,7 +8,9 @@ tools act on the softmax weights of a round (:mod:`flowevo.cfo.finetune`):
   (``gamma = 1``: not at all): the compounding "many samples of the best key -> more weight ->
   more samples" stops;
 * :class:`GroupCap`: no key may carry more than ``share`` of the weights (water-filling: capped keys
-  are scaled down, the rest scaled up, until no key exceeds the cap).
+  are scaled down, the rest scaled up, until no key exceeds the cap);
+* :func:`feasible_floor`: a share of the weights spread evenly over the feasible keys (then evenly over each
+  key's feasible samples), so every feasible key the round found keeps some mass in the fitted flow.
 """
 
 from __future__ import annotations
@@ -70,3 +72,21 @@ class GroupCap:
             w = w * scale[g]
             totals = totals * scale
         return w / w.sum()
+
+
+def feasible_floor(w: Tensor, feasible: Tensor, share: float, groups: Tensor | None = None) -> Tensor:
+    """``(1 - share) * w + share * u``: ``w (N,)`` weights, ``feasible (N,)`` bool, ``u`` uniform over the feasible
+    groups (``groups (N,)`` long from :func:`key_groups`; None: every sample its own group) and, within a group, over
+    its feasible samples. Returns ``(N,)`` float64 summing to 1; ``w`` unchanged (normalised) without a feasible
+    sample or at ``share = 0``."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"share must be in [0, 1], got {share}")
+    w = w.double() / w.sum()
+    feasible = feasible.to(w.device).bool()
+    if share == 0 or not feasible.any():
+        return w
+    g = torch.arange(w.shape[0], device=w.device) if groups is None else groups.to(w.device).long()
+    counts = torch.zeros(int(g.max()) + 1, dtype=w.dtype, device=w.device).index_add_(0, g, feasible.double())
+    u = torch.where(feasible, 1.0 / counts[g].clamp(min=1), torch.zeros_like(w))
+    u = u / u.sum()
+    return (1 - share) * w + share * u

@@ -52,7 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from flowevo.cfo.density import kl_divergence
-from flowevo.cfo.diversity import GroupCap, diversity_offset, key_groups
+from flowevo.cfo.diversity import GroupCap, diversity_offset, feasible_floor, key_groups
 from flowevo.cfo.dual import constrained_weights
 from flowevo.cfo.finetune import (
     FinetuneConfig,
@@ -116,6 +116,10 @@ class CFOConfig:
             samples, so the fine-tuning cannot pile onto a few keys); 0: off (then no key is needed).
         max_key_share: no ``diversity_key`` may carry more than this share of a round's weights
             (:class:`~flowevo.cfo.diversity.GroupCap`); 1: off.
+        feasible_floor: a share of each round's weights spread evenly over the feasible ``diversity_key`` values the
+            round's batch holds (each sample its own key without one), then over their feasible samples
+            (:func:`~flowevo.cfo.diversity.feasible_floor`): the fine-tuning keeps mass on every feasible key instead of
+            piling onto the best few; 0: off.
         neighbours: ``k > 1``: the penalty and the violation the exact dual constrains are each sample's mean over
             its ``k`` nearest samples in flow space (the fitted flow spreads mass around its training samples, so a
             sample among violators predicts violations); 0 or 1: per sample.
@@ -128,9 +132,6 @@ class CFOConfig:
             ``diversity_key`` where one is given), at most ``M``, joins every later round's weighted batch (scored
             once, never again: no extra evaluations), so a flow that drifted from good feasible regions it once
             sampled is pulled back toward them; 0: off.
-        replay_safe: with ``neighbours > 1``, a sample enters the archive only if at most this share of its
-            ``neighbours`` nearest samples in flow space (itself included) violates a constraint (an elite among
-            violators would pull the fitted flow's mass onto them); 1: any feasible sample.
         seed: seeds sampling, fine-tuning and the KL estimate (same seed, same result).
     """
 
@@ -159,11 +160,11 @@ class CFOConfig:
     target_tolerance: float = 0.0
     diversity: float = 0.0
     max_key_share: float = 1.0
+    feasible_floor: float = 0.0
     neighbours: int = 0
     anneal_from: float | None = None
     anneal_rounds: int = 4
     replay: int = 0
-    replay_safe: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -195,8 +196,10 @@ class CFOConfig:
                                  f"anneal_from={self.anneal_from}, anneal_rounds={self.anneal_rounds}")
         if not 0 <= self.target_share <= 1 or self.lam_max <= 0 or self.diversity < 0 or self.neighbours < 0:
             raise ValueError("need 0 <= target_share <= 1, lam_max > 0, diversity >= 0 and neighbours >= 0")
-        if self.replay < 0 or not 0 <= self.replay_safe <= 1:
-            raise ValueError(f"need replay >= 0 and 0 <= replay_safe <= 1, got {self.replay}, {self.replay_safe}")
+        if self.replay < 0:
+            raise ValueError(f"replay must be >= 0, got {self.replay}")
+        if not 0 <= self.feasible_floor < 1:
+            raise ValueError(f"feasible_floor must be in [0, 1), got {self.feasible_floor}")
 
 
 @dataclass(frozen=True)
@@ -512,10 +515,7 @@ class ConstrainedFlowOptimiser:
         if k < cfg.rounds:
             keys = list(self.diversity_key(cands)) if self.diversity_key is not None else None
             if cfg.replay:
-                safe = ~violated.any(1)
-                if cfg.neighbours > 1 and cfg.replay_safe < 1:  # the row's flow-space neighbourhood is mostly feasible
-                    safe &= local_mean(z, violated.any(1)[:, None].double(), cfg.neighbours)[:, 0] <= cfg.replay_safe
-                scored = (z, x, reward, violated | ~safe[:, None], g, keys)
+                scored = (z, x, reward, violated, g, keys)
                 if self.archive is not None:
                     a = self.archive
                     z, x = torch.cat([z, a["z"].to(z)]), torch.cat([x, a["x"].to(x)])
@@ -549,6 +549,8 @@ class ConstrainedFlowOptimiser:
                     mu = self.multipliers.lam.clone()
                 pseudo = reward / self.reward_scale - (pen * mu).sum(1)
                 w, temp = trust_region_weights(pseudo, cfg.temperature, cfg.min_ess, offset, cap)
+            if cfg.feasible_floor > 0:
+                w = feasible_floor(w, feasible, cfg.feasible_floor, groups).to(w.dtype)
             ess = effective_sample_size(w[:n]) if self.seeds is None else effective_sample_size(w)
             ess_keys = None if groups is None else effective_group_count(w, groups)
             ok = torch.isfinite(reward)

@@ -77,8 +77,8 @@ def cfo_config(config: Config) -> Any:
                                                  anchor=c.anchor),
                          discretisation=grid, kl_samples=min(c.kl_samples, c.samples), kl_grid=grid,
                          softness=c.softness, dual=c.dual, neighbours=c.neighbours, target_feedback=c.target_feedback,
-                         anneal_from=c.anneal_from, anneal_rounds=c.anneal_rounds,
-                         seed=config.seed)
+                         anneal_from=c.anneal_from, anneal_rounds=c.anneal_rounds, replay=c.replay,
+                         feasible_floor=c.feasible_floor, seed=config.seed)
     except ValueError as exc:
         raise ConfigError(f"cfo: {exc}") from None
 
