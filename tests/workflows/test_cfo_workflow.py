@@ -171,3 +171,14 @@ def test_the_annealed_schedule_reaches_the_optimiser_from_the_config(model_dir):
     cfg = cfo_config(_config(model_dir, Path("unused"), anneal_from=0.2, anneal_rounds=2))
     assert (cfg.anneal_from, cfg.anneal_rounds) == (0.2, 2)
     assert cfo_config(_config(model_dir, Path("unused"))).anneal_from is None
+
+
+def test_the_archive_and_the_weight_floor_reach_the_optimiser_from_the_config(model_dir):
+    from flowevo.workflows.cfo import cfo_config
+
+    cfg = cfo_config(_config(model_dir, Path("unused"), replay=16, feasible_floor=0.05))
+    assert (cfg.replay, cfg.feasible_floor) == (16, 0.05)
+    plain = cfo_config(_config(model_dir, Path("unused")))
+    assert (plain.replay, plain.feasible_floor) == (0, 0.0)
+    with pytest.raises(Exception, match="feasible_floor"):
+        cfo_config(_config(model_dir, Path("unused"), feasible_floor=1.0))
