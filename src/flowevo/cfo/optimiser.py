@@ -597,9 +597,10 @@ class ConstrainedFlowOptimiser:
         chosen, seen = [], set()
         for i in order:
             key = None if rows["keys"] is None else rows["keys"][i]
-            if key is not None and key in seen:
-                continue
-            seen.add(key) if key is not None else None
+            if key is not None:  # one row per key; rows without a key (undecodable, or no diversity_key) all count
+                if key in seen:
+                    continue
+                seen.add(key)
             chosen.append(i)
             if len(chosen) == self.config.replay:
                 break
