@@ -4,8 +4,8 @@
 environments (unpinned dependencies move the pretrained flow slightly), or when CFO is to be compared with baselines
 fine-tuned another way (projected or not), this recomputes `bar_check` at round K from the CFO runs of
 `{CFO_TAG}_s{seed}.json` and the baselines of `{BASE_TAG}_s{seed}.json`. Each run's own round 0 is its pretrained flow.
-It prints one line per setting: runs met, the mean of each run's smaller gain ratio, the failed checks, and the
-runs met per dev seed.
+It prints one line per setting: runs met, the mean of each run's smaller gain ratio, satisfaction, the failed checks,
+the runs met per dev seed, the fewest distinct feasible compositions and CFO's absolute figures.
 
 usage: python benchmarks/dev/cfo_cross_bars.py CFO_TAG BASE_TAG [K]
 """
@@ -40,13 +40,18 @@ def main(cfo_tag: str, base_tag: str, k: int = 8) -> None:
             b = bar_check("crystals", m, 256)
             fails = [c for c in CHECKS if not b[c]] + (["dominated"] if b["fixed_penalties_better_on_both"] else [])
             ratio = min(b["surrogate_gain"] / b["surrogate_gain_unconstrained"], b["judge_gain"] / b["judge_gain_unconstrained"])
-            rows[re.sub(r"_s\d+$", "", name)].append((s, b["met"], ratio, fails, b["cfo_satisfaction"]))
+            t = entry["trace"][k]
+            rows[re.sub(r"_s\d+$", "", name)].append((s, b["met"], ratio, fails, b["cfo_satisfaction"], t["fd"],
+                                                      t["reward"], t["judge"], t["dft"]))
     for name, r in rows.items():
         per_seed = {s: sum(x[1] for x in r if x[0] == s) for s in sorted({x[0] for x in r})}
         fails = collections.Counter(f for x in r for f in x[3])
         print(f"{cfo_tag}:{name} against {base_tag}: met {sum(x[1] for x in r)} / {len(r)}, mean min ratio "
-              f"{st.mean(x[2] for x in r):.2f}, satisfaction mean {st.mean(x[4] for x in r):.3f}, failed "
-              f"{dict(fails) or '-'}, met per seed {per_seed}")
+              f"{st.mean(x[2] for x in r):.2f}, satisfaction mean / min {st.mean(x[4] for x in r):.3f} / "
+              f"{min(x[4] for x in r):.3f}, failed {dict(fails) or '-'}, met per seed {per_seed}; fewest feasible "
+              f"compositions {min(x[5] for x in r):.0f}; CFO surrogate / judge / DFT (eV), distinct feasible (means) "
+              f"{st.mean(x[6] for x in r):.2f} / {st.mean(x[7] for x in r):.2f} / {st.mean(x[8] for x in r):.2f}, "
+              f"{st.mean(x[5] for x in r):.0f}")
 
 
 if __name__ == "__main__":
