@@ -223,3 +223,22 @@ def test_the_crystal_reo_is_pre_screened_and_refuses_a_second_screen(model_dir, 
     bad = runner.invoke(app, ["optimize", "--model", str(out), "--sources", str(out / "holdout.csv"), "--rows", "2",
                               "--prescreen", "4", "--run-dir", str(tmp_path / "r"), "--quiet"])
     assert bad.exit_code == 2 and "pre-screens already" in bad.output
+
+
+def test_cfo_on_a_crystal_model_with_the_benchmarks_archive_floor_and_projection(model_dir, tmp_path):
+    """`flowevo cfo` on a crystal MODEL_DIR: the domain's composition key reaches the optimiser, so the archive keeps
+    one elite per reduced formula, and the run with projection, archive and floor ends with a full record."""
+    from flowevo.domains.crystals.diversity import composition_key
+    from flowevo.workflows.cfo_flow import load_flow
+
+    model, _ = model_dir
+    _, flow = load_flow(model, "cpu")
+    assert flow.diversity_key is composition_key and flow.project is not None
+    out = _ok("cfo", "--model", model, "--reward", "crystals.surrogate@min", "--constraint",
+              "crystals.structure_valid<=0", "--rounds", 2, "--run-dir", tmp_path / "cfo", "--set", "cfo.samples=48",
+              "--set", "cfo.kl_samples=0", "--set", "cfo.finetune_steps=5", "--set", "cfo.replay=16",
+              "--set", "cfo.feasible_floor=0.05", "--set", "cfo.project=true", "--quiet", "--json")
+    m = json.loads(out.stdout)
+    assert len(m["rounds"]) == 3 and m["final"]["satisfaction"] >= 0
+    resolved = json.loads((tmp_path / "cfo" / "config.resolved.json").read_text())["cfo"]
+    assert (resolved["replay"], resolved["feasible_floor"], resolved["project"]) == (16, 0.05, True)

@@ -195,6 +195,9 @@ class DomainFlow:
         project: ``fn(x (N, *D)) -> (N, *D)``: each sample replaced by the data it stands for (e.g. crystals: the
             decoded structure re-encoded with exact species codes), what fine-tuning then fits and where the
             penalty's neighbours are found; None: the samples. Used when ``[cfo] project = true``.
+        diversity_key: ``fn(candidates) -> one hashable per sample``: what counts as the same sample (e.g. crystals:
+            the reduced formula), so ``[cfo] replay`` keeps one elite per key and ``feasible_floor`` spreads its
+            weight over keys; None: every sample is its own.
     """
 
     kind: str
@@ -211,6 +214,7 @@ class DomainFlow:
     extra: dict[str, Any] = field(default_factory=dict)
     class_names: list[str] | None = None
     project: Callable[[Tensor], Tensor] | None = None
+    diversity_key: Callable[[Any], Sequence[Any]] | None = None
 
     def context(self) -> BuiltinContext:
         """The :class:`BuiltinContext` built-ins see (no source structures / sources)."""

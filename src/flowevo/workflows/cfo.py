@@ -131,7 +131,8 @@ class PreparedCFO:
             self.optimiser = ConstrainedFlowOptimiser(tuned(self.flow), self.evaluator, self.condition,
                                                       self.cfo_config, encoder=self.flow.encoder,
                                                       payload=self.flow.payload, out_dir=self.run_dir / CHECKPOINTS,
-                                                      meta=meta, project=self.flow.project if a.project else None)
+                                                      meta=meta, project=self.flow.project if a.project else None,
+                                                      diversity_key=self.flow.diversity_key)
         except BaseException:
             self.close()
             raise

@@ -286,6 +286,7 @@ def load_flow(request: FlowRequest) -> DomainFlow:
         ValueError: a device other than the CPU, or a class id / several values as the condition.
     """
     from flowevo.devices import require_cpu
+    from flowevo.domains.crystals.diversity import composition_key
     from flowevo.domains.crystals.fitting import load_crystal_models
     from flowevo.domains.crystals.objectives import structure_projection, structures_payload
 
@@ -305,7 +306,7 @@ def load_flow(request: FlowRequest) -> DomainFlow:
 
     return DomainFlow("crystals", "crystals", (int(model.dim),), (int(model.residual_dim),), model.velocity, 0, 1,
                       condition, encoder=model.encoder, payload=structures_payload(model.representation), extra=extra,
-                      project=structure_projection(model.representation))
+                      project=structure_projection(model.representation), diversity_key=composition_key)
 
 
 # ------------------------------------------------------------------------------------- output writer
