@@ -298,11 +298,11 @@ class CFOSection(Strict):
                                              "a projection (e.g. exact element codes): more reward and "
                                              "satisfaction, fewer distinct samples (docs/benchmarks.md)")
     replay: int = Field(0, ge=0, description="an archive of this many best feasible samples so far (one per "
-                                             "composition on crystal models) joins every round's fine-tuning, never "
-                                             "re-scored (0: off)")
+                                             "diversity key of the domain, e.g. a composition) joins every round's "
+                                             "fine-tuning, never re-scored (0: off)")
     feasible_floor: float = Field(0.0, ge=0, lt=1, description="share of each round's weights spread evenly over "
-                                                               "its feasible samples (compositions on crystal "
-                                                               "models; 0: off)")
+                                                               "its feasible samples (per diversity key of the "
+                                                               "domain; 0: off)")
     fixed_multiplier: float | None = Field(None, ge=0, description="a constant multiplier instead of CFO's "
                                                                    "(0: unconstrained fine-tuning)")
     kl_samples: int = Field(256, ge=0, description="samples of the per-round KL estimate (0: skip); at most samples")
