@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/demo
 
-.PHONY: setup demo test bench clean browser
+.PHONY: setup demo test bench clean browser lock
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -12,8 +12,10 @@ $(BIN)/python:
 	# CPU build of torch first (on this machine's disk); an unpinned torch would pull a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e ".[all,dev]"
+# constraints.txt: the environment of the latest committed benchmark runs (pinned on Python 3.11 and Linux; elsewhere pip
+# resolves pyproject's ranges freely). `make lock` rewrites it from this venv.
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e ".[all,dev]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -36,6 +38,12 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
 			&& echo "browser: installed chromium") || echo "browser: could not install chromium; the browser test will be skipped"; \
 	else echo "browser: no chromium and no root apt-get; the browser test will be skipped"; fi
+
+lock: $(BIN)/python
+	@{ echo "# Versions of a working environment: make setup installs with these (make lock rewrites this file)."; \
+	   echo "# Pinned on the Python and platform they were made on only; torch is installed first, by version."; \
+	   $(BIN)/pip freeze --exclude-editable | grep -v -i '^torch==' \
+	   | sed 's/$$/ ; python_version == "3.11" and sys_platform == "linux"/'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) runs
