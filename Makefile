@@ -39,11 +39,13 @@ browser:
 			&& echo "browser: installed chromium") || echo "browser: could not install chromium; the browser test will be skipped"; \
 	else echo "browser: no chromium and no root apt-get; the browser test will be skipped"; fi
 
+# the pins carry a marker for the Python and platform of this venv: elsewhere pip resolves pyproject's ranges
 lock: $(BIN)/python
-	@{ echo "# Versions of a working environment: make setup installs with these (make lock rewrites this file)."; \
-	   echo "# Pinned on the Python and platform they were made on only; torch is installed first, by version."; \
-	   $(BIN)/pip freeze --exclude-editable | grep -v -i '^torch==' \
-	   | sed 's/$$/ ; python_version == "3.11" and sys_platform == "linux"/'; } > constraints.txt
+	$(BIN)/pip freeze --exclude-editable | grep -v -i '^torch==' | $(BIN)/python -c 'import sys; \
+	marker = "python_version == \"%d.%d\" and sys_platform == \"%s\"" % (*sys.version_info[:2], sys.platform); \
+	print("# Versions of a working environment: make setup installs with these (make lock rewrites this file)."); \
+	print("# Pinned on the Python and platform they were made on only; torch is installed first, by version."); \
+	print("".join(f"{line.rstrip()} ; {marker}\n" for line in sys.stdin), end="")' > constraints.txt
 
 clean:
 	rm -rf $(VENV) runs

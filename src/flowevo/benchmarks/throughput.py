@@ -108,8 +108,9 @@ def decode_rate(flow: nn.Module, batch: int, disc: FixedGrid, device: torch.devi
 def roundtrip_by_precision(models, precisions: Sequence[str], device: torch.device, n: int | None = None) -> dict:
     """Relative round-trip error ``|decode(invert(z)) - z| / |z|`` of held-out digit latents per precision,
     and the decode's deviation from the float32 decode (median over ``n`` digits; default :data:`ROUNDTRIP_N`)."""
-    n = ROUNDTRIP_N if n is None else n
     from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits
+
+    n = ROUNDTRIP_N if n is None else n
 
     split = load_builtin_digits()
     x = images_to_tensor(split.test_images[:n]).to(device)

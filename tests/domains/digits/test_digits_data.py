@@ -27,13 +27,17 @@ def test_builtin_split_shapes_and_determinism() -> None:
 
 
 def test_builtin_split_is_parsed_once_and_each_call_owns_its_arrays() -> None:
+    from flowevo.domains.digits.data import _builtin_arrays
+
     a = load_builtin_digits()
+    parses = _builtin_arrays.cache_info().misses
     first = int(a.test_images[0, 14, 14])
     a.test_images[0, 14, 14] = 255 - first  # a caller may edit its copy
     a.train_labels[:] = 0
     b = load_builtin_digits()
     assert int(b.test_images[0, 14, 14]) == first and len(set(b.train_labels.tolist())) == 10
     assert b.test_images.flags.writeable and not np.shares_memory(a.test_images, b.test_images)
+    assert _builtin_arrays.cache_info().misses == parses  # the second call did not parse again
 
 
 # -- user npz --------------------------------------------------------------------------------------
