@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowevo.domains.digits.counterfactuals import CROSS_RATE, STEPS, DigitCounterfactuals
+from flowevo.domains.digits.counterfactuals import CHECKED_MARGIN, CROSS_RATE, KEPT_CHECK, STEPS, DigitCounterfactuals, ShiftCheck
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits, load_source_digits
 from flowevo.domains.digits.models import load_digit_models
 from flowevo.evolve import EditResult, Survival
@@ -36,17 +36,25 @@ FRONT_KEYS = ("acc", "mean_p_target", "acc_independent", "morph_mean")
 
 def reo_front(cf: DigitCounterfactuals, taus: Sequence[float], cross_rate: float = CROSS_RATE, seed: int | None = None,
               same_target_donors: bool = True, diversity_at: float | None = REO_DEFAULT,
-              survival: Survival | None = None) -> dict[float, dict]:
-    """One REO run under the lowest ``tau``; the least-changed kept edit at each ``tau``: ``{tau: metrics}``.
+              survival: Survival | None = None, check: ShiftCheck | None = KEPT_CHECK) -> dict[float, dict]:
+    """One REO run under the lowest ``tau``; the kept edit at each ``tau``: ``{tau: metrics}``.
 
-    Diversity (morphometrics of every kept solution: the slow part) only at ``diversity_at`` (and at the
-    only tau when there is one). ``survival``: REO's (default: the library's)."""
-    res = cf.reo(min(taus), cross_rate, seed, same_target_donors, survival=survival)
+    The edit is kept with the flow's reading and the shift check (:data:`KEPT_CHECK` at :data:`CHECKED_MARGIN`,
+    ``check=None``: the flow's reading alone at its :data:`KEPT_MARGIN`); REO's search leaves the check's budget out,
+    and each tau's ``evaluations`` count the search and that tau's check. Diversity (morphometrics of every kept
+    solution: the slow part) only at ``diversity_at`` (and at the only tau when there is one). ``survival``: REO's
+    (default: the library's)."""
+    reserve = 0 if check is None else check.budget
+    res = cf.reo(min(taus), cross_rate, seed, same_target_donors, survival=survival, reserve=reserve)
     out = {}
     for tau in sorted(taus):
-        edits, kept = cf.kept(res, tau)
+        before = cf.check_queries
+        edits, kept = (cf.kept(res, tau) if check is None else
+                       cf.kept(res, tau, flow_margin=CHECKED_MARGIN, check=check))
         keep = kept if tau == diversity_at or len(taus) == 1 else None
-        out[tau] = {**cf.score(edits, keep), **_cost(res), "edits": edits}
+        cost = _cost(res)
+        cost["evaluations"] += (cf.check_queries - before) / len(cf.x)
+        out[tau] = {**cf.score(edits, keep), **cost, "edits": edits}
     return out
 
 

@@ -152,3 +152,47 @@ def test_reo_can_rank_the_target_probability_as_log_odds_and_the_counter_still_r
     assert counted.reo(0.5, population=4).objective_names == ["shape_distance", "p_target"]  # the default
     with pytest.raises(ValueError, match="confidence must be"):
         counted.reo(0.5, confidence="logit")
+
+
+def test_the_shift_check_keeps_the_first_edit_past_the_margin_that_survives_shifts_within_its_budget(task):
+    from flowevo.domains.digits.robustness import ShiftCheck
+    from flowevo.objectives import target_margin
+
+    res = task.reo(0.5, population=6)
+    pop = res.population
+    ok = pop.feasible & (pop.values[:, 1] >= 0.5)
+    margin = target_margin(task.codec, pop.decoded, task.targets[pop.row], 10)
+    check = ShiftCheck(level=0.95, candidates=3, budget=8)
+    worst = check.worst(task.oracle, pop.decoded, task.targets[pop.row])
+    spent = task.check_queries
+    edits, _ = task.kept(res, 0.5, flow_margin=0.0, check=check)
+    spent = task.check_queries - spent
+    assert 0 < spent <= check.budget * 4 and spent % check.cost == 0  # pooled budget: 8 per digit
+    plain, _ = task.kept(res, 0.5, flow_margin=0.0)
+    moved = 0
+    for b in range(4):
+        past = torch.nonzero(ok & (pop.row == b) & (margin > 0)).flatten()
+        if not len(past):
+            continue
+        order = past[pop.values[past, 0].argsort()]
+        i = next(int(j) for j in order if torch.equal(pop.decoded[j], edits[b]))
+        rank = int((order == i).nonzero())
+        assert rank < check.candidates
+        if rank > 0:  # an edit further down was kept only because every closer one failed the check
+            moved += 1
+            assert (worst[order[:rank]] < check.level).all() and worst[i] >= check.level
+        elif worst[i] < check.level:  # the first failed too: nothing checked passed, the least-changed stays
+            assert torch.equal(edits[b], plain[b])
+    assert moved >= 1  # at level 0.95 the check moves at least one digit's kept edit (seed 0)
+    assert task.kept(res, 0.5, flow_margin=0.0, check=ShiftCheck(level=0.0))[0].equal(plain)  # all pass: no change
+    with pytest.raises(ValueError, match="flow_margin"):
+        task.kept(res, 0.5, flow_margin=None, check=check)
+
+
+def test_reo_leaves_the_reserved_evaluations_out_of_its_search(task):
+    full = task.reo(0.5, population=6)
+    reserved = task.reo(0.5, population=6, reserve=6)
+    assert full.evaluations_per_row.max() == task.budget
+    assert reserved.evaluations_per_row.max() == task.budget - 6
+    with pytest.raises(ValueError, match="reserve"):
+        task.reo(0.5, population=6, reserve=task.budget)
