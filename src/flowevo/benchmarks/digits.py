@@ -44,6 +44,7 @@ def reo_front(cf: DigitCounterfactuals, taus: Sequence[float], cross_rate: float
     and each tau's ``evaluations`` count the search and that tau's check. Diversity (morphometrics of every kept
     solution: the slow part) only at ``diversity_at`` (and at the only tau when there is one). ``survival``: REO's
     (default: the library's)."""
+    check = None if check is None else cf.fitted_check(check)
     reserve = 0 if check is None else check.budget
     res = cf.reo(min(taus), cross_rate, seed, same_target_donors, survival=survival, reserve=reserve)
     out = {}

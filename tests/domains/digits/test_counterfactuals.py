@@ -196,3 +196,9 @@ def test_reo_leaves_the_reserved_evaluations_out_of_its_search(task):
     assert reserved.evaluations_per_row.max() == task.budget - 6
     with pytest.raises(ValueError, match="reserve"):
         task.reo(0.5, population=6, reserve=task.budget)
+
+
+def test_the_fitted_check_keeps_most_of_a_small_budget_for_the_search(task):
+    from flowevo.domains.digits.counterfactuals import KEPT_CHECK
+
+    assert task.budget == 18 and task.fitted_check().budget == 4 and task.fitted_check().offsets == KEPT_CHECK.offsets

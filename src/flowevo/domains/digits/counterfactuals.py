@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 import torch
@@ -129,6 +130,11 @@ class DigitCounterfactuals:
     def budget(self) -> int:
         """Black-box evaluations per digit of every search method."""
         return self.population * (self.generations + 1)
+
+    def fitted_check(self, check: ShiftCheck = KEPT_CHECK) -> ShiftCheck:
+        """``check`` with its budget capped at a quarter of :attr:`budget` (a small task keeps most of its evaluations
+        for the search): pass its ``budget`` to :meth:`reo` as ``reserve`` and the check to :meth:`kept`."""
+        return replace(check, budget=min(check.budget, self.budget // 4))
 
     def evaluator(self, tau: float) -> Evaluator:
         """Shape distance to the source reconstruction (min; the first objective, the only one CMA-ES and
