@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowevo.domains.digits.counterfactuals import CHECKED_MARGIN, CROSS_RATE, KEPT_CHECK, STEPS, DigitCounterfactuals, ShiftCheck
+from flowevo.domains.digits.counterfactuals import CHECKED_MARGIN, CROSS_RATE, KEPT_CHECK, STEPS, DigitCounterfactuals
 from flowevo.domains.digits.data import images_to_tensor, load_builtin_digits, load_source_digits
 from flowevo.domains.digits.models import load_digit_models
+from flowevo.domains.digits.robustness import ShiftCheck
 from flowevo.evolve import EditResult, Survival
 from flowevo.flow import Condition
 from flowevo.jsonio import write_json

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from flowevo.domains.digits.attributes import morphometric_edit
-from flowevo.domains.digits.counterfactuals import CHECKED_MARGIN, KEPT_CHECK, DigitCounterfactuals
+from flowevo.domains.digits.counterfactuals import CHECKED_MARGIN, DigitCounterfactuals
 from flowevo.domains.digits.data import load_source_digits
 from flowevo.domains.digits.models import load_digit_models
 from flowevo.domains.digits.morphometrics import METRICS, measure_batch
@@ -61,7 +61,7 @@ def run_digits_demo(run_dir: Path | str, n: int = 12, seed: int = 0, generations
     cf = DigitCounterfactuals(models, x, labels, targets, seed, population=24, generations=generations)
 
     log("REO (two objectives, Pareto set per digit)")
-    check = cf.fitted_check(KEPT_CHECK)  # the kept edit's shift check, its queries left out of REO's search
+    check = cf.fitted_check()  # the kept edit's shift check, its queries left out of REO's search
     res = cf.reo(0.9, reserve=check.budget, show_progress=True)
     pop = res.population
     best, kept = cf.kept(res, 0.9, flow_margin=CHECKED_MARGIN, check=check)

@@ -68,7 +68,7 @@ from flowevo.flow import Condition, FixedGrid
 from flowevo.objectives import Evaluator, LocalEvaluator, LogOdds, target_margin
 
 __all__ = ["CHECKED_MARGIN", "CROSS_RATE", "DigitCounterfactuals", "FLOW_MARGIN", "KEPT_CHECK", "KEPT_MARGIN", "P_TARGET",
-           "REO_POPULATION", "REO_PRESCREEN", "SEARCH_METHODS", "STEPS", "ShiftCheck"]
+           "REO_POPULATION", "REO_PRESCREEN", "SEARCH_METHODS", "STEPS"]
 
 STEPS = 5  # rk4 steps of every method's codec (round-trip relative latent error ~6e-4 on the test digits)
 CROSS_RATE = 0.1  # share of children cross-pollinated (issue 15, fifth pass: 0.3 before)

@@ -29,7 +29,7 @@ DIAGONAL_2PX: tuple[tuple[int, int], ...] = ((2, 2), (-2, -2), (2, -2), (-2, 2))
 
 def shift_images(images: Tensor, dx: int, dy: int) -> Tensor:
     """``images (N, H, W)`` moved ``dx`` pixels right and ``dy`` down, zeros shifted in: ``(N, H, W)``."""
-    n, h, w = images.shape
+    h, w = images.shape[-2:]
     pad = max(abs(dx), abs(dy))
     if pad == 0:
         return images.clone()
